@@ -1,0 +1,21 @@
+"""wavegen: WaveNet neural vocoder toolkit.
+
+Public API::
+
+    from wavegen import WaveNet, ModelConfig, mulaw_encode, mulaw_decode, mel_spectrogram
+"""
+
+from .audio import read_audio, write_audio
+from .config import AudioConfig, DataConfig, ModelConfig, Recipe, TrainConfig, load_recipe
+from .errors import WavegenError
+from .features import PRESETS, MelPreset, get_preset, mel_spectrogram
+from .model import WaveNet
+from .mulaw import mulaw_decode, mulaw_encode
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS", "AudioConfig", "DataConfig", "MelPreset", "ModelConfig", "Recipe", "TrainConfig",
+    "WaveNet", "WavegenError", "get_preset", "load_recipe", "mel_spectrogram", "mulaw_decode",
+    "mulaw_encode", "read_audio", "write_audio",
+]

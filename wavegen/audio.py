@@ -1,0 +1,106 @@
+"""Audio I/O: read anything soundfile reads as float32 mono, resample, write atomically.
+
+Every problem with a file (missing, empty, unreadable, truncated, non-finite) raises
+:class:`~wavegen.errors.WavegenError` with the file name and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import WavegenError
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 mono in [-1, 1].
+
+    Integer PCM is scaled to [-1, 1); several channels are averaged. If ``sample_rate`` is given
+    and differs from the file's, the audio is resampled (soxr, high quality).
+
+    Returns:
+        (wav, sr): ``wav`` has shape (T,), ``sr`` is the rate of the returned audio.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WavegenError(f"{path}: no such audio file")
+    if path.stat().st_size == 0:
+        raise WavegenError(f"{path}: empty file (0 bytes), expected audio")
+    try:
+        info = sf.info(str(path))
+        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError, TypeError, ValueError) as err:
+        raise WavegenError(f"{path}: not readable as audio ({_short(err)})") from None
+    # libsndfile quietly returns fewer frames than the header promises for a truncated file.
+    if info.frames > 0 and len(wav) < info.frames:
+        raise WavegenError(
+            f"{path}: truncated audio (header says {info.frames} frames, file holds {len(wav)})"
+        )
+    if len(wav) == 0:
+        raise WavegenError(f"{path}: audio has no samples")
+    wav = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
+    if not np.isfinite(wav).all():
+        raise WavegenError(f"{path}: audio contains NaN or infinite samples")
+    wav = np.ascontiguousarray(wav, dtype=np.float32)
+    if sample_rate is not None and sr != sample_rate:
+        wav = resample(wav, sr, sample_rate)
+        sr = sample_rate
+    return wav, sr
+
+
+def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample (T,) float audio with soxr's high-quality filter (librosa's default)."""
+    if orig_sr == target_sr:
+        return wav
+    import soxr
+
+    return soxr.resample(wav, orig_sr, target_sr, quality="HQ").astype(np.float32)
+
+
+def write_audio(path: str | os.PathLike, wav, sample_rate: int, subtype: str = "PCM_16") -> Path:
+    """Write (T,) float audio atomically: to a temporary name in the same folder, then rename.
+
+    Values are clipped to [-1, 1]; the default is 16-bit PCM WAV.
+    """
+    path = Path(path)
+    wav = np.asarray(wav, dtype=np.float32).reshape(-1)
+    if not np.isfinite(wav).all():
+        raise WavegenError(f"{path}: refusing to write audio with NaN or infinite samples")
+    wav = np.clip(wav, -1.0, 1.0)
+    fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower(), "WAV")
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), wav, sample_rate, subtype=subtype, format=fmt)
+    return path
+
+
+class atomic_path:
+    """Context manager giving a temporary path beside ``path``; renamed over it on success.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(name)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.tmp.unlink(missing_ok=True)
+            return
+        with open(self.tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(self.tmp, self.path)
+
+
+def _short(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -1,0 +1,28 @@
+"""``wavegen mel``: compute a preset's log-mel spectrogram of an audio file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from ..audio import atomic_path, read_audio
+from ..features import get_preset, mel_spectrogram
+from ._app import app
+
+
+@app.command()
+def mel(
+    wav: Path = typer.Argument(..., help="Input audio file (any format soundfile reads)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output .npy, float32 [n_mels, frames]."),
+    preset: str = typer.Option("tacotron2", "--preset", help="tacotron2, espnet or espnet-24k."),
+) -> None:
+    """Write the log-mel spectrogram of WAV (resampled to the preset's rate) as .npy."""
+    p = get_preset(preset)
+    audio, _ = read_audio(wav, sample_rate=p.sample_rate)
+    m = mel_spectrogram(audio, p).astype(np.float32)
+    with atomic_path(output) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, m)
+    typer.echo(f"{output}: {m.shape[0]} mels x {m.shape[1]} frames ({p.name})")

@@ -1,0 +1,130 @@
+"""The WaveNet model (van den Oord et al. 2016) with local (mel) and global (speaker) conditioning.
+
+Alignment: ``forward(audio)`` returns logits whose column t models sample t given samples < t
+(the model shifts its input right by one, starting from the μ-law class of silence) and the
+conditioning at t. So teacher-forced training compares ``logits[..., t]`` with ``audio[..., t]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import WavegenError
+from .layers import ResidualLayer
+from .upsample import Upsampler
+
+
+class WaveNet(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        if c.n_speakers < 0:
+            raise WavegenError("model.n_speakers = -1 (auto) must be resolved from the feature cache first")
+        self.embed = nn.Embedding(c.quantize_channels, c.residual_channels)
+        per_stack = c.layers // c.stacks
+        gin = c.gin_channels if c.n_speakers else 0
+        self.layers = nn.ModuleList(
+            ResidualLayer(
+                c.residual_channels, c.gate_channels, c.skip_channels, c.kernel_size,
+                dilation=2 ** (i % per_stack), cin_channels=c.cin_channels, gin_channels=gin,
+            )
+            for i in range(c.layers)
+        )
+        self.upsampler = Upsampler(c.cin_channels, c.upsample_scales, c.cin_pad) if c.cin_channels else None
+        self.speaker_embed = nn.Embedding(c.n_speakers, c.gin_channels) if c.n_speakers else None
+        self.post = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv1d(c.skip_channels, c.skip_channels, 1),
+            nn.ReLU(),
+            nn.Conv1d(c.skip_channels, c.quantize_channels, 1),
+        )
+        # Mel statistics for presets that normalise (identity otherwise); saved with the weights.
+        self.register_buffer("mel_mean", torch.zeros(max(c.cin_channels, 1)))
+        self.register_buffer("mel_std", torch.ones(max(c.cin_channels, 1)))
+
+    # ---- sizes -------------------------------------------------------------------------------
+    @property
+    def receptive_field(self) -> int:
+        """Past samples the output at t depends on: 1 + Σ (k − 1)·d (with the input shift)."""
+        return 1 + sum(layer.padding for layer in self.layers)
+
+    @property
+    def hop_length(self) -> int:
+        return self.upsampler.hop_length if self.upsampler is not None else 1
+
+    @property
+    def start_class(self) -> int:
+        """μ-law class of 0.0, the input before the first sample."""
+        return self.config.quantize_channels // 2
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ---- conditioning ------------------------------------------------------------------------
+    def pad_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, C, F) whole-utterance mel -> (B, C, F + 2·cin_pad), edges replicated."""
+        pad = self.config.cin_pad
+        return F.pad(mel, (pad, pad), mode="replicate") if pad else mel
+
+    def upsample(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, C, F + 2·cin_pad) raw preset mel -> (B, C, F·hop) normalised, upsampled."""
+        if self.upsampler is None:
+            raise WavegenError("this model has no local conditioning (model.cin_channels = 0)")
+        if mel.dim() != 3 or mel.shape[1] != self.config.cin_channels:
+            raise WavegenError(
+                f"mel: expected shape (batch, {self.config.cin_channels}, frames), got {tuple(mel.shape)}"
+            )
+        mel = (mel - self.mel_mean[:, None]) / self.mel_std[:, None]
+        return self.upsampler(mel)
+
+    def speaker_vector(self, speaker: torch.Tensor | None) -> torch.Tensor | None:
+        """(B,) speaker ids -> (B, G, 1) embeddings, or None."""
+        if self.speaker_embed is None:
+            return None
+        if speaker is None:
+            raise WavegenError(f"this model needs a speaker id (it has {self.config.n_speakers} speakers)")
+        return self.speaker_embed(speaker.long())[:, :, None]
+
+    # ---- teacher-forced forward --------------------------------------------------------------
+    def forward(
+        self,
+        audio: torch.Tensor,
+        mel: torch.Tensor | None = None,
+        speaker: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Teacher-forced logits over a whole window in one pass.
+
+        Args:
+            audio: (B, T) int64 μ-law classes of the target samples.
+            mel: (B, C_in, T/hop + 2·cin_pad) raw preset mel with upsampler context, or None.
+            speaker: (B,) int64 speaker ids, or None.
+
+        Returns:
+            (B, Q, T) logits; column t is the distribution of audio[:, t] given audio[:, :t].
+        """
+        B, T = audio.shape
+        start = torch.full((B, 1), self.start_class, dtype=audio.dtype, device=audio.device)
+        inputs = torch.cat([start, audio[:, :-1]], dim=1)
+        c = None
+        if self.upsampler is not None:
+            if mel is None:
+                raise WavegenError("this model needs a mel spectrogram (local conditioning)")
+            c = self.upsample(mel)
+            if c.shape[-1] != T:
+                raise WavegenError(
+                    f"mel gives {c.shape[-1]} samples after upsampling, audio has {T}: expected "
+                    f"{T // self.hop_length} frames + 2·{self.config.cin_pad} of context"
+                )
+        g = self.speaker_vector(speaker)
+        x = self.embed(inputs).transpose(1, 2)  # (B, R, T)
+        skips = 0
+        for layer in self.layers:
+            x, s = layer(x, c, g)
+            skips = skips + s
+        return self.post(skips * math.sqrt(1.0 / len(self.layers)))
