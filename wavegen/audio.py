@@ -30,6 +30,11 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
         raise WavegenError(f"{path}: no such audio file")
     if path.stat().st_size == 0:
         raise WavegenError(f"{path}: empty file (0 bytes), expected audio")
+    declared, present = _riff_data_sizes(path)
+    if present < declared:
+        raise WavegenError(
+            f"{path}: truncated audio (header declares {declared} data bytes, file holds {present})"
+        )
     try:
         info = sf.info(str(path))
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
@@ -100,6 +105,30 @@ class atomic_path:
         with open(self.tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(self.tmp, self.path)
+
+
+def _riff_data_sizes(path: Path) -> tuple[int, int]:
+    """(declared, present) bytes of a RIFF/WAVE file's data chunk; (0, 0) for other files.
+
+    libsndfile silently shortens a truncated WAV to the bytes present, so the header's promise
+    is checked here. A size of 0 or 0xFFFFFFFF (streamed writes) promises nothing.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0, 0
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            length = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                if length in (0, 0xFFFFFFFF):
+                    return 0, 0
+                return length, size - pos - 8
+            pos += 8 + length + (length & 1)
+    return 0, 0
 
 
 def _short(err: Exception) -> str:

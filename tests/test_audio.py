@@ -1,0 +1,119 @@
+"""Audio I/O: formats become float32 mono in [-1, 1]; bad files raise a clear error."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from wavegen.audio import atomic_path, read_audio, resample, write_audio
+from wavegen.errors import WavegenError
+
+
+def tone(sr=16000, seconds=0.5, freq=440.0):
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("subtype,fmt,ext", [("PCM_16", "WAV", "wav"), ("PCM_24", "WAV", "wav"),
+                                             ("PCM_U8", "WAV", "wav"), ("FLOAT", "WAV", "wav"),
+                                             ("PCM_16", "FLAC", "flac")])
+def test_formats_read_as_float32_in_range(tmp_path, subtype, fmt, ext):
+    x = tone()
+    path = tmp_path / f"x.{ext}"
+    sf.write(path, x, 16000, subtype=subtype, format=fmt)
+    wav, sr = read_audio(path)
+    assert sr == 16000 and wav.dtype == np.float32 and wav.ndim == 1
+    assert np.abs(wav).max() <= 1.0
+    tol = {"PCM_U8": 1e-2, "FLOAT": 1e-7}.get(subtype, 1e-4)
+    np.testing.assert_allclose(wav, x, atol=tol)
+
+
+def test_int16_full_scale_maps_to_minus_one(tmp_path):
+    path = tmp_path / "x.wav"
+    sf.write(path, np.array([-32768, 0, 32767], dtype=np.int16), 8000, subtype="PCM_16")
+    wav, _ = read_audio(path)
+    assert wav[0] == -1.0 and wav[1] == 0.0 and 0.9999 < wav[2] < 1.0
+
+
+def test_stereo_is_averaged_to_mono(tmp_path):
+    left, right = tone(freq=300), tone(freq=500)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, right], 1), 16000, subtype="FLOAT")
+    wav, _ = read_audio(path)
+    np.testing.assert_allclose(wav, (left + right) / 2, atol=1e-7)
+
+
+def test_resampling_on_read_keeps_the_tone(tmp_path):
+    path = tmp_path / "x.wav"
+    sf.write(path, tone(sr=48000, seconds=1.0, freq=1000), 48000, subtype="FLOAT")
+    wav, sr = read_audio(path, sample_rate=22050)
+    assert sr == 22050 and abs(len(wav) - 22050) <= 1
+    spectrum = np.abs(np.fft.rfft(wav[2000:-2000]))
+    peak_hz = np.argmax(spectrum) * 22050 / len(wav[2000:-2000])
+    assert abs(peak_hz - 1000) < 5
+    np.testing.assert_allclose(resample(wav, 22050, 22050), wav)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(WavegenError, match=r"empty\.wav: empty file"):
+        read_audio(path)
+
+
+def test_header_only_file_has_no_samples(tmp_path):
+    path = tmp_path / "nosamples.wav"
+    sf.write(path, np.zeros(0, np.float32), 16000)
+    with pytest.raises(WavegenError, match="nosamples.wav"):
+        read_audio(path)
+
+
+def test_not_audio(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_text("this is not audio\n" * 20)
+    with pytest.raises(WavegenError, match=r"notes\.wav: not readable as audio"):
+        read_audio(path)
+
+
+def test_truncated_file(tmp_path):
+    path = tmp_path / "cut.wav"
+    sf.write(path, tone(), 16000, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WavegenError, match=r"cut\.wav: truncated"):
+        read_audio(path)
+
+
+def test_non_finite_samples(tmp_path):
+    x = tone()
+    x[100] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(path, x, 16000, subtype="FLOAT")
+    with pytest.raises(WavegenError, match=r"nan\.wav: audio contains NaN"):
+        read_audio(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(WavegenError, match="no such audio file"):
+        read_audio(tmp_path / "nope.wav")
+
+
+def test_write_is_atomic_and_round_trips(tmp_path):
+    path = tmp_path / "out" / "y.wav"
+    write_audio(path, tone() * 3, 16000)  # clipped, not wrapped
+    wav, sr = read_audio(path)
+    assert sr == 16000 and np.abs(wav).max() <= 1.0 and sf.info(path).subtype == "PCM_16"
+    assert [p.name for p in path.parent.iterdir()] == ["y.wav"]
+
+
+def test_failed_write_leaves_nothing_and_keeps_old_file(tmp_path):
+    path = tmp_path / "keep.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.bin"]
+    with pytest.raises(WavegenError, match="NaN"):
+        write_audio(tmp_path / "bad.wav", np.array([np.nan]), 16000)
+    assert not (tmp_path / "bad.wav").exists()
