@@ -1,1 +1,58 @@
-"""``wavegen synthesize``."""
+"""``wavegen synthesize``: vocode audio files, TTS mel files or a corpus split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ..errors import WavegenError
+from ._app import app
+
+
+@app.command()
+def synthesize(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c",
+                                    help="Exported model folder, run dir or checkpoint file."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for the 16-bit WAVs."),
+    wav: list[Path] = typer.Option(None, "--wav", help="Audio file or folder (repeatable): copy-synthesis."),
+    mel: list[Path] = typer.Option(None, "--mel", help=".npy/.pt mel file or folder (repeatable)."),
+    split: str = typer.Option(None, "--split", help="Corpus split of --workdir: train, valid or test."),
+    workdir: Path = typer.Option(None, "--workdir", help="Feature cache for --split (default: the run dir's parent)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Utterances generated together."),
+    speaker: str = typer.Option(None, "--speaker", help="Speaker id for multi-speaker models."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="0 = argmax."),
+    seed: int = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate WAVs that already exist."),
+    json_out: bool = typer.Option(False, "--json", help="End with one JSON summary line."),
+) -> None:
+    """Vocode --wav files (copy-synthesis), --mel files from a TTS model, or a --split."""
+    from ..synthesize import items_from_mels, items_from_split, items_from_wavs, shard
+    from ..synthesize import synthesize as run
+    from ..vocoder import load_vocoder
+
+    sources = [bool(wav), bool(mel), split is not None]
+    if sum(sources) != 1:
+        raise WavegenError("give exactly one of --wav, --mel or --split")
+    vocoder = load_vocoder(checkpoint, device=device)
+    if wav:
+        items = items_from_wavs(vocoder, wav, speaker)
+    elif mel:
+        items = items_from_mels(vocoder, mel, speaker)
+    else:
+        if workdir is None:
+            workdir = checkpoint.parent if (checkpoint.parent / "manifest.jsonl").is_file() else None
+        if workdir is None:
+            raise WavegenError("--split needs --workdir (the preprocessed feature cache)")
+        items = items_from_split(vocoder, workdir, split, speaker)
+    if speaker is not None:
+        vocoder.speaker_ids(speaker, 1)  # unknown speakers fail before any work
+    summary = run(vocoder, shard(items), output, batch_size=batch, temperature=temperature,
+                  seed=seed, overwrite=overwrite)
+    typer.echo(f"wrote {summary['synthesized']} WAVs to {output} "
+               f"({summary['audio_seconds']} s of audio, realtime factor {summary['realtime_factor']})",
+               err=json_out)
+    if json_out:
+        typer.echo(json.dumps(summary))
