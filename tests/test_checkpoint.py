@@ -1,0 +1,133 @@
+"""Checkpoints: atomic writes with checksums, safe loading, fallback past corrupt files, rotation."""
+
+import hashlib
+import logging
+
+import pytest
+import torch
+
+from wavegen import checkpoint as ck
+from wavegen.config import ModelConfig, Recipe
+from wavegen.errors import WavegenError
+from wavegen.model import WaveNet
+
+SMALL = ModelConfig(layers=2, stacks=1, residual_channels=4, gate_channels=8, skip_channels=4)
+
+
+def payload(step: int, ema_shift: float = 0.5) -> dict:
+    torch.manual_seed(step)
+    model = WaveNet(SMALL)
+    ema = {k: v + ema_shift if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    recipe = Recipe(model=SMALL).to_dict()
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.zeros(1, 512, dtype=torch.long), torch.zeros(1, 80, 6)).sum().backward()
+    opt.step()
+    return {"step": step, "model": model.state_dict(), "ema": ema, "optimizer": opt.state_dict(),
+            "recipe": recipe, "rng": {"python": {"state": [1, 2, 3]}, "torch": torch.get_rng_state()}}
+
+
+def write_steps(run_dir, steps):
+    return [ck.save_checkpoint(ck.step_path(run_dir, s), payload(s)) for s in steps]
+
+
+def test_roundtrip_with_weights_only_and_checksum(tmp_path):
+    (path,) = write_steps(tmp_path, [5])
+    assert path.name == "step_00000005.pt"
+    digest = (path.parent / "step_00000005.pt.sha256").read_text().strip()
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    raw = torch.load(path, map_location="cpu", weights_only=True)  # no arbitrary unpickling
+    loaded = ck.load_checkpoint(path)
+    assert raw["format"] == loaded["format"] == "wavegen-checkpoint-1" and loaded["step"] == 5
+    for key, value in payload(5)["model"].items():
+        assert torch.equal(loaded["model"][key], value)
+    assert loaded["optimizer"]["state"][0]["exp_avg"].abs().sum() > 0
+    assert not list(tmp_path.glob("checkpoints/.*.tmp"))
+
+
+def test_corrupt_newest_falls_back_with_a_warning(tmp_path, caplog):
+    paths = write_steps(tmp_path, [1, 2, 3])
+    assert ck.latest_checkpoint(tmp_path) == paths[2]
+    data = bytearray(paths[2].read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    paths[2].write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="wavegen.checkpoint"):
+        assert ck.latest_checkpoint(tmp_path) == paths[1]
+    assert "step_00000003.pt" in caplog.text and "sha256 mismatch" in caplog.text
+    with pytest.raises(WavegenError, match="corrupt checkpoint"):
+        ck.load_checkpoint(paths[2])
+    paths[1].write_bytes(paths[1].read_bytes()[:1000])  # truncated, like a full disk
+    assert ck.latest_checkpoint(tmp_path) == paths[0]
+
+
+def test_checkpoint_without_checksum_is_skipped(tmp_path, caplog):
+    """A kill between the .pt rename and its .sha256: the unverified file is not trusted."""
+    paths = write_steps(tmp_path, [1, 2])
+    (tmp_path / "checkpoints" / "step_00000002.pt.sha256").unlink()
+    with caplog.at_level(logging.WARNING, logger="wavegen.checkpoint"):
+        assert ck.latest_checkpoint(tmp_path) == paths[0]
+    assert "no checksum" in caplog.text
+    assert ck.load_checkpoint(paths[1])["step"] == 2  # loading it explicitly still works (warns)
+
+
+def test_interrupted_write_leaves_previous_checkpoints_intact(tmp_path, monkeypatch):
+    (first,) = write_steps(tmp_path, [1])
+    before = first.read_bytes()
+
+    def dying_save(obj, f, *args, **kwargs):
+        with open(f, "wb") as out:
+            out.write(b"PK\x03\x04 half a zip")  # what a SIGKILL mid-write leaves behind
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        ck.save_checkpoint(ck.step_path(tmp_path, 2), payload(2))
+    monkeypatch.undo()
+    assert not ck.step_path(tmp_path, 2).exists()
+    assert ck.latest_checkpoint(tmp_path) == first and first.read_bytes() == before
+    # A temporary file left by a real SIGKILL is ignored, then cleaned up.
+    stale = tmp_path / "checkpoints" / ".step_00000003.pt.abc123.tmp"
+    stale.write_bytes(b"garbage")
+    assert ck.latest_checkpoint(tmp_path) == first
+    assert ck.remove_stale_temporaries(tmp_path) == [stale] and not stale.exists()
+
+
+def test_prune_keeps_the_newest_k_and_best(tmp_path):
+    write_steps(tmp_path, [1, 2, 3, 4])
+    ck.save_checkpoint(tmp_path / "checkpoints" / "best.pt", payload(1))
+    removed = ck.prune_checkpoints(tmp_path, keep=2)
+    assert [p.name for p in removed] == ["step_00000001.pt", "step_00000002.pt"]
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["best.pt", "best.pt.sha256", "step_00000003.pt", "step_00000003.pt.sha256",
+                     "step_00000004.pt", "step_00000004.pt.sha256"]
+
+
+def test_model_from_checkpoint_prefers_ema(tmp_path):
+    (path,) = write_steps(tmp_path, [7])
+    loaded = ck.load_checkpoint(path)
+    ema_model = ck.model_from_checkpoint(loaded)
+    raw_model = ck.model_from_checkpoint(loaded, use_ema=False)
+    assert not ema_model.training
+    w = "layers.0.conv.weight"
+    assert torch.equal(ema_model.state_dict()[w], loaded["ema"][w])
+    assert torch.equal(raw_model.state_dict()[w], loaded["model"][w])
+    assert not torch.equal(ema_model.state_dict()[w], raw_model.state_dict()[w])
+
+
+def test_foreign_files_are_clear_errors(tmp_path):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(WavegenError, match="not a readable wavegen checkpoint"):
+        ck.load_checkpoint(bad, verify=False)
+    torch.save({"weights": torch.zeros(2)}, bad)
+    with pytest.raises(WavegenError, match="not a wavegen checkpoint"):
+        ck.load_checkpoint(bad, verify=False)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"format": "wavegen-checkpoint-1", "x": Evil()}, bad)
+    with pytest.raises(WavegenError, match="not a readable"):  # weights_only refuses to run it
+        ck.load_checkpoint(bad, verify=False)
+    with pytest.raises(WavegenError, match="no such checkpoint"):
+        ck.load_checkpoint(tmp_path / "missing.pt")

@@ -1,0 +1,177 @@
+"""Training checkpoints: atomic writes, sha256 sidecars, safe loading, rotation.
+
+A checkpoint ``step_XXXXXXXX.pt`` is written to a temporary file beside it, fsynced and renamed;
+then ``step_XXXXXXXX.pt.sha256`` (the hex digest of the .pt bytes) is written the same way. A
+process killed at any moment therefore leaves either the previous checkpoints untouched plus a
+stray ``.*.tmp`` file (never matched by ``step_*.pt``), or a new .pt without its checksum, which
+:func:`latest_checkpoint` skips. Loading uses ``torch.load(weights_only=True)``: only tensors and
+plain python types, never arbitrary pickled objects.
+
+Payload (format ``wavegen-checkpoint-1``): step, model, ema (state_dicts), optimizer, scheduler,
+scaler, sampler, rng, recipe (resolved; model.n_speakers resolved), speakers, preset, valid_bits;
+plus ema_updates and best_valid_bits used by resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from .audio import atomic_path
+from .config import model_config_from_dict
+from .errors import WavegenError
+
+FORMAT = "wavegen-checkpoint-1"
+log = logging.getLogger("wavegen.checkpoint")
+_STEP_NAME = re.compile(r"^step_(\d{8,})\.pt$")
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def step_path(run_dir: str | Path, step: int) -> Path:
+    return checkpoint_dir(run_dir) / f"step_{step:08d}.pt"
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename itself must reach the disk, or a power loss can bring back the old name.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> Path:
+    """Write ``payload`` atomically to ``path`` and its sha256 to ``path.sha256``."""
+    path = Path(path)
+    payload = {"format": FORMAT, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+        digest = _sha256(tmp)
+    with atomic_path(_sidecar(path)) as tmp:
+        tmp.write_text(digest + "\n")
+    _fsync_dir(path.parent)
+    return path
+
+
+def verify_checkpoint(path: str | Path) -> str | None:
+    """None if ``path`` matches its .sha256 sidecar, else why not (one line)."""
+    path = Path(path)
+    side = _sidecar(path)
+    if not path.is_file():
+        return "file missing"
+    if not side.is_file():
+        return f"no checksum file {side.name} (interrupted write?)"
+    expected = side.read_text().strip().split()[0] if side.read_text().strip() else ""
+    actual = _sha256(path)
+    if actual != expected:
+        return f"sha256 mismatch (expected {expected[:12]}…, file has {actual[:12]}…)"
+    return None
+
+
+def load_checkpoint(path: str | Path, verify: bool = True) -> dict:
+    """Load a checkpoint safely (``weights_only=True``), after checking its sha256.
+
+    A missing .sha256 sidecar only warns (a checkpoint copied on its own is still usable); a
+    mismatch or an unreadable file raises :class:`WavegenError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WavegenError(f"{path}: no such checkpoint")
+    if verify:
+        problem = verify_checkpoint(path)
+        if problem and not _sidecar(path).is_file():
+            log.warning("%s: %s; loading it unverified", path, problem)
+        elif problem:
+            raise WavegenError(f"{path}: corrupt checkpoint: {problem}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle, ...: all mean "not our checkpoint"
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WavegenError(f"{path}: not a readable wavegen checkpoint ({msg})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise WavegenError(f"{path}: not a wavegen checkpoint (expected format {FORMAT!r})")
+    return ckpt
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of the step_*.pt files in RUN_DIR/checkpoints, oldest first (unverified)."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _STEP_NAME.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest step checkpoint whose checksum verifies; corrupt newer ones are warned about."""
+    for _, path in reversed(list_checkpoints(run_dir)):
+        problem = verify_checkpoint(path)
+        if problem is None:
+            return path
+        log.warning("skipping checkpoint %s: %s; falling back to the previous one", path, problem)
+    return None
+
+
+def prune_checkpoints(run_dir: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` step checkpoints (best.pt is separate); -> removed."""
+    removed = []
+    for _, path in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        path.unlink(missing_ok=True)
+        _sidecar(path).unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Remove ``.*.tmp`` files left by a process killed while writing a checkpoint."""
+    folder = checkpoint_dir(run_dir)
+    stale = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def model_from_checkpoint(ckpt: dict, use_ema: bool = True):
+    """Rebuild the WaveNet of a loaded checkpoint, in eval mode, on the CPU.
+
+    Uses the EMA weights when ``use_ema`` and the checkpoint has them, else the raw weights.
+    """
+    from .model import WaveNet
+
+    try:
+        config = model_config_from_dict(ckpt["recipe"]["model"])
+        weights = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
+    except (KeyError, TypeError):
+        raise WavegenError("checkpoint lacks recipe.model or model weights") from None
+    model = WaveNet(config)
+    model.load_state_dict(weights)
+    return model.eval()

@@ -1,0 +1,93 @@
+"""DistributedDataParallel plumbing for runs launched by ``torchrun``.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK (and MASTER_ADDR/PORT) for every process; without
+them the run is a single process and nothing here touches torch.distributed. The backend is nccl
+for CUDA devices and gloo for the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .errors import WavegenError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process (rank 0) writes files and logs."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def env_info() -> DistInfo:
+    """Rank, world size and local rank from torchrun's environment (1 process if unset)."""
+    try:
+        return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                        int(os.environ.get("LOCAL_RANK", 0)))
+    except ValueError:
+        raise WavegenError(
+            "RANK, WORLD_SIZE and LOCAL_RANK must be integers (set by torchrun)"
+        ) from None
+
+
+def init(device: str | None) -> tuple[DistInfo, torch.device]:
+    """Join the process group if launched by torchrun; -> (info, this process's device).
+
+    ``device`` None picks CUDA when available; under DDP on CUDA each process takes
+    ``cuda:LOCAL_RANK``.
+    """
+    info = env_info()
+    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise WavegenError(f"--device {name}: CUDA is not available on this machine")
+        if info.enabled:
+            dev = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(dev)
+    if info.enabled and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
+                                rank=info.rank, world_size=info.world_size)
+    return info, dev
+
+
+def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
+    """DDP-wrap ``model`` when distributed (gradients are averaged over ranks in backward)."""
+    if not info.enabled:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    # The mel statistics buffers never change during training: no need to broadcast them.
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+
+
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank if ``flag`` is true on any (e.g. a stop signal reached one process)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
