@@ -2,6 +2,7 @@
 
 Public API::
 
+    vocoder = wavegen.load_vocoder(path)        # mel in, audio out (see wavegen.vocoder)
     from wavegen import WaveNet, ModelConfig, mulaw_encode, mulaw_decode, mel_spectrogram
 """
 
@@ -11,11 +12,12 @@ from .errors import WavegenError
 from .features import PRESETS, MelPreset, get_preset, mel_spectrogram
 from .model import WaveNet
 from .mulaw import mulaw_decode, mulaw_encode
+from .vocoder import Vocoder, load_vocoder
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS", "AudioConfig", "DataConfig", "MelPreset", "ModelConfig", "Recipe", "TrainConfig",
-    "WaveNet", "WavegenError", "get_preset", "load_recipe", "mel_spectrogram", "mulaw_decode",
-    "mulaw_encode", "read_audio", "write_audio",
+    "Vocoder", "WaveNet", "WavegenError", "get_preset", "load_recipe", "load_vocoder",
+    "mel_spectrogram", "mulaw_decode", "mulaw_encode", "read_audio", "write_audio",
 ]

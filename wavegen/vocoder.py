@@ -113,22 +113,23 @@ class Vocoder:
         seen = f"(min {lo:.2f}, max {hi:.2f}, mean {mean:.2f}, std {std:.2f})"
         if lo >= 0:
             raise WavegenError(f"mel: {want}; the values are all ≥ 0 and look linear, not log {seen}")
+        if mean < -15 or lo < -30:
+            raise WavegenError(f"mel: {want}; the values look like dB, not a log mel {seen}")
+        if std > 0:
+            score = {
+                name: ((mean - m) / 1.5) ** 2 + (math.log(std / s) / 0.35) ** 2
+                for name, (m, s) in _SCALES.items()
+            }
+            looks = min(score, key=score.get)
+            if looks != expected:
+                hint = (" (mel_normalize models take raw mels and normalise inside)"
+                        if looks == "normalised" else "")
+                raise WavegenError(f"mel: {want}; the values look {looks} {seen}{hint}")
         if lo < floor - 0.05:
             raise WavegenError(
-                f"mel: {want}; values go below the preset's floor {floor:.2f} and look like dB or "
-                f"another log base {seen}"
+                f"mel: {want}; values go below the preset's floor {floor:.2f}: another log base, "
+                f"floor or scale {seen}"
             )
-        if std == 0.0:
-            return  # constant input (e.g. silence at the floor): nothing to judge by
-        score = {
-            name: ((mean - m) / 1.5) ** 2 + (math.log(std / s) / 0.35) ** 2
-            for name, (m, s) in _SCALES.items()
-        }
-        looks = min(score, key=score.get)
-        if looks != expected:
-            hint = (" (mel_normalize models take raw mels and normalise inside)"
-                    if looks == "normalised" else "")
-            raise WavegenError(f"mel: {want}; the values look {looks} {seen}{hint}")
 
     def speaker_ids(self, speaker, batch: int) -> torch.Tensor | None:
         """Speaker name(s) or index(es) -> (B,) int64, checked against the model's speakers."""
@@ -156,11 +157,11 @@ class Vocoder:
     def __call__(self, mel, speaker=None, temperature: float = 1.0, seed: int | None = None,
                  check: bool = True, **kwargs) -> torch.Tensor:
         """mel (n_mels, T) -> (T·hop,) float waveform; (B, n_mels, T) -> (B, T·hop)."""
-        from .generate import generate
-
         batched = getattr(mel, "ndim", 0) == 3
         m = self.prepare_mel(mel, check)
         spk = self.speaker_ids(speaker, m.shape[0])
+        from .generate import generate
+
         wav = generate(self.model, m, speaker=spk, temperature=temperature, seed=seed, **kwargs)
         return wav if batched else wav[0]
 
@@ -168,8 +169,6 @@ class Vocoder:
     def batch(self, mels: Sequence, speakers=None, temperature: float = 1.0,
               seed: int | None = None, check: bool = True, **kwargs) -> list[torch.Tensor]:
         """Vocode utterances of different lengths in one batch -> list of (T_i·hop,) waveforms."""
-        from .generate import generate
-
         prepared = [self.prepare_mel(m, check)[0] for m in mels]
         lengths = torch.tensor([m.shape[-1] for m in prepared])
         padded = torch.zeros(len(prepared), self.n_mels, int(lengths.max()), device=self.device)
@@ -177,6 +176,8 @@ class Vocoder:
             padded[i, :, : m.shape[-1]] = m
             padded[i, :, m.shape[-1]:] = m[:, -1:]  # edge-pad, like the model's own context
         spk = self.speaker_ids(speakers, len(prepared))
+        from .generate import generate
+
         wav = generate(self.model, padded, speaker=spk, temperature=temperature, seed=seed,
                        lengths=lengths, **kwargs)
         return [wav[i, : int(n) * self.hop_length] for i, n in enumerate(lengths)]
@@ -185,11 +186,11 @@ class Vocoder:
     def stream(self, mel, speaker=None, temperature: float = 1.0, seed: int | None = None,
                check: bool = True, **kwargs) -> Iterator[torch.Tensor]:
         """Yield audio chunks, (n,) for a 2-D mel or (B, n) for a batch, as they are produced."""
-        from .generate import stream
-
         batched = getattr(mel, "ndim", 0) == 3
         m = self.prepare_mel(mel, check)
         spk = self.speaker_ids(speaker, m.shape[0])
+        from .generate import stream
+
         for chunk in stream(self.model, m, speaker=spk, temperature=temperature, seed=seed, **kwargs):
             yield chunk if batched else chunk[0]
 
