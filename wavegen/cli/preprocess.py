@@ -1,1 +1,40 @@
-"""``wavegen preprocess``."""
+"""``wavegen preprocess``: corpus -> feature cache + manifest (see wavegen.preprocess)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ..config import load_recipe
+from ..preprocess import preprocess as run_preprocess
+from ._app import app
+
+
+@app.command()
+def preprocess(
+    recipe: Path = typer.Argument(..., help="Recipe YAML, e.g. recipes/ljspeech/config.yaml."),
+    corpus: Path = typer.Option(None, "--corpus", help="Corpus folder (overrides data.corpus_path)."),
+    workdir: Path = typer.Option(None, "--workdir", help="Feature cache [default: exp/<recipe name>]."),
+    workers: int = typer.Option(0, "--workers", help="Processes; 0 = one per CPU core."),
+    overrides: list[str] = typer.Option([], "--set", help="Recipe override key=value (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="End the output with one JSON summary line."),
+) -> None:
+    """Resample, trim, normalise and compute mels for a corpus; resumable and idempotent."""
+    rec = load_recipe(recipe, overrides)
+    workdir = workdir if workdir is not None else Path("exp") / rec.name
+    summary = run_preprocess(rec, workdir, corpus_path=corpus.resolve() if corpus else None,
+                             workers=workers or None)
+    for item in summary.skipped:
+        typer.echo(f"skipped {item['id']} ({item['file']}): {item['reason']}", err=True)
+    splits = ", ".join(f"{n} {name}" for name, n in summary.splits.items())
+    typer.echo(
+        f"{workdir}: {summary.processed} processed, {summary.cached} already cached, "
+        f"{len(summary.skipped)} skipped ({splits}); {summary.audio_seconds:.1f} s of audio in "
+        f"{summary.seconds:.1f} s = {summary.realtime_factor:.0f}x real time"
+    )
+    if as_json:
+        keys = ("processed", "cached", "skipped", "seconds", "audio_seconds", "realtime_factor", "splits")
+        data = summary.to_dict()
+        typer.echo(json.dumps({k: data[k] for k in keys}, ensure_ascii=False))

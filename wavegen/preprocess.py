@@ -1,0 +1,439 @@
+"""Corpus -> feature cache + manifest, the input of training and synthesis.
+
+Layout of a work dir (the contract the trainer and synthesizer read)::
+
+    manifest.jsonl         one JSON object per usable utterance: id, speaker, audio, mel, frames,
+                           seconds, split, source (paths relative to the work dir)
+    cache/<id>.audio.npy   float32 (frames * hop,) audio at the preset's rate
+    cache/<id>.mel.npy     float32 (n_mels, frames) raw preset log-mel of exactly that audio
+    features.json          preset, rates, sorted speakers, corpus kind, resolved recipe
+    stats.json             per-bin mean and std of the train split's mel frames
+    preprocess.log         every run's summary and skipped files (id, file, reason)
+
+Every file is written atomically, the per-utterance files as soon as they are done and the
+manifest (rebuilt from the finished cache files) periodically and at the end, so a killed run
+loses at most the utterances in flight and a rerun skips everything already cached.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio import atomic_path, read_audio
+from .config import AudioConfig, Recipe
+from .corpora import Utterance, read_corpus
+from .errors import WavegenError
+from .features import MelPreset, get_preset, mel_spectrogram, num_frames
+
+MANIFEST = "manifest.jsonl"
+FEATURES = "features.json"
+STATS = "stats.json"
+LOG = "preprocess.log"
+CACHE = "cache"
+MANIFEST_EVERY = 30.0  # seconds between manifest rewrites during a run
+# Audio settings that change what is in the cache: a work dir made with other values is refused.
+CACHE_AFFECTING = ("preset", "trim_top_db", "normalize", "peak_level", "loudness_db")
+
+
+@dataclass
+class PreprocessSummary:
+    processed: int  # utterances computed in this run
+    cached: int  # utterances already in the cache before this run
+    skipped: list[dict]  # {"id", "file", "reason"} of unusable files
+    seconds: float  # wall-clock time of the run
+    audio_seconds: float  # source audio read in this run (before trimming)
+    splits: dict[str, int] = field(default_factory=dict)  # usable utterances per split
+    workdir: str = ""
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.audio_seconds / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "realtime_factor": self.realtime_factor}
+
+
+# ---- public readers of a work dir ------------------------------------------------------------
+
+def load_manifest(workdir: str | Path) -> list[dict]:
+    """The manifest's entries, in file order (sorted by id)."""
+    path = Path(workdir) / MANIFEST
+    if not path.is_file():
+        raise WavegenError(f"{path}: no manifest; run `wavegen preprocess` for this work dir first")
+    entries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise WavegenError(f"{path}:{number}: not valid JSON") from None
+        missing = {"id", "speaker", "audio", "mel", "frames", "seconds", "split"} - set(entry)
+        if missing:
+            raise WavegenError(f"{path}:{number}: entry lacks {', '.join(sorted(missing))}")
+        entries.append(entry)
+    return entries
+
+
+def load_features_info(workdir: str | Path) -> dict:
+    """features.json: preset, preset_params, sample_rate, hop_length, n_mels, speakers, ..."""
+    return _read_json(Path(workdir) / FEATURES, ("preset", "sample_rate", "hop_length", "speakers"))
+
+
+def load_stats(workdir: str | Path) -> dict:
+    """stats.json: {"mean": [n_mels], "std": [n_mels]} of the train split's mel frames."""
+    return _read_json(Path(workdir) / STATS, ("mean", "std"))
+
+
+def _read_json(path: Path, required: tuple[str, ...]) -> dict:
+    if not path.is_file():
+        raise WavegenError(f"{path}: missing; run `wavegen preprocess` for this work dir first")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise WavegenError(f"{path}: corrupt (not valid JSON)") from None
+    if not isinstance(data, dict) or any(k not in data for k in required):
+        raise WavegenError(f"{path}: corrupt (expected keys {', '.join(required)})")
+    return data
+
+
+# ---- the pipeline -----------------------------------------------------------------------------
+
+def preprocess(recipe: Recipe, workdir: str | Path, corpus_path: str | Path | None = None,
+               workers: int | None = None, progress: bool = True) -> PreprocessSummary:
+    """Build or complete the feature cache of ``recipe``'s corpus in ``workdir``.
+
+    Args:
+        corpus_path: overrides ``recipe.data.corpus_path`` (for ``demo``, where to generate it;
+            default ``workdir/demo_corpus``).
+        workers: processes (default: all CPU cores); 1 runs in this process.
+        progress: show a tqdm bar on stderr (only when stderr is a terminal).
+
+    Raises:
+        WavegenError: missing corpus, a work dir made with other audio settings, or no usable
+            utterance at all (the reasons are then in the summary log).
+    """
+    start = time.perf_counter()
+    workdir = Path(workdir)
+    preset = get_preset(recipe.audio.preset)
+    _check_workdir(workdir, recipe.audio)
+    utterances = _list_corpus(recipe, workdir, corpus_path)
+    splits = assign_splits(utterances, recipe.data.valid_per_speaker, recipe.data.test_per_speaker,
+                           recipe.data.held_out_speakers, recipe.data.split_seed)
+    cache = workdir / CACHE
+    cache.mkdir(parents=True, exist_ok=True)
+    for stale in cache.glob(".*.tmp"):  # left by a run killed mid-write
+        stale.unlink(missing_ok=True)
+
+    done: dict[str, int] = {}  # id -> frames, for every finished utterance
+    todo = []
+    for utt in utterances:
+        frames = _cached_frames(cache, utt.id, preset.n_mels)
+        if frames is None:
+            todo.append(utt)
+        else:
+            done[utt.id] = frames
+    cached = len(done)
+    if not (workdir / FEATURES).is_file():  # claim the work dir for these settings right away
+        _write_features_info(workdir, recipe, preset, [{"speaker": u.speaker} for u in utterances])
+
+    skipped: list[dict] = []
+    audio_seconds = 0.0
+    last_write = time.monotonic()
+    with _LogFile(workdir / LOG) as log:
+        log.write(f"run: {len(utterances)} utterances listed, {cached} cached, {len(todo)} to do")
+        for utt, result in _run(todo, preset, recipe.audio, cache, workers, progress):
+            if isinstance(result, str):
+                skipped.append({"id": utt.id, "file": str(utt.path), "reason": result})
+                log.write(f"skipped {utt.id} ({utt.path}): {result}")
+                continue
+            done[utt.id], source_seconds = result
+            audio_seconds += source_seconds
+            if time.monotonic() - last_write > MANIFEST_EVERY:
+                _write_manifest(workdir, utterances, splits, done, preset)
+                last_write = time.monotonic()
+        if not done:
+            log.write("no usable utterance left")
+            reason = skipped[0]["reason"] if skipped else "nothing listed"
+            raise WavegenError(
+                f"no usable utterance in the corpus ({len(skipped)} skipped, e.g. {reason}); "
+                f"see {workdir / LOG}"
+            )
+        entries = _write_manifest(workdir, utterances, splits, done, preset)
+        _write_stats(workdir, entries, preset)
+        _write_features_info(workdir, recipe, preset, entries)
+        summary = PreprocessSummary(
+            processed=len(done) - cached, cached=cached, skipped=skipped,
+            seconds=time.perf_counter() - start, audio_seconds=audio_seconds,
+            splits={s: sum(e["split"] == s for e in entries) for s in ("train", "valid", "test")},
+            workdir=str(workdir),
+        )
+        log.write(
+            f"done: {summary.processed} processed, {summary.cached} cached, {len(skipped)} skipped, "
+            f"{audio_seconds:.1f} s of audio in {summary.seconds:.1f} s "
+            f"({summary.realtime_factor:.0f}x real time), splits {summary.splits}"
+        )
+    return summary
+
+
+def _check_workdir(workdir: Path, audio: AudioConfig) -> None:
+    """Refuse a work dir whose cache was made with other audio settings (never mix caches)."""
+    path = workdir / FEATURES
+    if not path.is_file():
+        return
+    info = load_features_info(workdir)
+    old = info.get("recipe", {}).get("audio", {"preset": info["preset"]})
+    for key in CACHE_AFFECTING:
+        if key in old and old[key] != getattr(audio, key):
+            raise WavegenError(
+                f"{workdir} was preprocessed with audio.{key}={old[key]!r}, the recipe has "
+                f"{getattr(audio, key)!r}; use another --workdir (or delete that one)"
+            )
+
+
+def _list_corpus(recipe: Recipe, workdir: Path, corpus_path) -> list[Utterance]:
+    kind = recipe.data.corpus
+    path = corpus_path or recipe.data.corpus_path
+    if kind == "demo" and not path:
+        path = workdir / "demo_corpus"
+    utterances = read_corpus(kind, Path(path) if path else Path(""), mic=recipe.data.mic,
+                             seed=recipe.data.split_seed)
+    ids = [u.id for u in utterances]
+    if len(set(ids)) != len(ids):
+        raise WavegenError(f"{path}: utterance ids are not unique")
+    return utterances
+
+
+def assign_splits(utterances: list[Utterance], valid_per_speaker: int, test_per_speaker: int,
+                  held_out_speakers: list[str] | tuple = (), seed: int = 1234) -> dict[str, str]:
+    """{id: "train" | "valid" | "test"}, a function of the utterance list and seed only.
+
+    Per speaker (in id order) a generator seeded with ``(seed, speaker)`` picks the valid and
+    test utterances, so adding a speaker or a file of another speaker leaves the others' split
+    unchanged. At least one utterance per speaker stays in train. Held-out speakers are test
+    entirely.
+    """
+    by_speaker: dict[str, list[str]] = {}
+    for utt in sorted(utterances):
+        by_speaker.setdefault(utt.speaker, []).append(utt.id)
+    unknown = sorted(set(held_out_speakers) - set(by_speaker))
+    if unknown:
+        raise WavegenError(
+            f"data.held_out_speakers names {', '.join(unknown)}, not speakers of this corpus"
+        )
+    if by_speaker and set(held_out_speakers) >= set(by_speaker):
+        raise WavegenError("data.held_out_speakers holds out every speaker; nothing is left to train on")
+    splits = {}
+    for speaker, ids in by_speaker.items():
+        if speaker in held_out_speakers:
+            splits.update(dict.fromkeys(ids, "test"))
+            continue
+        order = list(ids)
+        random.Random(f"{seed}:{speaker}").shuffle(order)  # str seeds hash stably (sha512)
+        n_valid = min(valid_per_speaker, max(len(ids) - 1, 0))
+        n_test = min(test_per_speaker, max(len(ids) - 1 - n_valid, 0))
+        for i, uid in enumerate(order):
+            splits[uid] = "valid" if i < n_valid else "test" if i < n_valid + n_test else "train"
+    return splits
+
+
+def _cached_frames(cache: Path, uid: str, n_mels: int) -> int | None:
+    """Frames of a finished utterance (both files present and consistent), else None."""
+    audio, mel = cache / f"{uid}.audio.npy", cache / f"{uid}.mel.npy"
+    if not (audio.is_file() and mel.is_file()):
+        return None
+    try:  # headers only: cheap even for 13,100 utterances
+        mel_shape = np.load(mel, mmap_mode="r").shape
+        audio_shape = np.load(audio, mmap_mode="r").shape
+    except (ValueError, OSError):
+        return None
+    if len(mel_shape) != 2 or mel_shape[0] != n_mels or len(audio_shape) != 1:
+        return None
+    frames = mel_shape[1]
+    return frames if audio_shape[0] % frames == 0 and audio_shape[0] // frames > 1 else None
+
+
+# ---- per-utterance work (runs in the worker processes) -----------------------------------------
+
+def process_utterance(utt: Utterance, preset: MelPreset, audio: AudioConfig,
+                      cache: Path) -> tuple[int, float] | str:
+    """Compute and write one utterance's cache files.
+
+    Returns (frames, source seconds) on success, or the reason the file is unusable.
+    """
+    try:
+        wav, sr = read_audio(utt.path, sample_rate=preset.sample_rate)
+    except WavegenError as err:
+        return str(err).removeprefix(f"{utt.path}: ")
+    source_seconds = len(wav) / sr
+    if audio.trim_top_db > 0:
+        import librosa
+
+        wav, _ = librosa.effects.trim(wav, top_db=audio.trim_top_db,
+                                      frame_length=preset.win_length, hop_length=preset.hop_length)
+    peak = float(np.abs(wav).max()) if len(wav) else 0.0
+    if peak == 0.0:
+        return "silent (every sample is zero)"
+    if len(wav) < audio.min_seconds * sr or len(wav) <= preset.n_fft // 2:
+        return (f"too short: {len(wav) / sr:.2f} s after trimming, "
+                f"need at least {audio.min_seconds} s (audio.min_seconds)")
+    wav = normalize(wav, audio)
+    frames = num_frames(len(wav), preset.hop_length)
+    # Pad with silence to exactly frames * hop samples and take the mel of that audio, so the
+    # cached mel describes the cached audio exactly (the extra last frame is dropped).
+    wav = np.pad(wav, (0, frames * preset.hop_length - len(wav))).astype(np.float32)
+    mel = mel_spectrogram(wav, preset)[:, :frames].astype(np.float32)
+    # audio first, mel last: a finished utterance is one whose two files both exist.
+    _save_npy(cache / f"{utt.id}.audio.npy", wav)
+    _save_npy(cache / f"{utt.id}.mel.npy", mel)
+    return frames, source_seconds
+
+
+def normalize(wav: np.ndarray, audio: AudioConfig) -> np.ndarray:
+    """Peak or loudness (RMS dBFS) normalisation; the gain never pushes the peak above 0.999."""
+    peak = float(np.abs(wav).max())
+    if audio.normalize == "peak":
+        gain = audio.peak_level / peak
+    elif audio.normalize == "loudness":
+        rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64))))
+        gain = 10 ** ((audio.loudness_db - 20 * np.log10(rms)) / 20)
+    else:
+        return np.clip(wav, -1.0, 1.0)
+    gain = min(gain, 0.999 / peak)  # no clipping: clipped speech is not what a TTS model emits
+    return (wav * gain).astype(np.float32)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+def _warm_up(preset: MelPreset, audio: AudioConfig) -> None:
+    """Do the one-time work (librosa's lazy imports, the mel basis, torch's first STFT) before
+    the pool forks, so workers inherit it instead of each paying seconds for it."""
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 4 * preset.n_fft).astype(np.float32)
+    if audio.trim_top_db > 0:
+        import librosa
+
+        librosa.effects.trim(noise, top_db=audio.trim_top_db)
+    mel_spectrogram(noise, preset)
+
+
+def _init_worker() -> None:
+    # One thread per process: the pool already uses every core.
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _work(args):
+    utt, preset, audio, cache = args
+    try:
+        return utt, process_utterance(utt, preset, audio, cache)
+    except Exception as err:  # one bad file must not stop the corpus; reported with its reason
+        return utt, f"{type(err).__name__}: {err}"
+
+
+def _run(todo, preset, audio, cache, workers, progress):
+    """Yield (utterance, result) as they finish, over a process pool when it pays off."""
+    from tqdm import tqdm
+
+    workers = min(workers or os.cpu_count() or 1, max(len(todo), 1))
+    bar = tqdm(total=len(todo), unit="utt", disable=not (progress and sys.stderr.isatty()),
+               file=sys.stderr, desc="preprocess")
+    jobs = ((utt, preset, audio, cache) for utt in todo)
+    with bar:
+        if workers <= 1:
+            for job in jobs:
+                yield _work(job)
+                bar.update()
+            return
+        _warm_up(preset, audio)
+        with cf.ProcessPoolExecutor(workers, initializer=_init_worker) as pool:
+            futures = [pool.submit(_work, job) for job in jobs]
+            try:
+                for future in cf.as_completed(futures):
+                    yield future.result()
+                    bar.update()
+            finally:  # on an interrupt, drop the queue instead of finishing it
+                for future in futures:
+                    future.cancel()
+
+
+# ---- work-dir files -----------------------------------------------------------------------------
+
+def _write_manifest(workdir: Path, utterances, splits, done, preset: MelPreset) -> list[dict]:
+    entries = []
+    for utt in utterances:
+        if utt.id not in done:
+            continue
+        frames = done[utt.id]
+        entries.append({
+            "id": utt.id, "speaker": utt.speaker,
+            "audio": f"{CACHE}/{utt.id}.audio.npy", "mel": f"{CACHE}/{utt.id}.mel.npy",
+            "frames": frames, "seconds": round(frames * preset.hop_length / preset.sample_rate, 4),
+            "split": splits[utt.id], "source": str(utt.path),
+        })
+    with atomic_path(workdir / MANIFEST) as tmp:
+        tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries),
+                       encoding="utf-8")
+    return entries
+
+
+def _write_stats(workdir: Path, entries: list[dict], preset: MelPreset) -> None:
+    """Per-bin mean and std over every mel frame of the train split (float64 sums)."""
+    total = np.zeros(preset.n_mels)
+    total_sq = np.zeros(preset.n_mels)
+    count = 0
+    for e in entries:
+        if e["split"] != "train":
+            continue
+        mel = np.load(workdir / e["mel"]).astype(np.float64)
+        total += mel.sum(axis=1)
+        total_sq += np.square(mel).sum(axis=1)
+        count += mel.shape[1]
+    if count == 0:
+        raise WavegenError("the train split is empty; lower data.valid_per_speaker/test_per_speaker")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0)).clip(min=1e-5)
+    with atomic_path(workdir / STATS) as tmp:
+        tmp.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist(), "frames": count}) + "\n")
+
+
+def _write_features_info(workdir: Path, recipe: Recipe, preset: MelPreset, entries) -> None:
+    info = {
+        "preset": preset.name, "preset_params": preset.to_dict(),
+        "sample_rate": preset.sample_rate, "hop_length": preset.hop_length, "n_mels": preset.n_mels,
+        "speakers": sorted({e["speaker"] for e in entries}),
+        "corpus": recipe.data.corpus, "recipe": recipe.to_dict(),
+    }
+    with atomic_path(workdir / FEATURES) as tmp:
+        tmp.write_text(json.dumps(info, indent=1) + "\n")
+
+
+class _LogFile:
+    """Append-only, line-buffered preprocess.log (one line per event, flushed at once)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> _LogFile:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a", encoding="utf-8", buffering=1)
+        return self
+
+    def write(self, line: str) -> None:
+        self.file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
