@@ -1,0 +1,61 @@
+# Helpers shared by recipes/*/run.sh (sourced, not run): stage selection, --dry-run, checked
+# downloads and the evaluate stage. Expects the caller to set stage, stop_stage, workdir,
+# run_dir and dry_run defaults first.
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+}
+
+parse_stage_options() {
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --stage) stage="$2"; shift 2 ;;
+            --stop-stage|--stop_stage) stop_stage="$2"; shift 2 ;;
+            --workdir) workdir="$2"; shift 2 ;;
+            --run-dir) run_dir="$2"; shift 2 ;;
+            --dry-run) dry_run=true; shift ;;
+            -h|--help) usage; exit 0 ;;
+            *) echo "$0: unknown option '$1' (try --help)" >&2; exit 2 ;;
+        esac
+    done
+    for value in "${stage}" "${stop_stage}"; do
+        if ! [[ "${value}" =~ ^[0-4]$ ]]; then
+            echo "$0: --stage and --stop-stage take a stage number 0-4, got '${value}'" >&2
+            exit 2
+        fi
+    done
+}
+
+stage_enabled() {
+    [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]
+}
+
+# Run a command, or only print it with --dry-run.
+run() {
+    echo "+ $*"
+    if [ "${dry_run}" = false ]; then
+        "$@"
+    fi
+}
+
+# fetch_checked URL FILE sha256|md5 DIGEST: download (resuming a partial file), then verify.
+fetch_checked() {
+    local url="$1" file="$2" algo="$3" digest="$4"
+    run mkdir -p "$(dirname "${file}")"
+    run curl -L --fail --retry 3 -C - -o "${file}" "${url}"
+    echo "+ check ${algo} of ${file}"
+    if [ "${dry_run}" = false ] && ! echo "${digest}  ${file}" | "${algo}sum" --check --status; then
+        echo "$0: ${file} does not match the published ${algo} ${digest}; delete it and rerun stage 0" >&2
+        exit 1
+    fi
+}
+
+# The evaluate stage calls `wavegen evaluate` once that command exists.
+evaluate() {
+    local outdir="$1" features="$2"
+    if wavegen evaluate --help > /dev/null 2>&1; then
+        run wavegen evaluate "${outdir}" --workdir "${features}"
+    else
+        echo "  wavegen evaluate is not available yet in this version; stage 4 skipped" >&2
+    fi
+}
