@@ -1,1 +1,45 @@
-"""``wavegen train``."""
+"""``wavegen train``: train a recipe on a feature cache (also under ``torchrun`` for DDP)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..config import load_recipe
+from ._app import app
+
+
+@app.command()
+def train(
+    recipe: Path = typer.Argument(..., help="Recipe YAML (may `extends:` a base)."),
+    workdir: Path = typer.Option(None, "--workdir", help="Feature cache "
+                                 "[default: exp/<recipe name>]."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Where checkpoints and logs go "
+                                 "[default: <workdir>/run]."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Override train.max_steps."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … [default: cuda if "
+                               "available]."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override a recipe value, e.g. "
+                                        "--set train.lr=0.0005 (repeatable)."),
+    resume: bool = typer.Option(None, "--resume/--no-resume", help="Require a checkpoint to "
+                                "continue from / require a fresh run dir [default: continue if "
+                                "the run dir has checkpoints]."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train RECIPE; a run dir with checkpoints continues where it stopped."""
+    from ..distributed import env_info
+    from ..train import train as run_training  # torch-heavy: import only when training
+
+    items = list(overrides or [])
+    if max_steps is not None:
+        items.append(f"train.max_steps={max_steps}")
+    r = load_recipe(recipe, items)
+    workdir = workdir or Path("exp") / r.name
+    result = run_training(r, workdir, run_dir or workdir / "run", device=device, resume=resume,
+                          progress=progress)
+    if not env_info().is_main:
+        return
+    how = "stopped by signal" if result.stopped else "finished"
+    bits = "" if result.valid_bits is None else f", valid {result.valid_bits:.3f} bits/sample"
+    typer.echo(f"{how} at step {result.step}{bits}; checkpoint {result.checkpoint}", err=True)

@@ -1,0 +1,251 @@
+"""The training engine: exact resume, signals, EMA use, logging, schedule, configuration errors."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tests.helpers import make_feature_cache, write_recipe
+from wavegen import checkpoint as ck
+from wavegen.config import TrainConfig, load_recipe
+from wavegen.errors import WavegenError
+from wavegen.mulaw import mulaw_encode
+from wavegen.optim import lr_factor
+from wavegen.train import Trainer, slow_generate, train
+
+ROOT = Path(__file__).resolve().parents[1]
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return make_feature_cache(tmp_path_factory.mktemp("cache"), n_utts=4, speakers=("a", "b"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run ~10x faster on one thread than on two cores shared with other jobs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def recipe(tmp_path, overrides=(), **sections):
+    return load_recipe(write_recipe(tmp_path / "tiny.yaml", **sections), list(overrides))
+
+
+def run_cli(*args, cwd=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "wavegen", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=ONE_THREAD, **kwargs)
+
+
+def assert_states_equal(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_is_bit_identical(cache, tmp_path):
+    """3 steps + stop + resume + 3 steps == 6 steps: weights, EMA and Adam moments, bit for bit."""
+    r6 = recipe(tmp_path, train={"max_steps": 6, "checkpoint_interval": 100})
+    r3 = recipe(tmp_path, train={"max_steps": 3, "checkpoint_interval": 100})
+    full = train(r6, cache, tmp_path / "full", progress=False)
+    first = train(r3, cache, tmp_path / "split", progress=False)
+    assert first.step == 3 and first.checkpoint.name == "step_00000003.pt"
+    second = train(r6, cache, tmp_path / "split", progress=False)  # resumes automatically
+    assert second.step == 6
+    a, b = ck.load_checkpoint(full.checkpoint), ck.load_checkpoint(second.checkpoint)
+    assert_states_equal(a["model"], b["model"])
+    assert_states_equal(a["ema"], b["ema"])
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(),
+                      strict=True):
+        assert torch.equal(pa["exp_avg"], pb["exp_avg"]) and torch.equal(pa["exp_avg_sq"],
+                                                                         pb["exp_avg_sq"])
+    assert a["scheduler"] == b["scheduler"] and a["sampler"] == b["sampler"]
+    assert a["valid_bits"] == b["valid_bits"]
+    # The resolved recipe and cache facts travel with the checkpoint; n_speakers was -1.
+    assert a["recipe"]["model"]["n_speakers"] == 2 and a["speakers"] == ["a", "b"]
+    assert a["preset"]["name"] == "tacotron2" and a["scaler"] is None
+    # ...and a stopped-at-3 run did not see the same weights as the 6-step one (a real check).
+    early = ck.load_checkpoint(first.checkpoint)
+    assert not torch.equal(early["model"]["embed.weight"], a["model"]["embed.weight"])
+
+
+def test_checkpoint_payload_loads_with_weights_only(cache, tmp_path):
+    result = train(recipe(tmp_path, train={"max_steps": 2}), cache, tmp_path / "run",
+                   progress=False)
+    raw = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
+    assert raw["step"] == 2 and isinstance(raw["rng"]["python"]["state"], list)
+    assert isinstance(raw["rng"]["numpy"]["keys"], torch.Tensor)
+    assert raw["sampler"] == {"epoch": 0, "index": 4, "seed": 7, "num_utts": 8, "batch_size": 2}
+
+
+def test_tiny_model_learns(cache, tmp_path):
+    """60 steps on the tiny cache: the training loss and the EMA's valid bits both fall."""
+    r = recipe(tmp_path, train={"max_steps": 60, "lr": 0.01, "warmup_steps": 5,
+                                "ema_decay": 0.8, "valid_batches": 4})
+    trainer = Trainer(r, cache, tmp_path / "run", progress=False)
+    trainer.build()
+    before = trainer.validate()
+    batches = trainer.batches()
+    losses = [trainer.train_step(next(batches))["loss"] for _ in range(60)]
+    after = trainer.validate()
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.5, losses
+    assert after < before - 0.5, (before, after)
+
+
+def test_ema_is_what_validation_and_samples_use(cache, tmp_path, monkeypatch):
+    r = recipe(tmp_path, train={"max_steps": 4, "ema_decay": 0.9, "lr": 0.01})
+    trainer = Trainer(r, cache, tmp_path / "run", progress=False)
+    trainer.build()
+    batches = trainer.batches()
+    for _ in range(4):
+        trainer.train_step(next(batches))
+    raw, avg = trainer.model.state_dict(), trainer.ema.model.state_dict()
+    assert not torch.equal(raw["layers.0.conv.weight"], avg["layers.0.conv.weight"])
+    assert trainer.eval_model is trainer.ema.model
+    bits_ema = trainer.validate()
+    trainer.ema = None  # validation of the raw weights, for comparison
+    bits_raw = trainer.validate()
+    assert bits_ema != bits_raw
+    seen = []
+
+    def fake_generate(model, mel, speaker, seed):
+        seen.append(model)
+        return torch.zeros(1, mel.shape[-1] * 256)
+
+    monkeypatch.setattr("wavegen.train.generate_audio", fake_generate)
+    trainer2 = Trainer(r, cache, tmp_path / "run2", progress=False)
+    trainer2.build()
+
+    class Log:
+        def audio(self, *a): ...
+        def image(self, *a): ...
+
+    trainer2.sample(Log())
+    assert seen and all(m is trainer2.ema.model for m in seen)
+    # The checkpoint's EMA weights are what model_from_checkpoint (export/synthesis) loads.
+    payload = trainer2.payload()
+    model = ck.model_from_checkpoint(payload)
+    assert torch.equal(model.state_dict()["post.3.weight"], payload["ema"]["post.3.weight"])
+
+
+def test_slow_generate_follows_the_teacher_forced_model(cache, tmp_path):
+    """Greedy samples: each one is the argmax of forward() on the sequence generated so far."""
+    r = recipe(tmp_path)
+    trainer = Trainer(r, cache, tmp_path / "run", progress=False)
+    trainer.build()
+    model = trainer.model.eval()
+    mel = torch.from_numpy(np.load(trainer.sample_sources[0].mel))[None, :, :2]  # 512 samples
+    speaker = torch.tensor([1])
+    with torch.no_grad():
+        wav = slow_generate(model, mel, speaker, temperature=0)
+        classes = mulaw_encode(wav)
+        logits = model(classes, model.pad_mel(mel), speaker)
+    assert wav.shape == (1, 512)
+    assert torch.equal(logits.argmax(dim=1), classes)
+    short = mel[:, :, :1]
+    sampled = slow_generate(model, short, speaker, temperature=1.0, seed=3)
+    assert torch.equal(sampled, slow_generate(model, short, speaker, temperature=1.0, seed=3))
+
+
+def test_run_dir_has_log_tensorboard_samples_and_best(cache, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    r = recipe(tmp_path, train={"max_steps": 4, "valid_interval": 2, "sample_interval": 4,
+                                "sample_seconds": 0.03})
+    run = tmp_path / "run"
+    result = train(r, cache, run, progress=False)
+    assert load_recipe(run / "recipe.yaml").model.n_speakers == 2
+    log = (run / "train.log").read_text()
+    assert "step 4/4 loss" in log and "valid" in log and "bits/sample" in log
+    best = ck.load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["valid_bits"] == min(best["valid_bits"], result.valid_bits)
+    wavs = sorted((run / "samples").glob("step_00000004_*.wav"))
+    assert len(wavs) == 2  # one per speaker
+    info = sf.info(str(wavs[0]))
+    assert info.samplerate == 22050 and info.frames == math.ceil(0.03 * 22050 / 256) * 256
+    events = EventAccumulator(str(run / "tb"), size_guidance={"audio": 0, "images": 0}).Reload()
+    tags = events.Tags()
+    for tag in ("train/loss", "train/lr", "train/grad_norm", "train/samples_per_s",
+                "valid/bits_per_sample"):
+        assert tag in tags["scalars"], tag
+    assert len(events.Scalars("train/loss")) == 4
+    audio_tag = tags["audio"][0]
+    assert events.Audio(audio_tag)[0].sample_rate == 22050
+    assert any(t.startswith("mel_reference/") for t in tags["images"])
+    assert any(t.startswith("mel_generated/") for t in tags["images"])
+
+
+def test_lr_warmup_and_decay():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, decay="exponential", decay_rate=0.5,
+                      decay_steps=100, min_lr=1e-4)
+    assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(110, cfg) == pytest.approx(0.5)
+    assert lr_factor(10_000, cfg) == pytest.approx(0.1)  # floor at min_lr / lr
+    cos = TrainConfig(lr=1e-3, warmup_steps=0, decay="cosine", decay_steps=100, min_lr=0.0)
+    assert lr_factor(50, cos) == pytest.approx(0.5) and lr_factor(500, cos) == pytest.approx(0.0)
+
+
+def test_resume_flags(cache, tmp_path):
+    r = recipe(tmp_path, train={"max_steps": 2})
+    with pytest.raises(WavegenError, match="no checkpoint"):
+        train(r, cache, tmp_path / "run", resume=True, progress=False)
+    train(r, cache, tmp_path / "run", progress=False)
+    with pytest.raises(WavegenError, match="already holds checkpoints"):
+        train(r, cache, tmp_path / "run", resume=False, progress=False)
+    other = recipe(tmp_path, model={"residual_channels": 16})
+    with pytest.raises(WavegenError, match="differs from the recipe"):
+        train(other, cache, tmp_path / "run", progress=False)
+
+
+def test_sigterm_writes_a_checkpoint_and_resume_continues(cache, tmp_path):
+    write_recipe(tmp_path / "tiny.yaml", train={"checkpoint_interval": 100000,
+                                                "valid_interval": 100000})
+    run = tmp_path / "run"
+    args = ["tiny.yaml", "--workdir", str(cache), "--run-dir", str(run), "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "wavegen", "train", *args,
+                             "--max-steps", "1000000"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
+    log = run / "train.log"
+    while proc.poll() is None and not (log.is_file() and "step 1/" in log.read_text()):
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert "stopped by signal" in err and "Traceback" not in err
+    step = ck.load_checkpoint(ck.latest_checkpoint(run))["step"]
+    assert step >= 1
+    r = run_cli("train", *args, "--max-steps", str(step + 2), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"resumed from {ck.step_path(run, step)} (step {step})" in (run / "train.log").read_text()
+    assert ck.load_checkpoint(ck.latest_checkpoint(run))["step"] == step + 2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--set", "train.bogus=1"], "unknown config key 'train.bogus'"),
+    (["--set", "train.lr=fast"], "train.lr"),
+    (["--set", "model.layers=2.5"], "model.layers"),
+    (["--set", "train.optimizer=sgd"], "train.optimizer"),
+    (["--workdir", "missing"], "missing"),
+    (["--set", "audio.preset=espnet"], "preset 'tacotron2'"),
+])
+def test_configuration_errors_are_one_line(cache, tmp_path, extra, message):
+    write_recipe(tmp_path / "tiny.yaml")
+    args = ["train", "tiny.yaml", "--workdir", str(cache), "--run-dir", "run", *extra]
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert lines[0].startswith("wavegen: error:") and message in lines[0], lines[0]
+    assert not (tmp_path / "run").exists()  # nothing started

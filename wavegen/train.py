@@ -1,0 +1,493 @@
+"""The training engine behind ``wavegen train``, as a set of named steps.
+
+    trainer = Trainer(recipe, workdir, run_dir)   # checks recipe against the feature cache
+    trainer.build()                               # model, EMA, optimiser, schedule, data
+    trainer.resume(latest_checkpoint(run_dir))    # optional: exact continuation
+    trainer.fit()                                 # step / validate / sample / checkpoint / log
+
+:func:`train` does all of that. Each optimisation step draws a global batch of
+``data.batch_size`` windows (split over DDP ranks), computes teacher-forced cross-entropy on the
+μ-law targets (bf16 autocast on CUDA, fp32 on CPU), clips the gradient norm, steps Adam(W) and the
+LambdaLR schedule, then updates the EMA weights. Validation and audio samples use the EMA model.
+SIGINT/SIGTERM finish the current step, write a checkpoint and return normally.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from . import checkpoint as ckpt_io
+from . import distributed
+from .audio import atomic_path, write_audio
+from .config import Recipe, from_dict
+from .dataset import (
+    WindowDataset,
+    WindowSampler,
+    collate,
+    load_split,
+    read_feature_cache,
+    validation_windows,
+)
+from .ema import EMA
+from .errors import WavegenError
+from .features import get_preset, mel_spectrogram
+from .model import WaveNet
+from .mulaw import mulaw_decode
+from .optim import build_optimizer, build_scheduler, check_train_config
+from .trainlog import NullLog, RunLog
+
+log = logging.getLogger("wavegen.train")
+SAMPLE_UTTERANCES = 2  # valid utterances rendered as audio at each sample_interval
+
+
+@dataclass
+class TrainResult:
+    step: int
+    checkpoint: Path | None  # the last checkpoint written or resumed from
+    stopped: bool  # True if a signal ended the run before max_steps
+    valid_bits: float | None
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, workdir: str | Path, run_dir: str | Path,
+                 device: str | None = None, progress: bool = True):
+        """Check ``recipe`` against the feature cache in ``workdir`` (one-line errors), join the
+        process group if launched by torchrun. Nothing is written yet."""
+        self.workdir, self.run_dir, self.progress = Path(workdir), Path(run_dir), progress
+        check_train_config(recipe.train)
+        self.manifest, self.features, self.stats = read_feature_cache(self.workdir)
+        self.recipe = resolve_recipe(recipe, self.features, self.workdir)
+        self.preset = get_preset(self.recipe.audio.preset)
+        self.info, self.device = distributed.init(device)
+        self.step = 0
+        self.valid_bits: float | None = None
+        self.best_bits: float | None = None
+        self.last_checkpoint: Path | None = None
+        self.stop_requested = False
+
+    # ---- build ---------------------------------------------------------------------------
+    def build(self) -> None:
+        r = self.recipe
+        torch.manual_seed(r.train.seed)  # identical initial weights on every rank
+        model = WaveNet(r.model)
+        if r.audio.mel_normalize:
+            copy_stats(model, self.stats, self.workdir)
+        self.model = model.to(self.device)
+        self.ddp_model = distributed.wrap(self.model, self.info, self.device)
+        self.ema = EMA(self.model, r.train.ema_decay) if r.train.ema_decay > 0 else None
+        self.optimizer = build_optimizer(self.model.parameters(), r.train)
+        self.scheduler = build_scheduler(self.optimizer, r.train)
+
+        speakers = self.features["speakers"]
+        window_frames = r.data.window_samples // self.preset.hop_length
+        train_utts, short = load_split(self.workdir, self.manifest, speakers, "train",
+                                       window_frames)
+        if not train_utts:
+            raise WavegenError(
+                f"{self.workdir / 'manifest.jsonl'}: no train utterance holds a full window of "
+                f"data.window_samples={r.data.window_samples} samples ({short} too short)"
+            )
+        valid_utts, valid_short = load_split(self.workdir, self.manifest, speakers, "valid",
+                                             window_frames)
+        self.skipped = {"train": short, "valid": valid_short}
+        args = (r.data.window_samples, self.preset.hop_length, r.model.cin_pad,
+                r.model.quantize_channels)
+        self.train_set = WindowDataset(train_utts, *args)
+        self.valid_set = WindowDataset(valid_utts, *args)
+        self.sampler = WindowSampler(self.train_set, r.data.batch_size, r.train.seed,
+                                     self.info.rank, self.info.world_size)
+        self.valid_windows = validation_windows(self.valid_set,
+                                                r.train.valid_batches * r.data.batch_size)
+        self.sample_sources, _ = load_split(self.workdir, self.manifest, speakers, "valid", 1)
+
+    # ---- resume --------------------------------------------------------------------------
+    def resume(self, path: str | Path) -> None:
+        """Restore everything a checkpoint holds, so the run continues exactly."""
+        ck = ckpt_io.load_checkpoint(path)
+        if ck["recipe"]["model"] != self.recipe.to_dict()["model"]:
+            raise WavegenError(
+                f"{path}: checkpoint model {ck['recipe']['model']} differs from the recipe's "
+                f"{self.recipe.to_dict()['model']}"
+            )
+        self.model.load_state_dict(ck["model"])
+        if self.ema is not None and ck.get("ema") is not None:
+            self.ema.load(ck["ema"], ck.get("ema_updates", 0))
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        self.sampler.load_state_dict(ck["sampler"])
+        self.step = int(ck["step"])
+        self.valid_bits, self.best_bits = ck.get("valid_bits"), ck.get("best_valid_bits")
+        set_rng_state(ck["rng"])
+        self.last_checkpoint = Path(path)
+
+    # ---- step ----------------------------------------------------------------------------
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One optimisation step on this rank's share of a global batch."""
+        self.ddp_model.train()
+        audio = batch["audio"].to(self.device)  # (b, W) int64 μ-law classes
+        mel = batch["mel"].to(self.device)  # (b, n_mels, W/hop + 2·cin_pad)
+        speaker = batch["speaker"].to(self.device) if self.model.speaker_embed is not None else None
+        with self.autocast():
+            logits = self.ddp_model(audio, mel, speaker)  # (b, Q, W)
+        # Mean over this rank's equal share; DDP averages gradients -> mean over the global batch.
+        loss = F.cross_entropy(logits.float(), audio)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.recipe.train.grad_clip if self.recipe.train.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.sampler.advance()
+        self.step += 1
+        return {"loss": loss.item(), "grad_norm": float(grad_norm), "lr": lr}
+
+    def autocast(self):
+        on = self.recipe.train.amp and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on)
+
+    @property
+    def eval_model(self) -> WaveNet:
+        """The weights validation, samples and export use: the EMA copy when there is one."""
+        return self.ema.model if self.ema is not None else self.model
+
+    # ---- validate ------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        """Mean negative log-likelihood in bits per sample on the fixed valid windows (EMA)."""
+        if not self.valid_windows:
+            return None
+        model = self.eval_model.eval()
+        total, count, bs = 0.0, 0, self.recipe.data.batch_size
+        for i in range(0, len(self.valid_windows), bs):
+            batch = collate([self.valid_set[w] for w in self.valid_windows[i:i + bs]])
+            audio, mel = batch["audio"].to(self.device), batch["mel"].to(self.device)
+            speaker = batch["speaker"].to(self.device) if model.speaker_embed is not None else None
+            with self.autocast():
+                logits = model(audio, mel, speaker)
+            total += F.cross_entropy(logits.float(), audio, reduction="sum").item()
+            count += audio.numel()
+        return total / count / math.log(2)
+
+    # ---- sample --------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, runlog) -> list[Path]:
+        """Generate audio from the first valid mels with the EMA model; -> wav paths written."""
+        model, sr, hop = self.eval_model.eval(), self.preset.sample_rate, self.preset.hop_length
+        frames = max(1, math.ceil(self.recipe.train.sample_seconds * sr / hop))
+        written = []
+        for utt in pick_sample_sources(self.sample_sources, SAMPLE_UTTERANCES):
+            mel = np.load(utt.mel)[:, :frames]
+            speaker = (torch.tensor([utt.speaker], device=self.device)
+                       if model.speaker_embed is not None else None)
+            wav = generate_audio(model, torch.from_numpy(mel)[None].to(self.device), speaker,
+                                 seed=self.recipe.train.seed + self.step)
+            wav = wav[0].float().cpu().numpy()
+            name = f"step_{self.step:08d}_{utt.id}.wav"
+            path = write_audio(self.run_dir / "samples" / name, wav, sr)
+            written.append(path)
+            runlog.audio(self.step, f"sample/{utt.id}", wav, sr)
+            runlog.image(self.step, f"mel_reference/{utt.id}", mel)
+            if len(wav) > self.preset.n_fft // 2:
+                generated = mel_spectrogram(wav, self.preset)
+                runlog.image(self.step, f"mel_generated/{utt.id}", generated)
+        return written
+
+    # ---- checkpoint ----------------------------------------------------------------------
+    def payload(self) -> dict:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.model.state_dict() if self.ema is not None else None,
+            "ema_updates": self.ema.updates if self.ema is not None else 0,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": None,  # bf16 autocast needs no loss scaling; kept for an fp16 path
+            "sampler": self.sampler.state_dict(),
+            "rng": get_rng_state(cuda),
+            "recipe": self.recipe.to_dict(),
+            "speakers": list(self.features["speakers"]),
+            "preset": self.preset.to_dict(),
+            "valid_bits": self.valid_bits,
+            "best_valid_bits": self.best_bits,
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Write step_XXXXXXXX.pt (main rank only) and prune to the last keep_checkpoints."""
+        path = ckpt_io.step_path(self.run_dir, self.step)
+        if self.info.is_main:
+            t0 = time.perf_counter()
+            ckpt_io.save_checkpoint(path, self.payload())
+            ckpt_io.prune_checkpoints(self.run_dir, self.recipe.train.keep_checkpoints)
+            log.info("checkpoint %s (%.1f MB, %.2f s)", path, path.stat().st_size / 1e6,
+                     time.perf_counter() - t0)
+        self.last_checkpoint = path
+        return path
+
+    def save_best(self) -> None:
+        if self.info.is_main:
+            best = ckpt_io.checkpoint_dir(self.run_dir) / "best.pt"
+            ckpt_io.save_checkpoint(best, self.payload())
+
+    # ---- the loop --------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        t = self.recipe.train
+        runlog = (RunLog(self.run_dir, t.max_steps, self.step, self.progress)
+                  if self.info.is_main else NullLog())
+        try:
+            if self.info.is_main:
+                self.start_run()
+            with stop_signals(self):
+                self.loop(runlog)
+        finally:
+            runlog.close()
+        return TrainResult(self.step, self.last_checkpoint, self.stop_requested, self.valid_bits)
+
+    def start_run(self) -> None:
+        with atomic_path(self.run_dir / "recipe.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
+        for stale in ckpt_io.remove_stale_temporaries(self.run_dir):
+            log.warning("removed %s left by an interrupted checkpoint write", stale)
+        m, d = self.recipe.model, self.recipe.data
+        if self.step:
+            log.info("resumed from %s (step %d)", self.last_checkpoint, self.step)
+        log.info("%s step %d/%d on %s x%d | %d params, receptive field %d | %d train "
+                 "utterances (%d too short), %d valid windows, batch %d x %d samples",
+                 "resuming at" if self.step else "starting at", self.step,
+                 self.recipe.train.max_steps,
+                 self.device, self.info.world_size, self.model.num_params(),
+                 self.model.receptive_field, len(self.train_set.utterances), self.skipped["train"],
+                 len(self.valid_windows), d.batch_size, d.window_samples)
+        if m.n_speakers:
+            log.info("speakers: %d (%s)", m.n_speakers, ", ".join(self.features["speakers"]))
+
+    def batches(self):
+        """Iterator over this rank's batches from the sampler's current position."""
+        loader = torch.utils.data.DataLoader(
+            self.train_set, batch_sampler=self.sampler, num_workers=self.recipe.data.num_workers,
+            collate_fn=collate)
+        return iter(loader)
+
+    def loop(self, runlog) -> None:
+        t, d = self.recipe.train, self.recipe.data
+        batches = self.batches()
+        tick, tick_step = time.perf_counter(), self.step
+        saved_at = self.step if self.last_checkpoint is not None else -1
+        while self.step < t.max_steps:
+            metrics = self.train_step(next(batches))
+            step = self.step
+            stop = distributed.any_rank(self.stop_requested, self.info, self.device)
+            self.stop_requested = stop
+            if step % t.log_interval == 0 or step == t.max_steps or stop:
+                elapsed = time.perf_counter() - tick
+                speed = (step - tick_step) * d.batch_size * d.window_samples / max(elapsed, 1e-9)
+                metrics["loss"] = mean_over_ranks(metrics["loss"], self.info, self.device)
+                runlog.scalars(step, {"train/loss": metrics["loss"], "train/lr": metrics["lr"],
+                                      "train/grad_norm": metrics["grad_norm"],
+                                      "train/samples_per_s": speed})
+                runlog.progress(step, metrics["loss"], speed)
+                log.info("step %d/%d loss %.4f lr %.3g grad_norm %.3f samples/s %.0f", step,
+                         t.max_steps, metrics["loss"], metrics["lr"], metrics["grad_norm"], speed)
+                tick, tick_step = time.perf_counter(), step
+            if step % t.valid_interval == 0 and self.info.is_main:
+                self.valid_bits = self.validate()
+                if self.valid_bits is not None:
+                    runlog.scalars(step, {"valid/bits_per_sample": self.valid_bits})
+                    log.info("step %d valid %.4f bits/sample (EMA)", step, self.valid_bits)
+                    if self.best_bits is None or self.valid_bits < self.best_bits:
+                        self.best_bits = self.valid_bits
+                        self.save_best()
+            if step % t.sample_interval == 0 and self.info.is_main:
+                for path in self.sample(runlog):
+                    log.info("sample %s", path)
+            if step % t.checkpoint_interval == 0 or step == t.max_steps or stop:
+                self.save_checkpoint()
+                saved_at = step
+            if stop:
+                log.warning("stopped by signal at step %d; checkpoint written", step)
+                break
+        if saved_at != self.step:  # resumed at or past max_steps with no checkpoint there yet
+            self.save_checkpoint()
+
+
+# ---- helpers -------------------------------------------------------------------------------
+def resolve_recipe(recipe: Recipe, features: dict, workdir: Path) -> Recipe:
+    """Check the recipe against features.json; resolve model.n_speakers = -1."""
+    where = workdir / "features.json"
+    preset = get_preset(recipe.audio.preset)
+    cached = features.get("preset")
+    if cached != preset.name:
+        raise WavegenError(
+            f"{where}: feature cache was made with preset {cached!r}, the recipe's audio.preset "
+            f"is {preset.name!r} (re-run `wavegen preprocess` or fix the recipe)"
+        )
+    params = features.get("preset_params")
+    if params is not None and params != preset.to_dict():
+        raise WavegenError(f"{where}: preset_params differ from the current {preset.name!r} preset")
+    speakers = features.get("speakers")
+    if not isinstance(speakers, list):
+        raise WavegenError(f"{where}: expected a list of speakers")
+    resolved = from_dict(Recipe, recipe.to_dict())  # deep copy through the schema
+    auto = len(speakers) if len(speakers) > 1 else 0
+    if resolved.model.n_speakers < 0:
+        resolved.model.n_speakers = auto
+    elif 0 < resolved.model.n_speakers < len(speakers):
+        raise WavegenError(
+            f"model.n_speakers is {resolved.model.n_speakers}, but the feature cache has "
+            f"{len(speakers)} speakers (use -1 for one per speaker)"
+        )
+    return resolved
+
+
+def copy_stats(model: WaveNet, stats: dict, workdir: Path) -> None:
+    """stats.json mean/std -> the model's mel_mean/mel_std buffers (audio.mel_normalize)."""
+    mean, std = (torch.tensor(stats.get(k, []), dtype=torch.float32) for k in ("mean", "std"))
+    n = model.config.cin_channels
+    if mean.shape != (n,) or std.shape != (n,):
+        raise WavegenError(f"{workdir / 'stats.json'}: expected mean and std of {n} values each")
+    model.mel_mean.copy_(mean)
+    model.mel_std.copy_(std.clamp_min(1e-5))  # a constant mel bin must not divide by zero
+
+
+def mean_over_ranks(value: float, info, device) -> float:
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], device=device, dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return t.item() / info.world_size
+
+
+def pick_sample_sources(utts: list, count: int) -> list:
+    """Up to ``count`` utterances, different speakers first."""
+    chosen, seen = [], set()
+    for utt in utts:
+        if utt.speaker not in seen:
+            chosen.append(utt)
+            seen.add(utt.speaker)
+    chosen += [u for u in utts if u not in chosen]
+    return chosen[:count]
+
+
+def generate_audio(model: WaveNet, mel: torch.Tensor, speaker, seed: int) -> torch.Tensor:
+    """(1, n_mels, F) raw mel -> (1, F·hop) waveform, with the fast generator when present."""
+    try:
+        from .generate import generate
+    except ImportError:
+        return slow_generate(model, mel, speaker, seed=seed)
+    return generate(model, mel, speaker=speaker, temperature=1.0, seed=seed)
+
+
+@torch.no_grad()
+def slow_generate(model: WaveNet, mel: torch.Tensor, speaker=None, temperature: float = 1.0,
+                  seed: int = 0) -> torch.Tensor:
+    """Reference sampler: a full pass over the last receptive_field inputs per sample.
+
+    mel: (B, n_mels, F) -> (B, F·hop) float waveform. O(T · receptive_field): for samples only.
+    """
+    c = model.upsample(model.pad_mel(mel))  # (B, C, T)
+    g = model.speaker_vector(speaker)
+    B, _, T = c.shape
+    rf = model.receptive_field
+    gen = torch.Generator(device=mel.device).manual_seed(seed)
+    inputs = torch.full((B, T + 1), model.start_class, dtype=torch.long, device=mel.device)
+    for t in range(T):
+        lo = max(0, t - rf + 1)  # the zero left-padding of forward() beyond rf cannot reach t
+        x = model.embed(inputs[:, lo:t + 1]).transpose(1, 2)
+        skips = 0
+        for layer in model.layers:
+            x, s = layer(x, c[:, :, lo:t + 1], g)
+            skips = skips + s
+        logits = model.post(skips * math.sqrt(1.0 / len(model.layers)))[:, :, -1].float()
+        if temperature <= 0:
+            q = logits.argmax(dim=1)
+        else:
+            probs = torch.softmax(logits / temperature, dim=1)
+            q = torch.multinomial(probs, 1, generator=gen)[:, 0]
+        inputs[:, t + 1] = q
+    return mulaw_decode(inputs[:, 1:], model.config.quantize_channels)
+
+
+def get_rng_state(cuda_states: list) -> dict:
+    """Python, numpy, torch (and CUDA) RNG states as tensors and plain lists (weights_only-safe)."""
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": version, "state": list(words), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": list(cuda_states),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    p, n = state["python"], state["numpy"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class stop_signals:
+    """While active, SIGINT/SIGTERM set ``trainer.stop_requested`` instead of killing the run."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.saved = trainer, {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.trainer.stop_requested:  # a second signal: give up at once
+            raise KeyboardInterrupt
+        self.trainer.stop_requested = True
+        log.warning("%s received: finishing this step and writing a checkpoint",
+                    signal.Signals(signum).name)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self.saved.items():
+            signal.signal(sig, old)
+
+
+def train(recipe: Recipe, workdir: str | Path, run_dir: str | Path, device: str | None = None,
+          resume: bool | None = None, progress: bool = True) -> TrainResult:
+    """Train ``recipe`` on the feature cache in ``workdir``, writing into ``run_dir``.
+
+    ``resume``: None continues from the newest valid checkpoint if there is one; True requires
+    one; False requires that ``run_dir`` has none (never silently mix two runs).
+    """
+    trainer = Trainer(recipe, workdir, run_dir, device=device, progress=progress)
+    try:
+        existing = ckpt_io.list_checkpoints(run_dir)
+        if resume is False and existing:
+            raise WavegenError(f"{run_dir}: already holds checkpoints; resume it, or pick another "
+                               "--run-dir")
+        latest = ckpt_io.latest_checkpoint(run_dir) if resume is not False else None
+        if latest is None and (resume or existing):
+            raise WavegenError(f"{run_dir}: no checkpoint there verifies; nothing to resume from")
+        trainer.build()
+        if latest is not None:
+            trainer.resume(latest)
+        return trainer.fit()
+    finally:
+        distributed.shutdown()
