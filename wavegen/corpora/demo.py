@@ -30,14 +30,15 @@ SAMPLE_RATE = 22050  # Hz: the tacotron2/espnet preset rate, so no resampling
 UTTERANCES_PER_SPEAKER = 8
 BLOCK = 220  # samples (10 ms) between formant updates
 MARKER = "demo_corpus.json"  # written last: its presence marks a complete corpus
-VERSION = 1  # bump when the generator changes, so old copies are regenerated
+VERSION = 2  # bump when the generator changes, so old copies are regenerated
 
-# name, mean F0 (Hz), formant scale (vocal-tract length), breathiness (aspiration level)
+# name, mean F0 (Hz), formant scale (vocal-tract length), breathiness (aspiration noise std;
+# the differentiated pulses peak at about 0.05-0.1 per sample)
 SPEAKERS = (
-    ("demo_f1", 210.0, 1.17, 0.04),
-    ("demo_f2", 245.0, 1.12, 0.07),
-    ("demo_m1", 105.0, 1.00, 0.03),
-    ("demo_m2", 130.0, 0.95, 0.05),
+    ("demo_f1", 210.0, 1.17, 0.004),
+    ("demo_f2", 245.0, 1.12, 0.007),
+    ("demo_m1", 105.0, 1.00, 0.003),
+    ("demo_m2", 130.0, 0.95, 0.005),
 )
 # F1, F2, F3, F4 (Hz) of an adult male; speakers scale them.
 VOWELS = np.array([
