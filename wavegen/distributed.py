@@ -7,6 +7,7 @@ for CUDA devices and gloo for the CPU.
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -70,8 +71,14 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     if not info.enabled:
         return model
     ids = [device.index] if device.type == "cuda" else None
-    # The mel statistics buffers never change during training: no need to broadcast them.
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    ddp = nn.parallel.DistributedDataParallel
+    # The mel statistics buffers never change during training: no need to sync them each step.
+    quiet = ({"forward_sync_buffers": False}
+             if "forward_sync_buffers" in inspect.signature(ddp).parameters
+             else {"broadcast_buffers": False})
+    # static_graph: the last layer's residual output conv never reaches the loss (only its skip
+    # does), and DDP must be told once instead of searching for unused parameters every step.
+    return ddp(model, device_ids=ids, static_graph=True, **quiet)
 
 
 def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
