@@ -22,6 +22,7 @@ from wavegen.preprocess import (
     load_stats,
     normalize,
     preprocess,
+    trim_silence,
 )
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
@@ -250,6 +251,20 @@ def test_held_out_speakers_are_all_test():
         assign_splits(corpus, 1, 1, held_out_speakers=["p9"])
     with pytest.raises(WavegenError, match="every speaker"):
         assign_splits(corpus, 1, 1, held_out_speakers=["p1", "p2"])
+
+
+@pytest.mark.parametrize("top_db", [20.0, 40.0, 60.0])
+def test_trim_silence_equals_librosa(top_db):
+    import librosa
+
+    rng = np.random.default_rng(int(top_db))
+    for seed, silence in ((0, 0.0), (1, 0.3), (2, 0.77)):
+        wav = speechlike(22050, 0.8, seed, silence) + 1e-4 * rng.standard_normal(1).astype(np.float32)
+        wav[: int(0.1 * 22050)] *= np.linspace(0, 1, int(0.1 * 22050), dtype=np.float32)  # fade in
+        expected, _ = librosa.effects.trim(wav, top_db=top_db, frame_length=1024, hop_length=256)
+        np.testing.assert_array_equal(trim_silence(wav, top_db, 1024, 256), expected)
+    zeros = np.zeros(5000, np.float32)  # all frames equally (not) loud: both keep everything
+    assert trim_silence(zeros, top_db, 1024, 256).size == librosa.effects.trim(zeros, top_db=top_db)[0].size
 
 
 def test_normalize_peak_and_loudness():
