@@ -80,6 +80,24 @@ def test_resume_is_bit_identical(cache, tmp_path):
     assert not torch.equal(early["model"]["embed.weight"], a["model"]["embed.weight"])
 
 
+def test_corrupt_newest_checkpoint_falls_back_and_replays(cache, tmp_path, caplog):
+    """Resume skips a corrupt step-4 file, restarts from step 2 and rebuilds step 4 exactly."""
+    r = recipe(tmp_path, train={"max_steps": 4, "checkpoint_interval": 2})
+    run = tmp_path / "run"
+    original = train(r, cache, run, progress=False)
+    weights = ck.load_checkpoint(original.checkpoint)["model"]
+    data = bytearray(original.checkpoint.read_bytes())
+    data[-100] ^= 0x01
+    original.checkpoint.write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        again = train(r, cache, run, progress=False)
+    assert "step_00000004.pt" in caplog.text and "falling back" in caplog.text
+    assert "resumed from" in (run / "train.log").read_text()
+    assert (run / "checkpoints" / "step_00000004.pt.corrupt").exists()
+    assert again.step == 4 and ck.latest_checkpoint(run) == again.checkpoint
+    assert_states_equal(ck.load_checkpoint(again.checkpoint)["model"], weights)
+
+
 def test_checkpoint_payload_loads_with_weights_only(cache, tmp_path):
     result = train(recipe(tmp_path, train={"max_steps": 2}), cache, tmp_path / "run",
                    progress=False)

@@ -266,6 +266,10 @@ class Trainer:
         m, d = self.recipe.model, self.recipe.data
         if self.step:
             log.info("resumed from %s (step %d)", self.last_checkpoint, self.step)
+            newer = [p for s, p in ckpt_io.list_checkpoints(self.run_dir) if s > self.step]
+            for path in newer:  # failed verification: set aside, so rotation cannot keep them
+                path.rename(path.with_name(path.name + ".corrupt"))
+                log.warning("%s does not verify; renamed to %s.corrupt", path, path.name)
         log.info("%s step %d/%d on %s x%d | %d params, receptive field %d | %d train "
                  "utterances (%d too short), %d valid windows, batch %d x %d samples",
                  "resuming at" if self.step else "starting at", self.step,
