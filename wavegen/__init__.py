@@ -10,6 +10,7 @@ from .audio import read_audio, write_audio
 from .config import AudioConfig, DataConfig, ModelConfig, Recipe, TrainConfig, load_recipe
 from .errors import WavegenError
 from .features import PRESETS, MelPreset, get_preset, mel_spectrogram
+from .generate import generate, stream
 from .model import WaveNet
 from .mulaw import mulaw_decode, mulaw_encode
 from .vocoder import Vocoder, load_vocoder
@@ -18,6 +19,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS", "AudioConfig", "DataConfig", "MelPreset", "ModelConfig", "Recipe", "TrainConfig",
-    "Vocoder", "WaveNet", "WavegenError", "get_preset", "load_recipe", "load_vocoder",
-    "mel_spectrogram", "mulaw_decode", "mulaw_encode", "read_audio", "write_audio",
+    "Vocoder", "WaveNet", "WavegenError", "generate", "get_preset", "load_recipe", "load_vocoder",
+    "mel_spectrogram", "mulaw_decode", "mulaw_encode", "read_audio", "stream", "write_audio",
 ]

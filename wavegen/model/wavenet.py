@@ -128,3 +128,11 @@ class WaveNet(nn.Module):
             x, s = layer(x, c, g)
             skips = skips + s
         return self.post(skips * math.sqrt(1.0 / len(self.layers)))
+
+    # ---- sampling ----------------------------------------------------------------------------
+    def generate(self, mel: torch.Tensor | None = None, speaker: torch.Tensor | None = None,
+                 temperature: float = 1.0, seed: int | None = None, **kwargs) -> torch.Tensor:
+        """Sample waveforms, (B, T) float in [-1, 1]; see :func:`wavegen.generate.generate`."""
+        from ..generate import generate  # the sampler imports this module
+
+        return generate(self, mel, speaker, temperature, seed, **kwargs)

@@ -1,0 +1,252 @@
+"""The incremental sampler against the full forward pass, and its sampling properties.
+
+Both step backends are checked: "torch" (the reference StepState.step, also what the CUDA graph
+captures) and "kernel" (the compiled CPU loop; skipped if no compiler is available).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wavegen.config import ModelConfig
+from wavegen.errors import WavegenError
+from wavegen.generate import generate, stream, teacher_forced_logits
+from wavegen.generation import Sampler, kernel
+from wavegen.generation.conditioning import Conditioner
+from wavegen.generation.sampler import COND_BUDGET_BYTES, default_chunk
+from wavegen.generation.weights import StepWeights
+from wavegen.model import WaveNet
+
+
+def _kernel_or_skip(backend: str) -> None:
+    if backend == "kernel" and kernel.load_kernel() is None:
+        pytest.skip("compiled sampler unavailable (no C++ compiler); the torch step is tested")
+
+
+BACKENDS = ["torch", "kernel"]
+
+
+def small_model(kernel_size=3, cin=8, speakers=0, scales=(2, 4), seed=0) -> WaveNet:
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        quantize_channels=64, layers=6, stacks=2, kernel_size=kernel_size, residual_channels=16,
+        gate_channels=24, skip_channels=12, cin_channels=cin, cin_pad=2,
+        upsample_scales=list(scales), n_speakers=speakers, gin_channels=4,
+    )
+    model = WaveNet(config).eval()
+    if cin:
+        # Non-trivial statistics and smoothing taps, so normalisation and the stages are tested.
+        model.mel_mean.copy_(torch.randn(cin))
+        model.mel_std.copy_(torch.rand(cin) + 0.5)
+        for conv in model.upsampler.stages:
+            conv.weight.data.normal_(0.2, 0.1)
+    return model
+
+
+def reference_logits(model, audio, mel, speaker, lengths):
+    """Full teacher-forced forward pass of each row alone, trimmed to its own length."""
+    hop = model.hop_length
+    out = []
+    with torch.no_grad():
+        for b, n in enumerate(lengths):
+            m = None if mel is None else model.pad_mel(mel[b: b + 1, :, :n])
+            spk = None if speaker is None else speaker[b: b + 1]
+            out.append(model(audio[b: b + 1, : n * hop], m, spk)[0])
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "kernel_size,cin,speakers",
+    [(2, 8, 0), (3, 8, 0), (2, 8, 3), (3, 8, 3), (3, 0, 3), (2, 0, 0)],
+)
+def test_teacher_forcing_matches_forward(backend, kernel_size, cin, speakers):
+    """Fed the true samples, the sampler's logits equal the forward pass: every ring buffer tap,
+    conditioning chunk (7 steps, not a multiple of the hop of 8) and ragged row end is exact."""
+    _kernel_or_skip(backend)
+    model = small_model(kernel_size, cin, speakers)
+    hop, lengths = model.hop_length, [9, 4, 7]  # frames; 72 samples > receptive field (29)
+    B, T = len(lengths), max(lengths) * hop
+    torch.manual_seed(1)
+    audio = torch.randint(0, 64, (B, T))
+    mel = torch.randn(B, cin, max(lengths)) if cin else None
+    speaker = torch.tensor([2, 0, 1]) if speakers else None
+    ragged = torch.tensor(lengths) if cin else None
+    got = teacher_forced_logits(model, audio, mel, speaker, ragged, backend=backend, chunk=7)
+    assert got.shape == (B, 64, T)
+    refs = reference_logits(model, audio, mel, speaker, lengths if cin else [max(lengths)] * B)
+    for b, ref in enumerate(refs):
+        delta = (got[b, :, : ref.shape[-1]] - ref).abs().max().item()
+        assert delta <= 1e-4, (b, delta)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_teacher_forcing_bench_upsampler(backend):
+    """The real ×256 upsampler [4, 4, 4, 4], chunked at 100 steps, still matches exactly."""
+    _kernel_or_skip(backend)
+    model = small_model(3, cin=8, scales=(4, 4, 4, 4))
+    torch.manual_seed(2)
+    audio = torch.randint(0, 64, (2, 2 * 256))
+    mel = torch.randn(2, 8, 2)
+    got = teacher_forced_logits(model, audio, mel, backend=backend, chunk=100)
+    with torch.no_grad():
+        ref = model(audio, model.pad_mel(mel))
+    delta = (got - ref).abs().max().item()
+    assert delta <= 1e-4, delta
+
+
+def test_off_by_one_ring_is_detected():
+    """The exactness check has teeth: a ring buffer shifted by one step breaks it."""
+    model = small_model(3, cin=8)
+    torch.manual_seed(3)
+    audio, mel = torch.randint(0, 64, (1, 48)), torch.randn(1, 8, 6)
+    with torch.no_grad():
+        ref = model(audio, model.pad_mel(mel))
+    sampler = Sampler(model, mel, forced=audio, keep_logits=True, backend="torch", chunk=7)
+    sampler.state._back = sampler.state._back + 1  # every tap one step too old
+    _, logits = sampler.run(48)
+    assert (logits.transpose(1, 2) - ref).abs().max().item() > 1e-2
+
+
+@pytest.mark.parametrize("scales", [(2, 4), (4, 4, 4, 4)])
+def test_chunked_upsampling_equals_whole(scales):
+    """Any span of the chunked, ragged upsampler equals upsampling each utterance whole."""
+    model = small_model(cin=8, scales=scales)
+    hop, lengths = model.hop_length, torch.tensor([12, 5])
+    mel = torch.randn(2, 8, 12)
+    weights = StepWeights.from_model(model)
+    cond = Conditioner(model, weights, mel, lengths, None, batch=2)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        whole = [model.upsample(model.pad_mel(mel[b: b + 1, :, :n]))[0]
+                 for b, n in enumerate(lengths.tolist())]
+        for _ in range(20):
+            t0 = int(torch.randint(0, 12 * hop - 1, (1,), generator=gen))
+            t1 = int(torch.randint(t0 + 1, 12 * hop + 1, (1,), generator=gen))
+            got = cond.upsampled(t0, t1)
+            for b, ref in enumerate(whole):
+                end = min(t1, ref.shape[-1])
+                if end > t0:
+                    delta = (got[b, :, : end - t0] - ref[:, t0:end]).abs().max().item()
+                    scale = ref.abs().max().item()  # the stages amplify: compare relative
+                    assert delta < 1e-6 * scale, (t0, t1, b, delta, scale)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_seeded_sampling_is_reproducible(backend):
+    _kernel_or_skip(backend)
+    model, mel = small_model(), torch.randn(2, 8, 8)
+    a = generate(model, mel, seed=5, backend=backend)
+    b = generate(model, mel, seed=5, backend=backend)
+    c = generate(model, mel, seed=6, backend=backend)
+    assert a.shape == (2, 64) and a.dtype == torch.float32
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.abs().max() <= 1.0
+
+
+def test_backends_agree():
+    """The compiled loop samples exactly what the torch step samples (same random numbers)."""
+    _kernel_or_skip("kernel")
+    model, mel = small_model(speakers=3), torch.randn(2, 8, 8)
+    speaker = torch.tensor([1, 2])
+    for temperature in (1.0, 0.7, 0.0):
+        ref = generate(model, mel, speaker, temperature=temperature, seed=9, backend="torch")
+        got = generate(model, mel, speaker, temperature=temperature, seed=9, backend="kernel")
+        assert torch.equal(ref, got), temperature
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_argmax_is_deterministic(backend):
+    _kernel_or_skip(backend)
+    model, mel = small_model(), torch.randn(1, 8, 8)
+    a = generate(model, mel, temperature=0.0, seed=1, backend=backend)
+    b = generate(model, mel, temperature=0.0, seed=2, backend=backend)
+    hot = generate(model, mel, temperature=1.0, seed=3, backend=backend)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, hot)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("chunk_samples", [1, 13, 64, 10_000])
+def test_stream_equals_one_shot(backend, chunk_samples):
+    _kernel_or_skip(backend)
+    model, mel, lengths = small_model(), torch.randn(3, 8, 8), torch.tensor([8, 3, 6])
+    whole = generate(model, mel, seed=4, lengths=lengths, backend=backend)
+    pieces = list(stream(model, mel, seed=4, lengths=lengths, chunk_samples=chunk_samples,
+                         backend=backend))
+    assert all(p.shape[1] == chunk_samples for p in pieces[:-1])
+    assert torch.equal(torch.cat(pieces, dim=1), whole)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ragged_batch_rows_equal_generating_alone(backend):
+    """With argmax, each row of a batch of different lengths is that utterance generated alone,
+    and zero past its own end."""
+    _kernel_or_skip(backend)
+    model, lengths = small_model(speakers=3), [8, 3, 6]
+    mel, speaker = torch.randn(3, 8, 8), torch.tensor([0, 2, 1])
+    batch = generate(model, mel, speaker, temperature=0.0, lengths=torch.tensor(lengths),
+                     backend=backend)
+    hop = model.hop_length
+    for b, n in enumerate(lengths):
+        alone = generate(model, mel[b, :, :n], speaker[b: b + 1], temperature=0.0,
+                         backend=backend)
+        assert torch.equal(batch[b, : n * hop], alone[0]), b
+        assert not batch[b, n * hop:].any()
+
+
+def test_memory_bounded_by_chunk_not_length():
+    """A 60 s utterance gets the same buffers as a 1 s one; only the output grows."""
+    model = small_model(cin=8, scales=(4, 4, 4, 4))
+    sizes = {}
+    for seconds in (1, 60):
+        frames = seconds * 22050 // 256
+        sampler = Sampler(model, torch.randn(1, 8, frames), seed=0, backend="torch", chunk=50,
+                          span=120)
+        sampler.run(3 * 50 + 5)  # several chunks: the mel cache has been refilled
+        buffers = [sampler.state.rings, sampler.state.cond, sampler.state.audio,
+                   sampler.state.uniform, sampler.conditioner._cache[1]]
+        sizes[seconds] = [tuple(b.shape) for b in buffers]
+        assert sampler.conditioner._cache[1].shape[-1] == 120
+    assert sizes[1] == sizes[60]
+    # The default sizes come from a byte budget and the batch size, never the length.
+    weights = StepWeights.from_model(model)
+    assert default_chunk(weights, 1) * weights.layers * weights.gate * 4 <= COND_BUDGET_BYTES
+
+
+def test_wavenet_generate_and_unconditioned_length():
+    model = small_model(cin=0)
+    out = model.generate(num_samples=50, seed=0)
+    assert out.shape == (1, 50)
+    with pytest.raises(WavegenError, match="num_samples"):
+        model.generate(seed=0)
+
+
+def test_bad_inputs_raise_wavegen_errors():
+    model = small_model(speakers=3)
+    mel = torch.randn(2, 8, 4)
+    with pytest.raises(WavegenError, match="mel"):
+        generate(model, torch.randn(2, 5, 4), torch.tensor([0, 1]))
+    with pytest.raises(WavegenError, match="speaker"):
+        generate(model, mel)
+    with pytest.raises(WavegenError, match="speaker"):
+        generate(model, mel, torch.tensor([0, 7]))
+    with pytest.raises(WavegenError, match="lengths"):
+        generate(model, mel, torch.tensor([0, 1]), lengths=torch.tensor([4, 5]))
+    with pytest.raises(WavegenError, match="backend"):
+        generate(model, mel, torch.tensor([0, 1]), backend="fast")
+
+
+def test_kernel_build_failure_falls_back_to_torch(monkeypatch, tmp_path):
+    monkeypatch.setattr(kernel, "_lib", kernel._NOT_LOADED)
+    monkeypatch.setenv("WAVEGEN_CACHE", str(tmp_path))
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    model, mel = small_model(), torch.randn(1, 8, 4)
+    with pytest.warns(RuntimeWarning, match="compiled CPU sampler unavailable"):
+        sampler = Sampler(model, mel, seed=0)
+    assert sampler.backend == "torch"
+    assert sampler.run(32)[0].shape == (1, 32)
+    with pytest.raises(WavegenError, match="could not be built"):
+        Sampler(model, mel, backend="kernel")

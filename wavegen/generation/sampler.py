@@ -1,0 +1,212 @@
+"""The incremental sampler: conditioning chunk by chunk, then one of three step backends.
+
+    kernel      CPU: the compiled loop (``kernel.py``) runs many steps per call, rows split
+                over threads.
+    cuda-graph  CUDA: ``StepState.step`` captured in a CUDA graph (``cuda_graph.py``).
+    torch       anywhere: ``StepState.step`` called from Python (the reference).
+
+All three read and write the same :class:`StepState` buffers, so they are interchangeable
+between calls. Random numbers are drawn on the CPU from a seeded ``torch.Generator`` in
+time-major order, one per row and step, so a seed gives the same audio whatever the chunking.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import WavegenError
+from ..model import WaveNet
+from .conditioning import Conditioner
+from .kernel import WGModel, WGRun, load_kernel, ptr
+from .step import StepState
+from .weights import StepWeights
+
+# Conditioning chunk budget: (B, chunk, L·G) float32 stays under this many bytes.
+COND_BUDGET_BYTES = 32 * 2**20
+BACKENDS = ("auto", "kernel", "cuda-graph", "torch")
+
+
+def default_chunk(weights: StepWeights, batch: int) -> int:
+    """Steps per conditioning chunk: as many as the budget allows, 64 … 4096."""
+    per_step = batch * weights.layers * weights.gate * 4
+    return int(min(4096, max(64, COND_BUDGET_BYTES // per_step)))
+
+
+class Sampler:
+    """One batch of utterances being generated; call :meth:`run` until :attr:`remaining` is 0.
+
+    Args:
+        model: a WaveNet (eval mode is the caller's business).
+        mel: (B, C_in, F) raw preset mel without context padding, or None if unconditioned.
+        speaker: (B,) int64 speaker ids or None.
+        lengths: (B,) frames per row for a ragged batch, or None.
+        num_samples: samples to generate when the model has no mel conditioning.
+        temperature: softmax temperature; 0 = argmax.
+        seed: seed of the sampling random numbers (None: nondeterministic).
+        forced: (B, T) int64 classes to feed instead of sampling (teacher forcing), or None.
+        keep_logits: also return each step's logits from :meth:`run`.
+        backend: "auto", "kernel", "cuda-graph" or "torch".
+        chunk: steps per conditioning chunk (default from :data:`COND_BUDGET_BYTES`).
+        threads: CPU threads for the kernel (default ``torch.get_num_threads()``).
+        span: samples of mel upsampled at a time (default from the same budget, ≥ chunk).
+        dtype: dtype of the weights and buffers (the kernel needs float32).
+    """
+
+    def __init__(self, model: WaveNet, mel: torch.Tensor | None = None,
+                 speaker: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
+                 num_samples: int | None = None, temperature: float = 1.0,
+                 seed: int | None = None, forced: torch.Tensor | None = None,
+                 keep_logits: bool = False, backend: str = "auto", chunk: int | None = None,
+                 threads: int | None = None, span: int | None = None,
+                 dtype: torch.dtype = torch.float32):
+        if backend not in BACKENDS:
+            raise WavegenError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.device = device = model.embed.weight.device
+        hop = model.hop_length
+        if mel is not None:
+            mel = mel.to(device=device, dtype=torch.float32)
+            if mel.dim() == 2:
+                mel = mel[None]
+            if mel.dim() != 3 or mel.shape[1] != model.config.cin_channels:
+                raise WavegenError(
+                    f"mel: expected shape (batch, {model.config.cin_channels}, frames), "
+                    f"got {tuple(mel.shape)}"
+                )
+            batch, total = mel.shape[0], mel.shape[2] * hop
+        elif model.upsampler is not None:
+            raise WavegenError("this model needs a mel spectrogram (local conditioning)")
+        else:
+            if num_samples is None:
+                raise WavegenError("num_samples is required for a model without mel conditioning")
+            batch = len(speaker) if speaker is not None else (1 if forced is None else len(forced))
+            total = int(num_samples)
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, dtype=torch.int64, device=device).reshape(-1)
+            if len(lengths) != batch or int(lengths.min()) < 1 or int(lengths.max()) * hop > total:
+                raise WavegenError(
+                    f"lengths: expected {batch} frame counts in 1 … {total // hop}, "
+                    f"got {lengths.tolist()}"
+                )
+        if speaker is not None:
+            speaker = torch.as_tensor(speaker, dtype=torch.int64, device=device).reshape(-1)
+            n_spk = model.config.n_speakers
+            if len(speaker) != batch or (n_spk and (speaker.min() < 0 or speaker.max() >= n_spk)):
+                raise WavegenError(
+                    f"speaker: expected {batch} ids in 0 … {n_spk - 1}, got {speaker.tolist()}"
+                )
+        self.batch, self.total = batch, total
+        self.weights = StepWeights.from_model(model, dtype)
+        self.chunk = int(chunk or default_chunk(self.weights, batch))
+        if span is None:
+            per_step = 4 * batch * max(1, model.config.cin_channels)
+            span = min(1 << 16, max(self.chunk, COND_BUDGET_BYTES // per_step))
+        self.conditioner = Conditioner(model, self.weights, mel, lengths, speaker, batch, span)
+        self.state = StepState(
+            self.weights, batch, self.chunk, temperature, forced=forced is not None,
+            keep_logits=keep_logits, start_class=model.start_class,
+        )
+        limit = lengths * hop if lengths is not None else torch.full((batch,), total)
+        self.state.limit.copy_(limit)
+        self.forced_all = None if forced is None else forced.to(device=device, dtype=torch.int64)
+        self.generator = torch.Generator()
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(seed))
+        self.threads = threads or torch.get_num_threads()
+        self.backend = self._pick_backend(backend, dtype)
+        self.t = 0  # host copy of state.t
+        self.chunk_start = self.chunk_end = 0
+        self._runner = None
+
+    def _pick_backend(self, backend: str, dtype: torch.dtype) -> str:
+        cuda = self.device.type == "cuda"
+        if backend == "auto":
+            if cuda:
+                return "cuda-graph"
+            kernel_ok = self.device.type == "cpu" and dtype == torch.float32
+            return "kernel" if kernel_ok and load_kernel() is not None else "torch"
+        if backend == "kernel" and (self.device.type != "cpu" or dtype != torch.float32):
+            raise WavegenError("backend 'kernel' needs a float32 model on the CPU")
+        if backend == "kernel" and load_kernel() is None:
+            raise WavegenError("backend 'kernel': the compiled sampler could not be built")
+        if backend == "cuda-graph" and not cuda:
+            raise WavegenError("backend 'cuda-graph' needs the model on a CUDA device")
+        return backend
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.t
+
+    def _refill(self) -> None:
+        """Compute the conditioning of the next chunk into the static buffer."""
+        s = self.state
+        self.chunk_start, self.chunk_end = self.t, min(self.t + self.chunk, self.total)
+        n = self.chunk_end - self.chunk_start
+        self.conditioner.chunk(self.chunk_start, self.chunk_end, out=s.cond[:, :n])
+        if s.mode == "sample":
+            u = torch.rand(n, self.batch, generator=self.generator)  # time-major: see module doc
+            s.uniform[:n].copy_(u)
+        if s.forced is not None:
+            s.forced[:n].copy_(self.forced_all[:, self.chunk_start: self.chunk_end].t())
+        s.i.zero_()
+
+    @torch.no_grad()
+    def run(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Generate the next n samples -> ((B, n) float audio, (B, n, Q) logits or None)."""
+        n = min(n, self.remaining)
+        audio = torch.empty(self.batch, n, device=self.device)
+        s = self.state
+        logits = None if s.logits is None else torch.empty(self.batch, n, self.weights.classes,
+                                                           device=self.device)
+        done = 0
+        while done < n:
+            if self.t == self.chunk_end:
+                self._refill()
+            i0 = self.t - self.chunk_start
+            steps = min(n - done, self.chunk_end - self.t)
+            self._steps(i0, steps)
+            audio[:, done: done + steps] = s.audio[:, i0: i0 + steps]
+            if logits is not None:
+                logits[:, done: done + steps] = s.logits[:, i0: i0 + steps]
+            done += steps
+            self.t += steps
+        return audio, logits
+
+    def _steps(self, i0: int, steps: int) -> None:
+        if self.backend == "kernel":
+            self._kernel_steps(i0, steps)
+        elif self.backend == "cuda-graph":
+            if self._runner is None:
+                from .cuda_graph import GraphRunner
+
+                self._runner = GraphRunner(self.state)
+            self._runner.run(steps)
+        else:
+            for _ in range(steps):
+                self.state.step()
+
+    def _kernel_steps(self, i0: int, steps: int) -> None:
+        s, w = self.state, self.weights
+        if self._runner is None:
+            ints = [torch.tensor(v, dtype=torch.int32) for v in
+                    (w.dilations, w.ring_offsets, w.ring_sizes)]
+            model = WGModel(
+                w.layers, w.kernel_size, w.residual, w.gate, w.skip, w.classes, w.ring_total,
+                *[ptr(v) for v in ints], ptr(w.embed), ptr(w.conv_w), ptr(w.os_w), ptr(w.os_b),
+                ptr(w.post1_w), ptr(w.post1_b), ptr(w.post2_w), ptr(w.post2_b), ptr(w.decode),
+            )
+            self._runner = (model, ints)  # the int tensors must live as long as the struct
+        B, LG, Q = self.batch, w.layers * w.gate, w.classes
+        run = WGRun(
+            B, steps, self.threads, self.t, s.temperature, ptr(s.rings), ptr(s.prev),
+            ptr(s.cond, i0 * LG), self.chunk * LG,
+            ptr(s.uniform, i0 * B) if s.mode == "sample" else None,
+            ptr(s.forced, i0 * B) if s.forced is not None else None,
+            ptr(s.limit), ptr(s.audio, i0), self.chunk, None,
+            ptr(s.logits, i0 * Q) if s.logits is not None else None,
+        )
+        load_kernel().wg_run(self._runner[0], run)
+        # Keep the tensor counters in step, so the torch step could take over from here.
+        s.i.fill_(i0 + steps)
+        s.t.fill_(self.t + steps)
