@@ -1,0 +1,87 @@
+"""``wavegen bench`` at toy size: the JSON it prints, its errors, and an honest baseline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from wavegen.bench import BENCH_CONFIG, naive_generate, resolve_config
+from wavegen.cli import main
+from wavegen.config import ModelConfig
+from wavegen.model import WaveNet
+
+TINY_RECIPE = """\
+audio: {preset: tacotron2}
+model: {layers: 2, stacks: 1, residual_channels: 8, gate_channels: 8, skip_channels: 8,
+        quantize_channels: 32, n_speakers: -1}
+"""
+
+
+def test_bench_config_is_the_issues_model():
+    name, config, rate = resolve_config("bench")
+    assert (name, rate) == ("bench", 22050)
+    assert config is BENCH_CONFIG
+    model = WaveNet(config)
+    assert [ly.dilation for ly in model.layers] == [2**i for i in range(6)] * 4
+    assert (config.kernel_size, config.residual_channels, config.gate_channels) == (3, 64, 128)
+    assert (config.skip_channels, config.quantize_channels, config.n_speakers) == (64, 256, 0)
+    assert model.hop_length == 256 and config.cin_channels == 80
+    assert 1.0e6 < model.num_params() < 1.2e6  # "about 1.1 M parameters"
+
+
+def test_bench_prints_one_json_object(tmp_path, capsys):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY_RECIPE)
+    with pytest.raises(SystemExit) as exit_info:  # typer's standalone mode exits with 0
+        main(["bench", "--json", "--config", str(recipe), "--seconds", "0.05", "--batch", "1,2",
+              "--baseline-samples", "16", "--train-steps", "1"])
+    assert not exit_info.value.code
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    result = json.loads(out)
+    _, config, rate = resolve_config(str(recipe))
+    assert config.n_speakers == 0  # -1 (auto) resolved for the benchmark
+    assert result["params"] == WaveNet(config).num_params()
+    assert result["device"] == "cpu" and result["torch"] == torch.__version__
+    assert isinstance(result["threads"], int) and result["threads"] >= 1
+    assert result["train_samples_per_s"] > 0
+    speeds = result["generate_samples_per_s"]
+    assert set(speeds) == {"1", "2"} and all(v > 0 for v in speeds.values())
+    for b, v in speeds.items():
+        assert result["realtime_factor"][b] == pytest.approx(v / rate, rel=1e-2, abs=1e-3)
+    assert set(result["baseline_generate_samples_per_s"]) == {"1"}
+    assert result["peak_memory_mb"] > 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--config", "no-such-recipe.yaml"], "expected 'bench' or the path of a recipe"),
+        (["--batch", "1,x"], "--batch"),
+        (["--seconds", "0"], "--seconds"),
+    ],
+)
+def test_bench_bad_options_are_one_line_errors(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--json", *args])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err
+
+
+def test_naive_baseline_is_a_faithful_wavenet():
+    """The baseline does the real work: fed the true samples it gives the forward's logits."""
+    torch.manual_seed(0)
+    config = ModelConfig(quantize_channels=32, layers=4, stacks=2, residual_channels=8,
+                         gate_channels=8, skip_channels=8, cin_channels=8,
+                         upsample_scales=[2, 2], n_speakers=2, gin_channels=3)
+    model = WaveNet(config).eval()
+    audio, mel, speaker = torch.randint(0, 32, (2, 24)), torch.randn(2, 8, 6), torch.tensor([1, 0])
+    logits = naive_generate(model, mel, 24, speaker, forced=audio)
+    with torch.no_grad():
+        ref = model(audio, model.pad_mel(mel), speaker)
+    assert (logits - ref).abs().max().item() < 1e-4
+    sampled = naive_generate(model, mel, 24, speaker, seed=1)
+    assert sampled.shape == (2, 24) and int(sampled.min()) >= 0 and int(sampled.max()) < 32
