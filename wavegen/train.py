@@ -308,7 +308,8 @@ class Trainer:
                 log.info("step %d/%d loss %.4f lr %.3g grad_norm %.3f samples/s %.0f", step,
                          t.max_steps, metrics["loss"], metrics["lr"], metrics["grad_norm"], speed)
                 tick, tick_step = time.perf_counter(), step
-            if step % t.valid_interval == 0 and self.info.is_main:
+            # Validate at the end as well, so every finished run reports its bits/sample.
+            if (step % t.valid_interval == 0 or step == t.max_steps) and self.info.is_main:
                 self.valid_bits = self.validate()
                 if self.valid_bits is not None:
                     runlog.scalars(step, {"valid/bits_per_sample": self.valid_bits})
