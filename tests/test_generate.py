@@ -109,6 +109,23 @@ def test_off_by_one_ring_is_detected():
     assert (logits.transpose(1, 2) - ref).abs().max().item() > 1e-2
 
 
+def test_bfloat16_step_is_close():
+    """The half-precision option (meant for the CUDA graph) runs the same step in bf16."""
+    model = small_model(speakers=3)
+    torch.manual_seed(4)
+    audio, mel, speaker = torch.randint(0, 64, (2, 48)), torch.randn(2, 8, 6), torch.tensor([0, 2])
+    with torch.no_grad():
+        ref = model(audio, model.pad_mel(mel), speaker)
+    sampler = Sampler(model, mel, speaker, forced=audio, keep_logits=True, backend="torch",
+                      chunk=7, dtype=torch.bfloat16)
+    assert sampler.state.rings.dtype == torch.bfloat16
+    _, logits = sampler.run(48)
+    delta = (logits.transpose(1, 2) - ref).abs().max().item()
+    assert delta < 0.02 * ref.abs().max().item(), delta
+    audio_bf16 = generate(model, mel, speaker, seed=0, dtype=torch.bfloat16)
+    assert audio_bf16.dtype == torch.float32 and audio_bf16.shape == (2, 48)
+
+
 @pytest.mark.parametrize("scales", [(2, 4), (4, 4, 4, 4)])
 def test_chunked_upsampling_equals_whole(scales):
     """Any span of the chunked, ragged upsampler equals upsampling each utterance whole."""

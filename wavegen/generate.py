@@ -35,6 +35,7 @@ def stream(
     chunk_samples: int = 4096,
     backend: str = "auto",
     threads: int | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Iterator[torch.Tensor]:
     """Yield the waveform in pieces as it is generated.
 
@@ -51,6 +52,8 @@ def stream(
         chunk_samples: samples per yielded piece (the last may be shorter).
         backend: "auto", "kernel" (compiled CPU loop), "cuda-graph" or "torch".
         threads: CPU threads for the kernel (rows are split between them).
+        dtype: weights and state dtype; torch.bfloat16 / float16 for the CUDA graph (the CPU
+            kernel is float32 only). Logits and sampling stay float32.
 
     Yields:
         (B, n) float32 pieces that concatenate to what :func:`generate` returns.
@@ -61,7 +64,7 @@ def stream(
         speaker = torch.tensor([speaker])
     sampler = Sampler(
         model, mel, speaker, lengths, num_samples, temperature, seed, backend=backend,
-        threads=threads,
+        threads=threads, dtype=dtype,
     )
     while sampler.remaining:
         audio, _ = sampler.run(chunk_samples)
@@ -78,13 +81,14 @@ def generate(
     num_samples: int | None = None,
     backend: str = "auto",
     threads: int | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Generate a batch of waveforms: (B, T) float32 in [-1, 1], T = F·hop.
 
     Arguments as for :func:`stream`. Rows of a ragged batch are zero past their own length.
     """
     pieces = list(stream(model, mel, speaker, temperature, seed, lengths, num_samples,
-                         chunk_samples=1 << 30, backend=backend, threads=threads))
+                         chunk_samples=1 << 30, backend=backend, threads=threads, dtype=dtype))
     return torch.cat(pieces, dim=1)
 
 
