@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..errors import WavegenError
 from ..model import WaveNet
+from ..model.upsample import stretch_stage
 from .weights import StepWeights
 
 
@@ -73,8 +74,7 @@ class Conditioner:
             rate *= s
             reach += s / rate
         self.context = max(ups.stage_context_frames, math.ceil(reach))
-        self.phases = [_polyphase(conv.weight.reshape(-1), s) for s, conv in
-                       zip(ups.scales, ups.stages)]
+        self.phases = [taps.detach() for taps in ups.phase_taps()]
 
     def _masked(self, c: torch.Tensor, first: int, rate: int) -> torch.Tensor:
         """Zero positions ≥ each row's end; c: (B, C, n) starting at absolute position first."""
@@ -96,7 +96,7 @@ class Conditioner:
         rate = 1
         for s, phase in zip(ups.scales, self.phases):
             rate *= s
-            c = self._masked(_stretch(c, phase), a * rate, rate)
+            c = self._masked(stretch_stage(c, phase), a * rate, rate)
         return c[:, :, t0 - a * hop: t1 - a * hop]
 
     def _cached(self, t0: int, t1: int) -> torch.Tensor:
@@ -116,25 +116,3 @@ class Conditioner:
             return
         c = self._cached(t0, t1).transpose(1, 2).to(self.weights.cond_w.dtype)  # (B, n, C)
         torch.baddbmm(self.bias[:, None, :], c, self.weights.cond_w.expand(B, -1, -1), out=out)
-
-
-def _polyphase(weight: torch.Tensor, s: int) -> torch.Tensor:
-    """(2s + 1,) smoothing taps after a nearest ×s stretch -> (3, s) taps on the unstretched input.
-
-    Stretched output p = f·s + r sums w[j]·x[⌊(p + j − s)/s⌋] over j = 0 … 2s, and that index is
-    always f − 1, f or f + 1; so phase r is a 3-tap filter at the frame rate: one small matmul
-    instead of a stretch and a single-channel convolution (which is very slow on the CPU).
-    """
-    taps = torch.zeros(3, s, dtype=weight.dtype, device=weight.device)
-    for r in range(s):
-        for j in range(2 * s + 1):
-            taps[(r + j - s) // s + 1, r] += weight[j]
-    return taps
-
-
-def _stretch(c: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """(B, C, n) -> (B, C, n·s): Upsampler's nearest ×s + (1, 2s+1) conv, zero-padded ends."""
-    B, C, n = c.shape
-    padded = F.pad(c, (1, 1))
-    shifted = torch.stack([padded[..., :-2], padded[..., 1:-1], padded[..., 2:]], dim=-1)
-    return (shifted @ taps).reshape(B, C, -1)  # (B, C, n, s) -> (B, C, n·s)
