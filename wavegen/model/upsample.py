@@ -63,7 +63,7 @@ class Upsampler(nn.Module):
         return c
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _phase_matrix(s: int) -> torch.Tensor:
     """(2s + 1, 3·s) 0/1 map from a stage's taps to its polyphase taps (see polyphase_taps)."""
     m = torch.zeros(2 * s + 1, 3, s)
