@@ -78,12 +78,14 @@ def test_synthesize_cli_on_the_run_dir_split(demo, tmp_path):
 
 def test_demo_rerun_resumes_instead_of_redoing(demo):
     workdir, report = demo
-    checkpoints = {p: p.stat().st_mtime_ns for p in (workdir / "run" / "checkpoints").glob("step_*.pt")}
-    cached = {p: p.stat().st_mtime_ns for p in (workdir / "cache").glob("*.npy")}
+    def mtimes(folder, pattern):
+        return {p: p.stat().st_mtime_ns for p in (workdir / folder).glob(pattern)}
+
+    checkpoints, cached = mtimes("run/checkpoints", "step_*.pt"), mtimes("cache", "*.npy")
     again = run_demo(workdir, STEPS, progress=False, echo=lambda *a: None)
     assert again["training"]["steps"] == 80
     assert again["corpus"] == report["corpus"]
     # Nothing was recomputed: the cache and the checkpoints are the files of the first run.
-    assert {p: p.stat().st_mtime_ns for p in (workdir / "run" / "checkpoints").glob("step_*.pt")} == checkpoints
-    assert {p: p.stat().st_mtime_ns for p in (workdir / "cache").glob("*.npy")} == cached
+    assert mtimes("run/checkpoints", "step_*.pt") == checkpoints
+    assert mtimes("cache", "*.npy") == cached
     assert again["validation_bits_per_sample"] == pytest.approx(report["validation_bits_per_sample"])
