@@ -53,6 +53,7 @@ def test_bench_prints_one_json_object(tmp_path, capsys):
         assert result["realtime_factor"][b] == pytest.approx(v / rate, rel=1e-2, abs=1e-3)
     assert set(result["baseline_generate_samples_per_s"]) == {"1"}
     assert result["peak_memory_mb"] > 0
+    assert result["stream_first_chunk_ms"] > 0 and result["stream_chunk_samples"] == 4096
 
 
 @pytest.mark.parametrize(

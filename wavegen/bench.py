@@ -157,6 +157,22 @@ def generate_throughput(model: WaveNet, batch: int, seconds: float, sample_rate:
     return audio.numel() / (time.perf_counter() - start)
 
 
+def stream_first_chunk_ms(model: WaveNet, device, chunk_samples: int = 4096) -> float:
+    """Milliseconds from calling ``stream`` on a 5 s mel (batch 1) to its first audio chunk."""
+    from .generate import stream
+
+    hop = model.hop_length
+    mel, speaker = _random_inputs(model, 1, max(1, 5 * 22050 // hop), device, torch.Generator())
+    _sync(device)
+    start = time.perf_counter()
+    chunks = stream(model, mel, speaker, seed=0, chunk_samples=chunk_samples)
+    next(chunks)
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    chunks.close()
+    return elapsed * 1000
+
+
 def baseline_throughput(model: WaveNet, batch: int, num_samples: int) -> float:
     """Aggregate samples/s of :func:`naive_generate` (CPU) over ``num_samples`` per row."""
     hop = model.hop_length
@@ -238,6 +254,8 @@ def _run(name, model_config, sample_rate, dev, batches, seconds, baseline_sample
     result["realtime_factor_definition"] = (
         "generated seconds of audio per wall-clock second, aggregate over the batch"
     )
+    result["stream_first_chunk_ms"] = round(stream_first_chunk_ms(model, dev), 1)
+    result["stream_chunk_samples"] = 4096
     result["generate_peak_memory_mb"] = round(peak_memory_mb(dev), 1)  # before training
     log(f"training: {train_steps} Adam steps on {TRAIN_BATCH} x {TRAIN_WINDOW} samples")
     result["train_samples_per_s"] = round(train_throughput(model, train_steps), 1)
