@@ -216,3 +216,19 @@ def test_synthesize_cli_from_wavs_and_mels(tmp_path):
     r = run_cli("synthesize", "--checkpoint", str(model), "--mel", str(tmp_path / "bad.npy"),
                 "-o", str(tmp_path / "out3"))
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "look log10" in r.stderr
+
+
+def test_synthesize_shards_utterances_across_torchrun_ranks(monkeypatch):
+    from wavegen.synthesize import Item, shard
+
+    items = [Item(f"u{i}", torch.zeros(80, 3)) for i in range(7)]
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert shard(items) == items
+    parts = []
+    for rank in range(3):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "3")
+        parts.append([it.id for it in shard(items)])
+    assert sorted(sum(parts, [])) == sorted(it.id for it in items)  # each exactly once
+    assert all(set(a).isdisjoint(b) for a in parts for b in parts if a is not b)
