@@ -114,17 +114,27 @@ def test_batch_of_different_lengths_and_streaming(tmp_path):
     torch.testing.assert_close(torch.cat(chunks), one_shot)
 
 
-def real_mel(preset):
-    if not LJ.is_dir():
-        pytest.skip(f"needs the shared LJSpeech excerpt at {LJ}")
-    wav, _ = wavegen.read_audio(LJ / "wavs" / "LJ001-0001.wav", sample_rate=get_preset(preset).sample_rate)
+@pytest.fixture(params=["ljspeech", "demo"])
+def speech_source(request, tmp_path_factory):
+    """A speech file: real LJSpeech (when ../shared is there) or wavegen's synthetic demo speech."""
+    if request.param == "ljspeech":
+        if not LJ.is_dir():
+            pytest.skip(f"needs the shared LJSpeech excerpt at {LJ}")
+        return LJ / "wavs" / "LJ001-0001.wav"
+    from wavegen.corpora.demo import make_demo_corpus
+
+    return sorted(make_demo_corpus(tmp_path_factory.mktemp("demo")).rglob("*.wav"))[0]
+
+
+def real_mel(path, preset):
+    wav, _ = wavegen.read_audio(path, sample_rate=get_preset(preset).sample_rate)
     return torch.from_numpy(mel_spectrogram(wav[:44100], preset))
 
 
-def test_real_mels_of_the_right_preset_pass_the_checks(tmp_path):
+def test_real_mels_of_the_right_preset_pass_the_checks(tmp_path, speech_source):
     for preset in ("tacotron2", "espnet"):
         voc = wavegen.load_vocoder(make_run(tmp_path / preset, preset=preset))
-        voc.check_values(real_mel(preset)[None])
+        voc.check_values(real_mel(speech_source, preset)[None])
 
 
 @pytest.mark.parametrize("transform,message", [
@@ -135,18 +145,19 @@ def test_real_mels_of_the_right_preset_pass_the_checks(tmp_path):
     (lambda m: m[:64], "expected 80 mel bins"),
     (lambda m: m.clone().fill_(float("nan")), "NaN"),
 ])
-def test_mismatched_mels_are_refused_with_what_was_expected(tmp_path, transform, message):
+def test_mismatched_mels_are_refused_with_what_was_expected(tmp_path, transform, message,
+                                                            speech_source):
     voc = wavegen.load_vocoder(make_run(tmp_path))
     with pytest.raises(WavegenError, match=message) as err:
-        voc(transform(real_mel("tacotron2")))
+        voc(transform(real_mel(speech_source, "tacotron2")))
     if "bins" not in message and "NaN" not in message:
         assert "expected 80 natural-log mel bins (tacotron2 preset" in str(err.value)
 
 
-def test_natural_log_mel_refused_by_log10_model(tmp_path):
+def test_natural_log_mel_refused_by_log10_model(tmp_path, speech_source):
     voc = wavegen.load_vocoder(make_run(tmp_path, preset="espnet"))
     with pytest.raises(WavegenError, match="expected 80 log10 mel bins.*look natural-log"):
-        voc(real_mel("tacotron2"))
+        voc(real_mel(speech_source, "tacotron2"))
 
 
 def test_speakers_are_checked_and_listed(tmp_path):
