@@ -17,9 +17,8 @@ from tests.helpers import make_feature_cache, write_recipe
 from wavegen import checkpoint as ck
 from wavegen.config import TrainConfig, load_recipe
 from wavegen.errors import WavegenError
-from wavegen.mulaw import mulaw_encode
 from wavegen.optim import lr_factor
-from wavegen.train import Trainer, slow_generate, train
+from wavegen.train import Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -155,25 +154,6 @@ def test_ema_is_what_validation_and_samples_use(cache, tmp_path, monkeypatch):
     payload = trainer2.payload()
     model = ck.model_from_checkpoint(payload)
     assert torch.equal(model.state_dict()["post.3.weight"], payload["ema"]["post.3.weight"])
-
-
-def test_slow_generate_follows_the_teacher_forced_model(cache, tmp_path):
-    """Greedy samples: each one is the argmax of forward() on the sequence generated so far."""
-    r = recipe(tmp_path)
-    trainer = Trainer(r, cache, tmp_path / "run", progress=False)
-    trainer.build()
-    model = trainer.model.eval()
-    mel = torch.from_numpy(np.load(trainer.sample_sources[0].mel))[None, :, :2]  # 512 samples
-    speaker = torch.tensor([1])
-    with torch.no_grad():
-        wav = slow_generate(model, mel, speaker, temperature=0)
-        classes = mulaw_encode(wav)
-        logits = model(classes, model.pad_mel(mel), speaker)
-    assert wav.shape == (1, 512)
-    assert torch.equal(logits.argmax(dim=1), classes)
-    short = mel[:, :, :1]
-    sampled = slow_generate(model, short, speaker, temperature=1.0, seed=3)
-    assert torch.equal(sampled, slow_generate(model, short, speaker, temperature=1.0, seed=3))
 
 
 def test_run_dir_has_log_tensorboard_samples_and_best(cache, tmp_path):

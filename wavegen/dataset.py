@@ -22,7 +22,6 @@ the same windows, and the position (epoch, index) in a checkpoint is all resume 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,49 +33,15 @@ from .errors import WavegenError
 from .mulaw import mulaw_encode
 
 
-# ---- reading the cache (one place; switches to wavegen.preprocess helpers when present) ------
+# ---- reading the cache ----------------------------------------------------------------------
 def read_feature_cache(workdir: str | Path) -> tuple[list[dict], dict, dict]:
     """(manifest entries, features.json, stats.json) of a feature cache, or a WavegenError."""
+    from .preprocess import load_features_info, load_manifest, load_stats
+
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise WavegenError(f"{workdir}: no feature cache here (run `wavegen preprocess` first)")
-    try:
-        from .preprocess import load_features_info, load_manifest, load_stats
-    except ImportError:
-        load_manifest, load_features_info, load_stats = _load_manifest, _load_features, _load_stats
     return load_manifest(workdir), load_features_info(workdir), load_stats(workdir)
-
-
-def _load_json(path: Path, what: str):
-    if not path.is_file():
-        raise WavegenError(f"{path}: missing {what} (run `wavegen preprocess` first)")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise WavegenError(f"{path}: corrupt {what} ({err})") from None
-
-
-def _load_manifest(workdir: Path) -> list[dict]:
-    path = workdir / "manifest.jsonl"
-    if not path.is_file():
-        raise WavegenError(f"{path}: missing manifest (run `wavegen preprocess` first)")
-    entries = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise WavegenError(f"{path}:{n}: not a JSON object") from None
-    return entries
-
-
-def _load_features(workdir: Path) -> dict:
-    return _load_json(workdir / "features.json", "features.json")
-
-
-def _load_stats(workdir: Path) -> dict:
-    return _load_json(workdir / "stats.json", "mel statistics")
 
 
 # ---- one split of the cache ------------------------------------------------------------------

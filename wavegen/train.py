@@ -44,7 +44,6 @@ from .ema import EMA
 from .errors import WavegenError
 from .features import get_preset, mel_spectrogram
 from .model import WaveNet
-from .mulaw import mulaw_decode
 from .optim import build_optimizer, build_scheduler, check_train_config
 from .trainlog import NullLog, RunLog
 
@@ -389,42 +388,10 @@ def pick_sample_sources(utts: list, count: int) -> list:
 
 
 def generate_audio(model: WaveNet, mel: torch.Tensor, speaker, seed: int) -> torch.Tensor:
-    """(1, n_mels, F) raw mel -> (1, F·hop) waveform, with the fast generator when present."""
-    try:
-        from .generate import generate
-    except ImportError:
-        return slow_generate(model, mel, speaker, seed=seed)
+    """(1, n_mels, F) raw mel -> (1, F·hop) waveform from the cached generator."""
+    from .generate import generate
+
     return generate(model, mel, speaker=speaker, temperature=1.0, seed=seed)
-
-
-@torch.no_grad()
-def slow_generate(model: WaveNet, mel: torch.Tensor, speaker=None, temperature: float = 1.0,
-                  seed: int = 0) -> torch.Tensor:
-    """Reference sampler: a full pass over the last receptive_field inputs per sample.
-
-    mel: (B, n_mels, F) -> (B, F·hop) float waveform. O(T · receptive_field): for samples only.
-    """
-    c = model.upsample(model.pad_mel(mel))  # (B, C, T)
-    g = model.speaker_vector(speaker)
-    B, _, T = c.shape
-    rf = model.receptive_field
-    gen = torch.Generator(device=mel.device).manual_seed(seed)
-    inputs = torch.full((B, T + 1), model.start_class, dtype=torch.long, device=mel.device)
-    for t in range(T):
-        lo = max(0, t - rf + 1)  # the zero left-padding of forward() beyond rf cannot reach t
-        x = model.embed(inputs[:, lo:t + 1]).transpose(1, 2)
-        skips = 0
-        for layer in model.layers:
-            x, s = layer(x, c[:, :, lo:t + 1], g)
-            skips = skips + s
-        logits = model.post(skips * math.sqrt(1.0 / len(model.layers)))[:, :, -1].float()
-        if temperature <= 0:
-            q = logits.argmax(dim=1)
-        else:
-            probs = torch.softmax(logits / temperature, dim=1)
-            q = torch.multinomial(probs, 1, generator=gen)[:, 0]
-        inputs[:, t + 1] = q
-    return mulaw_decode(inputs[:, 1:], model.config.quantize_channels)
 
 
 def get_rng_state(cuda_states: list) -> dict:
