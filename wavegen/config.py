@@ -243,6 +243,25 @@ def validate(recipe: Recipe) -> None:
         raise WavegenError(
             f"data.corpus must be ljspeech, vctk, folder or demo, got {recipe.data.corpus!r}"
         )
+    validate_train(recipe.train)
+
+
+def validate_train(cfg: TrainConfig) -> None:
+    """Checks of the train section that its types cannot express."""
+    if cfg.optimizer not in ("adam", "adamw"):
+        raise WavegenError(f"train.optimizer must be adam or adamw, got {cfg.optimizer!r}")
+    if cfg.decay not in ("exponential", "cosine", "none"):
+        raise WavegenError(f"train.decay must be exponential, cosine or none, got {cfg.decay!r}")
+    if len(cfg.betas) != 2:
+        raise WavegenError(f"train.betas must be two numbers, got {cfg.betas}")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise WavegenError(f"train.ema_decay must be in [0, 1), got {cfg.ema_decay}")
+    if cfg.lr <= 0:
+        raise WavegenError(f"train.lr must be positive, got {cfg.lr}")
+    for key in ("log_interval", "valid_interval", "sample_interval", "checkpoint_interval",
+                "decay_steps", "valid_batches", "keep_checkpoints"):
+        if getattr(cfg, key) < 1:
+            raise WavegenError(f"train.{key} must be at least 1, got {getattr(cfg, key)}")
 
 
 def model_config_from_dict(data: dict) -> ModelConfig:

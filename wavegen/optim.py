@@ -15,28 +15,6 @@ import math
 import torch
 
 from .config import TrainConfig
-from .errors import WavegenError
-
-OPTIMIZERS = ("adam", "adamw")
-DECAYS = ("exponential", "cosine", "none")
-
-
-def check_train_config(cfg: TrainConfig) -> None:
-    """One-line errors for values the schema's types cannot rule out."""
-    if cfg.optimizer not in OPTIMIZERS:
-        raise WavegenError(f"train.optimizer must be adam or adamw, got {cfg.optimizer!r}")
-    if cfg.decay not in DECAYS:
-        raise WavegenError(f"train.decay must be exponential, cosine or none, got {cfg.decay!r}")
-    if len(cfg.betas) != 2:
-        raise WavegenError(f"train.betas must be two numbers, got {cfg.betas}")
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise WavegenError(f"train.ema_decay must be in [0, 1), got {cfg.ema_decay}")
-    if cfg.lr <= 0:
-        raise WavegenError(f"train.lr must be positive, got {cfg.lr}")
-    for key in ("log_interval", "valid_interval", "sample_interval", "checkpoint_interval",
-                "decay_steps", "valid_batches", "keep_checkpoints"):
-        if getattr(cfg, key) < 1:
-            raise WavegenError(f"train.{key} must be at least 1, got {getattr(cfg, key)}")
 
 
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -31,7 +31,7 @@ import yaml
 from . import checkpoint as ckpt_io
 from . import distributed
 from .audio import atomic_path, write_audio
-from .config import Recipe, from_dict
+from .config import Recipe, from_dict, validate
 from .dataset import (
     WindowDataset,
     WindowSampler,
@@ -44,7 +44,7 @@ from .ema import EMA
 from .errors import WavegenError
 from .features import get_preset, mel_spectrogram
 from .model import WaveNet
-from .optim import build_optimizer, build_scheduler, check_train_config
+from .optim import build_optimizer, build_scheduler
 from .trainlog import NullLog, RunLog
 
 log = logging.getLogger("wavegen.train")
@@ -65,7 +65,7 @@ class Trainer:
         """Check ``recipe`` against the feature cache in ``workdir`` (one-line errors), join the
         process group if launched by torchrun. Nothing is written yet."""
         self.workdir, self.run_dir, self.progress = Path(workdir), Path(run_dir), progress
-        check_train_config(recipe.train)
+        validate(recipe)  # a Recipe built in Python has not been through load_recipe
         self.manifest, self.features, self.stats = read_feature_cache(self.workdir)
         self.recipe = resolve_recipe(recipe, self.features, self.workdir)
         self.preset = get_preset(self.recipe.audio.preset)
