@@ -82,6 +82,15 @@ def write_audio(path: str | os.PathLike, wav, sample_rate: int, subtype: str = "
     return path
 
 
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Save ``array`` as .npy atomically (temporary name, fsync, rename)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    return path
+
+
 class atomic_path:
     """Context manager giving a temporary path beside ``path``; renamed over it on success.
 

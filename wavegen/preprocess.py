@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import atomic_path, read_audio
+from .audio import atomic_path, read_audio, write_npy
 from .config import AudioConfig, Recipe
 from .corpora import Utterance, read_corpus
 from .errors import WavegenError
@@ -290,8 +290,8 @@ def process_utterance(utt: Utterance, preset: MelPreset, audio: AudioConfig,
     wav = np.pad(wav, (0, frames * preset.hop_length - len(wav))).astype(np.float32)
     mel = mel_spectrogram(wav, preset)[:, :frames].astype(np.float32)
     # audio first, mel last: a finished utterance is one whose two files both exist.
-    _save_npy(cache / f"{utt.id}.audio.npy", wav)
-    _save_npy(cache / f"{utt.id}.mel.npy", mel)
+    write_npy(cache / f"{utt.id}.audio.npy", wav)
+    write_npy(cache / f"{utt.id}.mel.npy", mel)
     return frames, source_seconds
 
 
@@ -330,12 +330,6 @@ def normalize(wav: np.ndarray, audio: AudioConfig) -> np.ndarray:
         return np.clip(wav, -1.0, 1.0)
     gain = min(gain, 0.999 / peak)  # no clipping: clipped speech is not what a TTS model emits
     return (wav * gain).astype(np.float32)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
 
 
 def _warm_up(preset: MelPreset, audio: AudioConfig) -> None:

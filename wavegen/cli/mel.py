@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from ..audio import atomic_path, read_audio
+from ..audio import read_audio, write_npy
 from ..features import get_preset, mel_spectrogram
 from ._app import app
 
@@ -22,7 +22,5 @@ def mel(
     p = get_preset(preset)
     audio, _ = read_audio(wav, sample_rate=p.sample_rate)
     m = mel_spectrogram(audio, p).astype(np.float32)
-    with atomic_path(output) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, m)
+    write_npy(output, m)
     typer.echo(f"{output}: {m.shape[0]} mels x {m.shape[1]} frames ({p.name})")
