@@ -172,9 +172,8 @@ class Vocoder:
         prepared = [self.prepare_mel(m, check)[0] for m in mels]
         lengths = torch.tensor([m.shape[-1] for m in prepared])
         padded = torch.zeros(len(prepared), self.n_mels, int(lengths.max()), device=self.device)
-        for i, m in enumerate(prepared):
+        for i, m in enumerate(prepared):  # the generator edge-pads each row at its own length
             padded[i, :, : m.shape[-1]] = m
-            padded[i, :, m.shape[-1]:] = m[:, -1:]  # edge-pad, like the model's own context
         spk = self.speaker_ids(speakers, len(prepared))
         from .generate import generate
 
