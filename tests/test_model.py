@@ -214,3 +214,15 @@ def test_polyphase_stretch_equals_stretch_then_conv_with_gradients(scales):
     grads_ref = torch.autograd.grad(reference_stretch(up, c), [c, *up.parameters()], g)
     for a, b in zip(grads_fast, grads_ref):
         torch.testing.assert_close(a, b)
+
+
+def test_upsampler_trains_after_inference_mode_use():
+    """The cached polyphase map must not become an inference tensor (it is built lazily)."""
+    from wavegen.model import upsample
+
+    upsample._phase_matrix.cache_clear()
+    up = Upsampler(3, [3, 2], cin_pad=1)
+    with torch.inference_mode():
+        up(torch.randn(1, 3, 6))
+    up(torch.randn(1, 3, 6)).sum().backward()
+    assert up.stages[0].weight.grad is not None

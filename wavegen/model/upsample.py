@@ -65,7 +65,16 @@ class Upsampler(nn.Module):
 
 @functools.cache
 def _phase_matrix(s: int) -> torch.Tensor:
-    """(2s + 1, 3·s) 0/1 map from a stage's taps to its polyphase taps (see polyphase_taps)."""
+    """(2s + 1, 3·s) 0/1 map from a stage's taps to its polyphase taps (see polyphase_taps).
+
+    Cached, so it is built as a normal tensor even when first asked for under inference_mode
+    (an inference tensor could never take part in a later training step's backward pass).
+    """
+    with torch.inference_mode(False):
+        return _build_phase_matrix(s)
+
+
+def _build_phase_matrix(s: int) -> torch.Tensor:
     m = torch.zeros(2 * s + 1, 3, s)
     for r in range(s):
         for j in range(2 * s + 1):
