@@ -1,5 +1,5 @@
 # Helpers shared by recipes/*/run.sh (sourced, not run): stage selection, --dry-run, checked
-# downloads and the evaluate stage. Expects the caller to set stage, stop_stage, workdir,
+# downloads and stages 1-4. Expects the caller to set stage, stop_stage, workdir,
 # run_dir and dry_run defaults first.
 
 usage() {
@@ -47,6 +47,27 @@ fetch_checked() {
     if [ "${dry_run}" = false ] && ! echo "${digest}  ${file}" | "${algo}sum" --check --status; then
         echo "$0: ${file} does not match the published ${algo} ${digest}; delete it and rerun stage 0" >&2
         exit 1
+    fi
+}
+
+# Stages 1-4, the same for every corpus: corpus_stages CORPUS_DIR (uses config, workdir, run_dir).
+corpus_stages() {
+    local corpus="$1"
+    if stage_enabled 1; then
+        echo "stage 1: preprocess"
+        run wavegen preprocess "${config}" --corpus "${corpus}" --workdir "${workdir}"
+    fi
+    if stage_enabled 2; then
+        echo "stage 2: train"
+        run wavegen train "${config}" --workdir "${workdir}" --run-dir "${run_dir}"
+    fi
+    if stage_enabled 3; then
+        echo "stage 3: synthesize the test split"
+        run wavegen synthesize --checkpoint "${run_dir}" --split test --workdir "${workdir}" -o "${run_dir}/test"
+    fi
+    if stage_enabled 4; then
+        echo "stage 4: evaluate"
+        evaluate "${run_dir}/test" "${workdir}"
     fi
 }
 

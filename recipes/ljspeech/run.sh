@@ -39,22 +39,4 @@ if stage_enabled 0; then
     fi
 fi
 
-if stage_enabled 1; then
-    echo "stage 1: preprocess"
-    run wavegen preprocess "${config}" --corpus "${data_dir}/LJSpeech-1.1" --workdir "${workdir}"
-fi
-
-if stage_enabled 2; then
-    echo "stage 2: train"
-    run wavegen train "${config}" --workdir "${workdir}" --run-dir "${run_dir}"
-fi
-
-if stage_enabled 3; then
-    echo "stage 3: synthesize the test split"
-    run wavegen synthesize --checkpoint "${run_dir}" --split test --workdir "${workdir}" -o "${run_dir}/test"
-fi
-
-if stage_enabled 4; then
-    echo "stage 4: evaluate"
-    evaluate "${run_dir}/test" "${workdir}"
-fi
+corpus_stages "${data_dir}/LJSpeech-1.1"  # 1 preprocess, 2 train, 3 synthesize, 4 evaluate
