@@ -19,6 +19,8 @@ import yaml
 
 from .errors import WavegenError
 
+CORPORA = ("ljspeech", "vctk", "folder", "demo")  # data.corpus kinds (wavegen.corpora readers)
+
 
 @dataclass
 class AudioConfig:
@@ -239,9 +241,9 @@ def validate(recipe: Recipe) -> None:
         )
     if recipe.audio.normalize not in ("none", "peak", "loudness"):
         raise WavegenError(f"audio.normalize must be none, peak or loudness, got {recipe.audio.normalize!r}")
-    if recipe.data.corpus not in ("ljspeech", "vctk", "folder", "demo"):
+    if recipe.data.corpus not in CORPORA:
         raise WavegenError(
-            f"data.corpus must be ljspeech, vctk, folder or demo, got {recipe.data.corpus!r}"
+            f"data.corpus must be one of {', '.join(CORPORA)}, got {recipe.data.corpus!r}"
         )
     validate_train(recipe.train)
 

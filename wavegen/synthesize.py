@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from .audio import read_audio, write_audio
+from .corpora.folder import AUDIO_SUFFIXES
 from .errors import WavegenError
 from .vocoder import Vocoder
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}
 MEL_SUFFIXES = {".npy", ".pt"}
 
 
@@ -30,7 +30,7 @@ class Item:
     speaker: str | None = None
 
 
-def expand(paths: list[Path], suffixes: set[str]) -> list[Path]:
+def expand(paths: list[Path], suffixes: frozenset[str] | set[str]) -> list[Path]:
     """Files as given, and the matching files inside any folders, sorted."""
     out: list[Path] = []
     for p in paths:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import CORPORA
 from ..errors import WavegenError
 from .demo import make_demo_corpus
 from .folder import read_folder
 from .ljspeech import read_ljspeech
 from .utterance import Utterance
 from .vctk import read_speaker_info, read_vctk
-
-CORPORA = ("ljspeech", "vctk", "folder", "demo")
 
 
 def read_corpus(kind: str, path: str | Path, mic: str = "mic1", seed: int = 0) -> list[Utterance]:
