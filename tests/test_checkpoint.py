@@ -91,6 +91,33 @@ def test_interrupted_write_leaves_previous_checkpoints_intact(tmp_path, monkeypa
     assert ck.remove_stale_temporaries(tmp_path) == [stale] and not stale.exists()
 
 
+@pytest.mark.parametrize("killed_after", [0, 1])  # sidecar writes done before the kill
+def test_replacing_best_in_place_is_verifiable_at_every_moment(tmp_path, monkeypatch, killed_after):
+    best = ck.checkpoint_dir(tmp_path) / "best.pt"
+    best.parent.mkdir(parents=True)
+    ck.save_checkpoint(best, payload(1))
+    real, calls = ck._write_sidecar, []
+
+    def dying_write(path, digests):
+        if len(calls) == killed_after:
+            raise KeyboardInterrupt  # killed before this sidecar write
+        calls.append(digests)
+        real(path, digests)
+
+    monkeypatch.setattr(ck, "_write_sidecar", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        ck.save_checkpoint(best, payload(2))
+    monkeypatch.undo()
+    assert ck.verify_checkpoint(best) is None
+    # Killed before the old+new sidecar: the old file is still there (step 1); killed before the
+    # final sidecar: the new file is in place (step 2) and the sidecar lists its digest too.
+    assert ck.load_checkpoint(best)["step"] == killed_after + 1
+    ck.save_checkpoint(best, payload(3))
+    assert len(ck._sidecar_digests(best)) == 1 and ck.load_checkpoint(best)["step"] == 3
+    best.write_bytes(best.read_bytes()[:-10])  # and a damaged file still fails
+    assert "sha256 mismatch" in ck.verify_checkpoint(best)
+
+
 def test_prune_keeps_the_newest_k_and_best(tmp_path):
     write_steps(tmp_path, [1, 2, 3, 4])
     ck.save_checkpoint(tmp_path / "checkpoints" / "best.pt", payload(1))

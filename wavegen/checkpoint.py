@@ -4,7 +4,8 @@ A checkpoint ``step_XXXXXXXX.pt`` is written to a temporary file beside it, fsyn
 then ``step_XXXXXXXX.pt.sha256`` (the hex digest of the .pt bytes) is written the same way. A
 process killed at any moment therefore leaves either the previous checkpoints untouched plus a
 stray ``.*.tmp`` file (never matched by ``step_*.pt``), or a new .pt without its checksum, which
-:func:`latest_checkpoint` skips. Loading uses ``torch.load(weights_only=True)``: only tensors and
+:func:`latest_checkpoint` skips. A file replaced in place (``best.pt``) stays verifiable
+throughout: its sidecar lists the old and new digests until the new file is in place. Loading uses ``torch.load(weights_only=True)``: only tensors and
 plain python types, never arbitrary pickled objects.
 
 Payload (format ``wavegen-checkpoint-1``): step, model, ema (state_dicts), optimizer, scheduler,
@@ -72,10 +73,22 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
         digest = _sha256(tmp)
-    with atomic_path(_sidecar(path)) as tmp:
-        tmp.write_text(digest + "\n")
+        if path.is_file() and _sidecar(path).is_file():
+            # Replacing a checkpoint (best.pt): until the new file is in place the sidecar vouches
+            # for the old and the new digest, so a kill between the two renames loses neither.
+            _write_sidecar(path, _sidecar_digests(path) + [digest])
+    _write_sidecar(path, [digest])
     _fsync_dir(path.parent)
     return path
+
+
+def _write_sidecar(path: Path, digests: list[str]) -> None:
+    with atomic_path(_sidecar(path)) as tmp:
+        tmp.write_text("".join(d + "\n" for d in digests))
+
+
+def _sidecar_digests(path: Path) -> list[str]:
+    return [line.split()[0] for line in _sidecar(path).read_text().splitlines() if line.strip()]
 
 
 def verify_checkpoint(path: str | Path) -> str | None:
@@ -86,10 +99,11 @@ def verify_checkpoint(path: str | Path) -> str | None:
         return "file missing"
     if not side.is_file():
         return f"no checksum file {side.name} (interrupted write?)"
-    expected = side.read_text().strip().split()[0] if side.read_text().strip() else ""
+    expected = _sidecar_digests(path)
     actual = _sha256(path)
-    if actual != expected:
-        return f"sha256 mismatch (expected {expected[:12]}…, file has {actual[:12]}…)"
+    if actual not in expected:
+        shown = expected[-1][:12] if expected else "nothing"
+        return f"sha256 mismatch (expected {shown}…, file has {actual[:12]}…)"
     return None
 
 
