@@ -226,3 +226,43 @@ def test_upsampler_trains_after_inference_mode_use():
         up(torch.randn(1, 3, 6))
     up(torch.randn(1, 3, 6)).sum().backward()
     assert up.stages[0].weight.grad is not None
+
+
+# ---- the time-major matmul path (mixed-precision training) ---------------------------------
+@pytest.mark.parametrize("kernel_size", [2, 3])
+@pytest.mark.parametrize("cin,speakers", [(0, 0), (8, 0), (8, 3)])
+def test_time_major_path_is_the_conv_path_with_gradients(kernel_size, cin, speakers):
+    model = tiny(kernel_size, cin=cin, speakers=speakers)
+    audio, mel, spk = inputs(model)
+    target = torch.randn(2, 256, audio.shape[1], dtype=torch.float64)
+    results = []
+    for dtype in (None, torch.float64):  # convolutions, then time-major matmuls, both in float64
+        model.zero_grad()
+        logits = model(audio, mel, spk, dtype=dtype)
+        (logits * target).sum().backward()
+        # (The last layer's residual output is unused: no gradient, or a zero one when fused.)
+        grads = {n: torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                 for n, p in model.named_parameters()}
+        results.append((logits, grads))
+    (conv, conv_grads), (tm, tm_grads) = results
+    assert tm.shape == conv.shape
+    torch.testing.assert_close(tm, conv, rtol=0, atol=1e-12)
+    for name, grad in conv_grads.items():
+        torch.testing.assert_close(tm_grads[name], grad, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_bf16_path_is_close_to_fp32_and_causal():
+    model = tiny(speakers=3).float()
+    audio, mel, spk = inputs(model, frames=16)
+    mel = mel.float()
+    full = model(audio, mel, spk)
+    half = model(audio, mel, spk, dtype=torch.bfloat16)
+    assert half.dtype == torch.bfloat16
+    err = (half.float() - full).abs().max() / full.abs().max()
+    assert err < 0.03, err  # bf16 keeps 8 bits of mantissa: about 0.4% per rounding
+    t = audio.shape[1] // 2
+    changed = audio.clone()
+    changed[:, t:] = (changed[:, t:] + 77) % 256
+    after = model(changed, mel, spk, dtype=torch.bfloat16)
+    assert torch.equal(after[..., :t + 1], half[..., :t + 1])  # logits at ≤ t see samples < t
+    assert not torch.equal(after[..., t + 1], half[..., t + 1])

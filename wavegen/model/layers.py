@@ -53,3 +53,37 @@ class ResidualLayer(nn.Module):
         a, b = h.chunk(2, dim=1)
         z = torch.tanh(a) * torch.sigmoid(b)
         return (x + self.out(z)) * math.sqrt(0.5), self.skip(z)
+
+    def forward_time_major(
+        self, x: torch.Tensor, c: torch.Tensor | None, g: torch.Tensor | None, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same layer on time-major activations, every product one matmul in ``dtype``.
+
+        x: (B, T, R) residual stream in the weights' dtype; c: (B, T, C_in) in ``dtype`` or None;
+        g: (B, 1, G_in) or None -> ((B, T, R) in the weights' dtype, (B, T, S) in ``dtype``).
+
+        The k dilated taps and the upsampled mel are stacked side by side, so the gate input is one
+        (B·T, k·R + C_in) @ (k·R + C_in, G) product, and the residual and skip convs are another.
+        In bf16 this runs at several times the CPU's fp32 rate, where bf16 convolutions (above all
+        their backward pass) do not; the residual stream keeps full precision.
+        """
+        B, T, _ = x.shape
+        d = self.dilation
+        padded = F.pad(x.to(dtype), (0, 0, self.padding, 0))
+        parts = [padded[:, j * d:j * d + T] for j in range(self.kernel_size)]  # oldest tap first
+        weight = self.conv.weight.permute(0, 2, 1).reshape(self.conv.out_channels, -1)  # (G, k·R)
+        if c is not None and self.cond is not None:
+            parts.append(c)
+            weight = torch.cat([weight, self.cond.weight[:, :, 0]], dim=1)
+        h = F.linear(torch.cat(parts, dim=-1), weight.to(dtype), self.conv.bias.to(dtype))
+        if g is not None and self.speaker is not None:
+            h = h + F.linear(g.to(dtype), self.speaker.weight[:, :, 0].to(dtype))
+        a, b = h.chunk(2, dim=-1)
+        z = torch.tanh(a) * torch.sigmoid(b)
+        out_skip = F.linear(
+            z,
+            torch.cat([self.out.weight[:, :, 0], self.skip.weight[:, :, 0]]).to(dtype),
+            torch.cat([self.out.bias, self.skip.bias]).to(dtype),
+        )
+        R = x.shape[-1]
+        return (x + out_skip[..., :R]) * math.sqrt(0.5), out_skip[..., R:]

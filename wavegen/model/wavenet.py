@@ -97,6 +97,7 @@ class WaveNet(nn.Module):
         audio: torch.Tensor,
         mel: torch.Tensor | None = None,
         speaker: torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
         """Teacher-forced logits over a whole window in one pass.
 
@@ -104,9 +105,15 @@ class WaveNet(nn.Module):
             audio: (B, T) int64 μ-law classes of the target samples.
             mel: (B, C_in, T/hop + 2·cin_pad) raw preset mel with upsampler context, or None.
             speaker: (B,) int64 speaker ids, or None.
+            dtype: None runs the layers as convolutions in the weights' own dtype (the fastest
+                full-precision form on the CPU). A dtype runs them as time-major matmuls in it,
+                the weights cast from their masters and the residual and skip sums kept in the
+                weights' dtype: bfloat16 is mixed precision (see
+                :meth:`ResidualLayer.forward_time_major`).
 
         Returns:
-            (B, Q, T) logits; column t is the distribution of audio[:, t] given audio[:, :t].
+            (B, Q, T) logits, in ``dtype`` if given; column t is the distribution of audio[:, t]
+            given audio[:, :t].
         """
         B, T = audio.shape
         start = torch.full((B, 1), self.start_class, dtype=audio.dtype, device=audio.device)
@@ -122,12 +129,31 @@ class WaveNet(nn.Module):
                     f"{T // self.hop_length} frames + 2·{self.config.cin_pad} of context"
                 )
         g = self.speaker_vector(speaker)
+        if dtype is not None:
+            return self._forward_time_major(inputs, c, g, dtype)
         x = self.embed(inputs).transpose(1, 2)  # (B, R, T)
         skips = 0
         for layer in self.layers:
             x, s = layer(x, c, g)
             skips = skips + s
         return self.post(skips * math.sqrt(1.0 / len(self.layers)))
+
+    def _forward_time_major(self, inputs: torch.Tensor, c: torch.Tensor | None,
+                            g: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """(B, T) input classes, (B, C_in, T) upsampled mel, (B, G_in, 1) -> (B, Q, T) logits."""
+        if c is not None:
+            c = c.transpose(1, 2).to(dtype, memory_format=torch.contiguous_format)  # (B, T, C_in)
+        if g is not None:
+            g = g.transpose(1, 2)  # (B, 1, G_in)
+        x = self.embed(inputs)  # (B, T, R)
+        skips = None
+        for layer in self.layers:
+            x, s = layer.forward_time_major(x, c, g, dtype)
+            skips = s.to(x.dtype) if skips is None else skips + s  # summed in full precision
+        h = F.relu(skips * math.sqrt(1.0 / len(self.layers))).to(dtype)
+        h = F.relu(F.linear(h, self.post[1].weight[:, :, 0].to(dtype), self.post[1].bias.to(dtype)))
+        logits = F.linear(h, self.post[3].weight[:, :, 0].to(dtype), self.post[3].bias.to(dtype))
+        return logits.transpose(1, 2)  # (B, Q, T), classes contiguous in memory
 
     # ---- sampling ----------------------------------------------------------------------------
     def generate(self, mel: torch.Tensor | None = None, speaker: torch.Tensor | None = None,
