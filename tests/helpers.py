@@ -81,7 +81,9 @@ TINY_RECIPE = {
     "train": {"max_steps": 6, "lr": 0.002, "warmup_steps": 2, "decay_steps": 100,
               "ema_decay": 0.9, "log_interval": 1, "valid_interval": 3, "valid_batches": 1,
               "sample_interval": 1000, "sample_seconds": 0.01, "checkpoint_interval": 3,
-              "keep_checkpoints": 2, "seed": 7},
+              "keep_checkpoints": 2, "seed": 7,
+              # "auto" would be bf16 on some CPUs and fp32 on others; tests that want bf16 say so.
+              "precision": "fp32"},
 }
 
 

@@ -32,7 +32,7 @@ def test_unknown_key_is_named(tmp_path):
 @pytest.mark.parametrize("override,message", [
     ("model.layers=abc", "model.layers.*integer"),
     ("model.layers=2.5", "model.layers.*integer"),
-    ("train.amp=maybe", "train.amp.*true or false"),
+    ("train.precision=fp16", "train.precision must be one of auto, bf16, fp32"),
     ("train.lr=fast", "train.lr.*number"),
     ("model.upsample_scales=4", "upsample_scales.*list"),
     ("train.lr", "key=value"),

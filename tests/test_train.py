@@ -53,10 +53,11 @@ def assert_states_equal(a: dict, b: dict):
         assert torch.equal(a[key], b[key]), key
 
 
-def test_resume_is_bit_identical(cache, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_is_bit_identical(cache, tmp_path, precision):
     """3 steps + stop + resume + 3 steps == 6 steps: weights, EMA and Adam moments, bit for bit."""
-    r6 = recipe(tmp_path, train={"max_steps": 6, "checkpoint_interval": 100})
-    r3 = recipe(tmp_path, train={"max_steps": 3, "checkpoint_interval": 100})
+    r6 = recipe(tmp_path, train={"max_steps": 6, "checkpoint_interval": 100, "precision": precision})
+    r3 = recipe(tmp_path, train={"max_steps": 3, "checkpoint_interval": 100, "precision": precision})
     full = train(r6, cache, tmp_path / "full", progress=False)
     first = train(r3, cache, tmp_path / "split", progress=False)
     assert first.step == 3 and first.checkpoint.name == "step_00000003.pt"

@@ -20,6 +20,7 @@ import yaml
 from .errors import WavegenError
 
 CORPORA = ("ljspeech", "vctk", "folder", "demo")  # data.corpus kinds (wavegen.corpora readers)
+PRECISIONS = ("auto", "bf16", "fp32")  # train.precision (wavegen.precision)
 
 
 @dataclass
@@ -77,7 +78,9 @@ class TrainConfig:
     min_lr: float = 1e-5
     grad_clip: float = 1.0  # global gradient norm clip; 0 = off
     ema_decay: float = 0.9999  # exponential moving average of the weights; 0 = off
-    amp: bool = True  # bf16 autocast on CUDA (always fp32 on CPU)
+    # Products in "bf16" (mixed precision: float32 master weights, sums and loss) or "fp32";
+    # "auto" = bf16 where the hardware has it (CUDA, CPUs with AVX512-BF16 or AMX), else fp32.
+    precision: str = "auto"
     seed: int = 1234
     log_interval: int = 100  # steps between TensorBoard scalars
     valid_interval: int = 5000  # steps between validation (bits per sample)
@@ -252,6 +255,10 @@ def validate_train(cfg: TrainConfig) -> None:
     """Checks of the train section that its types cannot express."""
     if cfg.optimizer not in ("adam", "adamw"):
         raise WavegenError(f"train.optimizer must be adam or adamw, got {cfg.optimizer!r}")
+    if cfg.precision not in PRECISIONS:
+        raise WavegenError(
+            f"train.precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}"
+        )
     if cfg.decay not in ("exponential", "cosine", "none"):
         raise WavegenError(f"train.decay must be exponential, cosine or none, got {cfg.decay!r}")
     if len(cfg.betas) != 2:

@@ -7,9 +7,10 @@
 
 :func:`train` does all of that. Each optimisation step draws a global batch of
 ``data.batch_size`` windows (split over DDP ranks), computes teacher-forced cross-entropy on the
-μ-law targets (bf16 autocast on CUDA, fp32 on CPU), clips the gradient norm, steps Adam(W) and the
-LambdaLR schedule, then updates the EMA weights. Validation and audio samples use the EMA model.
-SIGINT/SIGTERM finish the current step, write a checkpoint and return normally.
+μ-law targets (in ``train.precision``: see :mod:`wavegen.precision`), clips the gradient norm,
+steps Adam(W) and the LambdaLR schedule, then updates the EMA weights. Validation and audio
+samples use the EMA model. SIGINT/SIGTERM finish the current step, write a checkpoint and return
+normally.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from .errors import WavegenError
 from .features import get_preset, mel_spectrogram
 from .model import WaveNet
 from .optim import build_optimizer, build_scheduler
+from .precision import compute_dtype
 from .trainlog import NullLog, RunLog
 
 log = logging.getLogger("wavegen.train")
@@ -70,6 +72,7 @@ class Trainer:
         self.recipe = resolve_recipe(recipe, self.features, self.workdir)
         self.preset = get_preset(self.recipe.audio.preset)
         self.info, self.device = distributed.init(device)
+        self.dtype = compute_dtype(self.recipe.train.precision, self.device)
         self.step = 0
         self.valid_bits: float | None = None
         self.best_bits: float | None = None
@@ -138,8 +141,7 @@ class Trainer:
         audio = batch["audio"].to(self.device)  # (b, W) int64 μ-law classes
         mel = batch["mel"].to(self.device)  # (b, n_mels, W/hop + 2·cin_pad)
         speaker = batch["speaker"].to(self.device) if self.model.speaker_embed is not None else None
-        with self.autocast():
-            logits = self.ddp_model(audio, mel, speaker)  # (b, Q, W)
+        logits = self.ddp_model(audio, mel, speaker, dtype=self.dtype)  # (b, Q, W)
         # Mean over this rank's equal share; DDP averages gradients -> mean over the global batch.
         loss = F.cross_entropy(logits.float(), audio)
         self.optimizer.zero_grad(set_to_none=True)
@@ -154,10 +156,6 @@ class Trainer:
         self.sampler.advance()
         self.step += 1
         return {"loss": loss.item(), "grad_norm": float(grad_norm), "lr": lr}
-
-    def autocast(self):
-        on = self.recipe.train.amp and self.device.type == "cuda"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on)
 
     @property
     def eval_model(self) -> WaveNet:
@@ -176,8 +174,7 @@ class Trainer:
             batch = collate([self.valid_set[w] for w in self.valid_windows[i:i + bs]])
             audio, mel = batch["audio"].to(self.device), batch["mel"].to(self.device)
             speaker = batch["speaker"].to(self.device) if model.speaker_embed is not None else None
-            with self.autocast():
-                logits = model(audio, mel, speaker)
+            logits = model(audio, mel, speaker)  # float32 whatever the training precision
             total += F.cross_entropy(logits.float(), audio, reduction="sum").item()
             count += audio.numel()
         return total / count / math.log(2)
@@ -269,11 +266,12 @@ class Trainer:
             for path in newer:  # failed verification: set aside, so rotation cannot keep them
                 path.rename(path.with_name(path.name + ".corrupt"))
                 log.warning("%s does not verify; renamed to %s.corrupt", path, path.name)
-        log.info("%s step %d/%d on %s x%d | %d params, receptive field %d | %d train "
+        log.info("%s step %d/%d on %s x%d in %s | %d params, receptive field %d | %d train "
                  "utterances (%d too short), %d valid windows, batch %d x %d samples",
                  "resuming at" if self.step else "starting at", self.step,
                  self.recipe.train.max_steps,
-                 self.device, self.info.world_size, self.model.num_params(),
+                 self.device, self.info.world_size, "bf16" if self.dtype == torch.bfloat16 else "fp32",
+                 self.model.num_params(),
                  self.model.receptive_field, len(self.train_set.utterances), self.skipped["train"],
                  len(self.valid_windows), d.batch_size, d.window_samples)
         if m.n_speakers:
