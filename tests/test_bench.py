@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
-from wavegen.bench import BENCH_CONFIG, naive_generate, resolve_config
+from wavegen.bench import BENCH_CONFIG, resolve_config
 from wavegen.cli import main
 from wavegen.config import ModelConfig
 from wavegen.model import WaveNet
+from wavegen.peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
 
 TINY_RECIPE = """\
 audio: {preset: tacotron2}
@@ -46,7 +47,13 @@ def test_bench_prints_one_json_object(tmp_path, capsys):
     assert result["params"] == WaveNet(config).num_params()
     assert result["device"] == "cpu" and result["torch"] == torch.__version__
     assert isinstance(result["threads"], int) and result["threads"] >= 1
-    assert result["train_samples_per_s"] > 0
+    assert result["train_precision"] in ("fp32", "bf16")
+    by_precision = result["train_samples_per_s_by_precision"]
+    assert set(by_precision) == {"fp32", "bf16"} and all(v > 0 for v in by_precision.values())
+    assert result["train_samples_per_s"] == by_precision[result["train_precision"]]
+    peer = result["baseline_train_samples_per_s"]
+    assert peer > 0
+    assert result["train_speedup_vs_baseline"]["fp32"] == pytest.approx(by_precision["fp32"] / peer, abs=0.01)
     speeds = result["generate_samples_per_s"]
     assert set(speeds) == {"1", "2"} and all(v > 0 for v in speeds.values())
     for b, v in speeds.items():
@@ -86,3 +93,47 @@ def test_naive_baseline_is_a_faithful_wavenet():
     assert (logits - ref).abs().max().item() < 1e-4
     sampled = naive_generate(model, mel, 24, speaker, seed=1)
     assert sampled.shape == (2, 24) and int(sampled.min()) >= 0 and int(sampled.max()) < 32
+
+
+def _copy_into_peer(model: WaveNet, peer: PeerWaveNet) -> None:
+    """Give the peer ``model``'s weights (weight norm takes them through its right inverse)."""
+    with torch.no_grad():
+        peer.first_conv.weight = model.embed.weight.t()[:, :, None]
+        peer.first_conv.bias.zero_()
+        for ly, pl in zip(model.layers, peer.layers, strict=True):
+            pl.conv.weight, pl.conv.bias.data = ly.conv.weight.clone(), ly.conv.bias.clone()
+            for name in ("out", "skip"):
+                mine, theirs = getattr(ly, name), getattr(pl, name)
+                theirs.weight, theirs.bias.data = mine.weight.clone(), mine.bias.clone()
+        for mine, theirs in ((model.post[1], peer.post[1]), (model.post[3], peer.post[3])):
+            theirs.weight, theirs.bias.data = mine.weight.clone(), mine.bias.clone()
+
+
+def test_peer_training_model_is_a_faithful_wavenet():
+    """The peer's training step does the real work: with the same weights (and dropout off) its
+    outputs are wavegen's logits one step earlier, and its step lowers the loss."""
+    torch.manual_seed(0)
+    config = ModelConfig(quantize_channels=32, layers=4, stacks=2, residual_channels=8,
+                         gate_channels=8, skip_channels=8, cin_channels=0, n_speakers=0)
+    model, peer = WaveNet(config).eval(), PeerWaveNet(config).eval()
+    _copy_into_peer(model, peer)
+    audio = torch.randint(0, 32, (2, 40))
+    onehot = torch.nn.functional.one_hot(audio, 32).transpose(1, 2).float()
+    with torch.no_grad():
+        ours, theirs = model(audio), peer(onehot, None)
+    rf = model.receptive_field  # before that, wavegen sees its start class and the peer zeros
+    torch.testing.assert_close(theirs[:, :, rf:-1], ours[:, :, rf + 1:], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(theirs[:, :, rf:-1], ours[:, :, rf:-1])  # the alignment matters
+
+    mel_config = ModelConfig(quantize_channels=32, layers=4, stacks=2, residual_channels=8,
+                             gate_channels=8, skip_channels=8, cin_channels=8, cin_pad=2,
+                             upsample_scales=[2, 2], n_speakers=0)
+    peer = PeerWaveNet(mel_config).train()
+    audio = (torch.arange(64) % 8 * 4).repeat(2, 1)  # a learnable sawtooth
+    mel = torch.randn(2, 8, 16 + 4)
+    onehot = torch.nn.functional.one_hot(audio, 32).transpose(1, 2).float()
+    assert peer.upsampler(mel).shape == (2, 8, 64)
+    optimizer, ema = torch.optim.Adam(peer.parameters(), lr=3e-3), PeerEMA(peer)
+    losses = [peer_train_step(peer, optimizer, ema, onehot, audio, mel) for _ in range(30)]
+    assert losses[-1] < losses[0] - 0.5, losses
+    assert not torch.equal(ema.shadow["first_conv.bias"], peer.first_conv.bias)

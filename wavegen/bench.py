@@ -1,20 +1,22 @@
-"""``wavegen bench``: training and generation throughput, with a naive sampler measured alongside.
+"""``wavegen bench``: training and generation throughput, with the peer measured alongside.
 
-The baseline is the per-sample loop of r9y9/wavenet_vocoder's ``incremental_forward`` as that
-code does it (re-implemented here, not copied): every layer keeps a buffer of its last
-(k − 1)·d + 1 inputs that is shifted by one with a copy each sample, the dilated taps are sliced
-out of it for a linear layer, and the conditioning projection runs per layer per sample. It runs
-in the same process on the same model, so the speed-up is measured, not quoted.
+The peer is r9y9/wavenet_vocoder, re-implemented in :mod:`wavegen.peer`: its per-sample
+``incremental_forward`` loop on the same model's weights, and its training step on its own
+model of the same configuration. Both run in the same process on the same machine, so the
+speed-ups are measured, not quoted.
 
 Definitions: ``*_samples_per_s`` are aggregate over the batch (B × samples / wall second);
-``realtime_factor`` is generated seconds of audio per wall-clock second (aggregate, at the
-model's sample rate), so 1.0 is real time and higher is faster.
+training rates are the median of the timed steps; ``realtime_factor`` is generated seconds of
+audio per wall-clock second (aggregate, at the model's sample rate), so 1.0 is real time and
+higher is faster. ``train_samples_per_s`` is at the precision ``train.precision: auto`` picks on
+this device (``train_precision``); ``train_samples_per_s_by_precision`` has both.
 """
 
 from __future__ import annotations
 
 import math
 import resource
+import statistics
 import time
 from pathlib import Path
 
@@ -22,11 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig, load_recipe
+from .ema import EMA
 from .errors import WavegenError
 from .features import get_preset
 from .generate import generate
 from .generation import Sampler
 from .model import WaveNet
+from .peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
+from .precision import compute_dtype, native_bf16
 
 # The issue's reference model: 24 layers in 4 stacks (dilations 1 … 32), kernel 3, residual 64,
 # gate 128, skip 64 channels, 256 μ-law classes, 80 mels upsampled ×256, no speakers.
@@ -69,76 +74,62 @@ def _random_inputs(model: WaveNet, batch: int, frames: int, device, gen: torch.G
     return mel, speaker
 
 
-def train_throughput(model: WaveNet, steps: int = 3) -> float:
-    """Samples/s of teacher-forced Adam steps on batch 2 × 8192 (one untimed warm-up step)."""
-    device = model.embed.weight.device
-    hop, pad = model.hop_length, model.config.cin_pad
-    gen = torch.Generator().manual_seed(0)
-    audio = torch.randint(0, model.config.quantize_channels, (TRAIN_BATCH, TRAIN_WINDOW),
-                          generator=gen).to(device)
-    mel, speaker = _random_inputs(model, TRAIN_BATCH, TRAIN_WINDOW // hop + 2 * pad, device, gen)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    model.train()
-    elapsed = 0.0
-    for i in range(steps + 1):
+def _step_rate(step, steps: int, samples: int, device: torch.device) -> float:
+    """samples / the median wall time of ``steps`` calls of ``step`` (after one warm-up call)."""
+    step()
+    times = []
+    for _ in range(steps):
         _sync(device)
         start = time.perf_counter()
-        loss = F.cross_entropy(model(audio, mel, speaker), audio)
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return samples / statistics.median(times)
+
+
+def _train_batch(config: ModelConfig, hop: int, device: torch.device):
+    gen = torch.Generator().manual_seed(0)
+    audio = torch.randint(0, config.quantize_channels, (TRAIN_BATCH, TRAIN_WINDOW), generator=gen)
+    frames = TRAIN_WINDOW // hop + 2 * config.cin_pad
+    mel = (torch.randn(TRAIN_BATCH, config.cin_channels, frames, generator=gen) - 5.0).to(device) \
+        if config.cin_channels else None
+    speaker = torch.zeros(TRAIN_BATCH, dtype=torch.int64, device=device) if config.n_speakers else None
+    return audio.to(device), mel, speaker
+
+
+def train_throughput(model: WaveNet, precision: str, steps: int = 3) -> float:
+    """Samples/s of ``wavegen train``'s step on batch 2 × 8192: forward in ``precision``,
+    cross-entropy, backward, gradient-norm clip, Adam, EMA update (median of ``steps``)."""
+    device = model.embed.weight.device
+    dtype = compute_dtype(precision, device)
+    audio, mel, speaker = _train_batch(model.config, model.hop_length, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    ema = EMA(model, 0.9999)
+    model.train()
+
+    def step():
+        loss = F.cross_entropy(model(audio, mel, speaker, dtype=dtype).float(), audio)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        _sync(device)
-        if i:
-            elapsed += time.perf_counter() - start
+        ema.update(model)
+
+    rate = _step_rate(step, steps, TRAIN_BATCH * TRAIN_WINDOW, device)
     model.eval()
-    return steps * TRAIN_BATCH * TRAIN_WINDOW / elapsed
+    return rate
 
 
-@torch.no_grad()
-def naive_generate(model: WaveNet, mel: torch.Tensor | None, num_samples: int,
-                   speaker: torch.Tensor | None = None, seed: int = 0,
-                   forced: torch.Tensor | None = None) -> torch.Tensor:
-    """The baseline sampler (see the module docstring): (B, num_samples) μ-law classes.
-
-    With ``forced`` (B, num_samples) classes it feeds those instead of sampling and returns the
-    (B, Q, num_samples) logits, which lets the tests check that it is a faithful WaveNet.
-    """
-    B = mel.shape[0] if mel is not None else 1
-    c = model.upsample(model.pad_mel(mel)) if mel is not None else None  # whole utterance
-    g = model.speaker_vector(speaker)
-    gen = torch.Generator(device=model.embed.weight.device).manual_seed(seed)
-    R = model.config.residual_channels
-    buffers = [torch.zeros(B, ly.padding + 1, R) for ly in model.layers]
-    weights = [ly.conv.weight.permute(0, 2, 1).reshape(ly.conv.out_channels, -1)
-               for ly in model.layers]  # (G, k·R) on taps ordered oldest first
-    prev = torch.full((B,), model.start_class, dtype=torch.int64)
-    out = torch.empty(B, num_samples, dtype=torch.int64)
-    all_logits = []
-    for t in range(num_samples):
-        x = model.embed(prev)  # (B, R)
-        skips = 0
-        for ly, buf, w in zip(model.layers, buffers, weights):
-            buf[:, :-1] = buf[:, 1:].clone()  # shift the whole buffer by one sample
-            buf[:, -1] = x
-            taps = buf[:, :: ly.dilation].reshape(B, -1)  # (B, k·R)
-            h = F.linear(taps, w, ly.conv.bias)
-            if c is not None and ly.cond is not None:
-                h = h + F.linear(c[:, :, t], ly.cond.weight[:, :, 0])
-            if g is not None and ly.speaker is not None:
-                h = h + F.linear(g[:, :, 0], ly.speaker.weight[:, :, 0])
-            a, b = h.chunk(2, dim=1)
-            z = torch.tanh(a) * torch.sigmoid(b)
-            s = F.linear(z, ly.skip.weight[:, :, 0], ly.skip.bias)
-            x = (x + F.linear(z, ly.out.weight[:, :, 0], ly.out.bias)) * math.sqrt(0.5)
-            skips = skips + s
-        logits = model.post(skips[:, :, None] * math.sqrt(1.0 / len(model.layers)))[:, :, 0]
-        if forced is not None:
-            all_logits.append(logits)
-            prev = forced[:, t]
-        else:
-            prev = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=gen)[:, 0]
-        out[:, t] = prev
-    return torch.stack(all_logits, dim=2) if forced is not None else out
+def peer_train_throughput(config: ModelConfig, device: torch.device, steps: int = 3) -> float:
+    """Samples/s of the peer's training step (:func:`wavegen.peer.peer_train_step`), fp32."""
+    torch.manual_seed(0)
+    model = PeerWaveNet(config).to(device).train()
+    audio, mel, _ = _train_batch(config, math.prod(config.upsample_scales), device)
+    onehot = F.one_hot(audio, config.quantize_channels).transpose(1, 2).float()  # the data loader's
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ema = PeerEMA(model)
+    return _step_rate(lambda: peer_train_step(model, optimizer, ema, onehot, audio, mel),
+                      steps, TRAIN_BATCH * TRAIN_WINDOW, device)
 
 
 def generate_throughput(model: WaveNet, batch: int, seconds: float, sample_rate: int) -> float:
@@ -200,9 +191,9 @@ def run_bench(config: str = "bench", device: str = "cpu", batches: list[int] | N
         device: "cpu" or "cuda" (or "cuda:N").
         batches: batch sizes to generate with (default 1, 8, 32).
         seconds: audio generated per row for each batch size.
-        baseline_samples: samples per row for the naive baseline at batch 1 and 8 (those in
-            ``batches``); 0 skips it.
-        train_steps: timed Adam steps (after one warm-up step).
+        baseline_samples: samples per row for the peer's sampler at batch 1 and 8 (those in
+            ``batches``); 0 skips the peer, its training step included.
+        train_steps: timed training steps (after one warm-up step), per precision and the peer.
         log: optional callable taking a progress line.
     """
     batches = batches or [1, 8, 32]
@@ -257,13 +248,23 @@ def _run(name, model_config, sample_rate, dev, batches, seconds, baseline_sample
     result["stream_first_chunk_ms"] = round(stream_first_chunk_ms(model, dev), 1)
     result["stream_chunk_samples"] = 4096
     result["generate_peak_memory_mb"] = round(peak_memory_mb(dev), 1)  # before training
-    log(f"training: {train_steps} Adam steps on {TRAIN_BATCH} x {TRAIN_WINDOW} samples")
-    result["train_samples_per_s"] = round(train_throughput(model, train_steps), 1)
+    train = {}
+    for precision in ("fp32", "bf16"):
+        log(f"training ({precision}): {train_steps} steps on {TRAIN_BATCH} x {TRAIN_WINDOW} samples")
+        train[precision] = round(train_throughput(model, precision, train_steps), 1)
+    auto = "bf16" if native_bf16(dev) else "fp32"
+    result["train_precision"] = auto
+    result["train_samples_per_s"] = train[auto]
+    result["train_samples_per_s_by_precision"] = train
     if baseline_samples > 0:
+        log(f"baseline (r9y9 training step, fp32): {train_steps} steps")
+        peer = round(peer_train_throughput(model_config, dev, train_steps), 1)
+        result["baseline_train_samples_per_s"] = peer
+        result["train_speedup_vs_baseline"] = {p: round(v / peer, 2) for p, v in train.items()}
         base: dict[str, float] = {}
         cpu_model = model.to("cpu")
         for b in [b for b in (1, 8) if b in batches]:
-            log(f"baseline (naive incremental_forward): batch {b}, {baseline_samples} samples")
+            log(f"baseline (r9y9 incremental_forward): batch {b}, {baseline_samples} samples")
             base[str(b)] = round(baseline_throughput(cpu_model, b, baseline_samples), 1)
         model.to(dev)
         result["baseline_device"] = "cpu"

@@ -27,9 +27,9 @@ def bench(
     batch: str = typer.Option("1,8,32", "--batch", help="Batch sizes to generate with."),
     seconds: float = typer.Option(0.5, "--seconds", help="Seconds of audio generated per row."),
     baseline_samples: int = typer.Option(1024, "--baseline-samples", help="Samples per row for "
-                                         "the naive incremental_forward baseline (0 = skip)."),
-    train_steps: int = typer.Option(3, "--train-steps", help="Timed Adam steps (after one "
-                                    "warm-up step)."),
+                                         "the peer's incremental_forward (0 = skip the peer)."),
+    train_steps: int = typer.Option(3, "--train-steps", help="Timed training steps per "
+                                    "precision and for the peer (after one warm-up step)."),
     compact: bool = typer.Option(False, "--json", help="Print the JSON on one line and no "
                                  "progress messages."),
 ) -> None:
