@@ -12,7 +12,7 @@ import torch
 from wavegen.config import ModelConfig
 from wavegen.errors import WavegenError
 from wavegen.generate import generate, stream, teacher_forced_logits
-from wavegen.generation import Sampler, kernel
+from wavegen.generation import Sampler, StepState, cuda_graph, kernel
 from wavegen.generation.conditioning import Conditioner
 from wavegen.generation.sampler import COND_BUDGET_BYTES, default_chunk
 from wavegen.generation.weights import StepWeights
@@ -212,6 +212,112 @@ def test_ragged_batch_rows_equal_generating_alone(backend):
                          backend=backend)
         assert torch.equal(batch[b, : n * hop], alone[0]), b
         assert not batch[b, n * hop:].any()
+
+
+def _ragged_run(backend, compact):
+    """A ragged batch whose rows all end before the mel does, sampled in chunks of 7 steps."""
+    model, lengths = small_model(speakers=3), torch.tensor([8, 3, 6, 5])
+    torch.manual_seed(5)
+    mel, speaker = torch.randn(4, 8, 9), torch.tensor([0, 2, 1, 2])
+    sampler = Sampler(model, mel, speaker, lengths, seed=7, backend=backend, chunk=7,
+                      compact=compact)
+    audio, _ = sampler.run(sampler.remaining)
+    return audio, sampler
+
+
+def test_dropping_finished_rows_changes_no_sample():
+    """The kernel drops rows as they end (down to none: the mel is longer than every row) and
+    samples exactly what it samples without dropping them: same rows, same random numbers."""
+    _kernel_or_skip("kernel")
+    ref, full = _ragged_run("kernel", compact=False)
+    got, compacted = _ragged_run("kernel", compact=None)  # the kernel's default
+    assert full.state.batch == 4 and compacted.state.batch == 0
+    assert len(set(ref[:, :24].sum(dim=1).tolist())) == 4  # the rows differ from each other
+    assert torch.equal(got, ref)
+
+
+def test_dropping_finished_rows_keeps_logits_bit_identical():
+    """The kernel's logits too are bit for bit the same, down to one live row whose mel is
+    upsampled anew every 7 samples (torch convolves a batch of one differently)."""
+    _kernel_or_skip("kernel")
+    model, lengths = small_model(cin=80), torch.tensor([9, 2, 4, 3])
+    torch.manual_seed(6)
+    mel, audio = torch.randn(4, 80, 9), torch.randint(0, 64, (4, 72))
+    logits = []
+    for compact in (False, True):
+        sampler = Sampler(model, mel, lengths=lengths, forced=audio, keep_logits=True,
+                          backend="kernel", chunk=7, span=7, compact=compact)
+        logits.append(sampler.run(72)[1])
+    assert sampler.state.batch == 1
+    assert torch.equal(logits[1], logits[0])
+
+
+def test_dropping_the_wrong_rows_is_detected(monkeypatch):
+    """The equality above has teeth: keeping the first rows instead of the live ones breaks it."""
+    _kernel_or_skip("kernel")
+    ref, _ = _ragged_run("kernel", compact=False)
+    keep_rows = StepState.keep_rows
+    monkeypatch.setattr(StepState, "keep_rows",
+                        lambda self, rows: keep_rows(self, torch.arange(len(rows))))
+    got, _ = _ragged_run("kernel", compact=True)
+    assert not torch.equal(got, ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_teacher_forcing_with_dropped_rows(backend):
+    """With rows dropped as they end, every row's logits still equal the forward pass, in the
+    torch step (where dropping is opt-in) and the kernel; past its end a row's logits are 0."""
+    _kernel_or_skip(backend)
+    model, lengths = small_model(3, cin=8, speakers=3), [9, 4, 7]
+    hop, T = model.hop_length, 9 * model.hop_length
+    torch.manual_seed(1)
+    audio, mel = torch.randint(0, 64, (3, T)), torch.randn(3, 8, 9)
+    speaker = torch.tensor([2, 0, 1])
+    sampler = Sampler(model, mel, speaker, torch.tensor(lengths), forced=audio, keep_logits=True,
+                      backend=backend, chunk=7, span=7, compact=True)
+    _, logits = sampler.run(T)
+    assert sampler.state.batch == 1 and sampler.rows.tolist() == [0]
+    for b, ref in enumerate(reference_logits(model, audio, mel, speaker, lengths)):
+        delta = (logits[b, : lengths[b] * hop].t() - ref).abs().max().item()
+        assert delta <= 1e-4, (b, delta)
+        assert not logits[b, lengths[b] * hop:].any()
+
+
+class _ReplayRunner:
+    """Stands in for cuda_graph.GraphRunner on the CPU: like a captured graph, it steps the
+    buffers the state had when the runner was made, whatever the state holds now."""
+
+    def __init__(self, state):
+        self.state, self.captured = state, dict(vars(state))
+
+    def run(self, steps):
+        now = dict(vars(self.state))
+        vars(self.state).update(self.captured)
+        try:
+            for _ in range(steps):
+                self.state.step()
+        finally:
+            vars(self.state).update(now)
+
+
+def test_cuda_graph_path_keeps_or_recaptures_its_buffers(monkeypatch):
+    """The CUDA graph keeps its static batch by default; told to drop rows, it gets a new
+    runner over the new buffers (a graph of the old ones would replay stale rows)."""
+    monkeypatch.setattr(cuda_graph, "GraphRunner", _ReplayRunner)
+    monkeypatch.setattr(Sampler, "_pick_backend", lambda self, backend, dtype: backend)
+    model, lengths = small_model(3, cin=8), [9, 4, 7]
+    hop, T = model.hop_length, 9 * model.hop_length
+    torch.manual_seed(2)
+    audio, mel = torch.randint(0, 64, (3, T)), torch.randn(3, 8, 9)
+    refs = reference_logits(model, audio, mel, None, lengths)
+    for compact, rows_left in ((None, 3), (True, 1)):
+        sampler = Sampler(model, mel, lengths=torch.tensor(lengths), forced=audio,
+                          keep_logits=True, backend="cuda-graph", chunk=7, compact=compact)
+        _, logits = sampler.run(T)
+        assert sampler.state.batch == rows_left
+        for b, ref in enumerate(refs):
+            delta = (logits[b, : lengths[b] * hop].t() - ref).abs().max().item()
+            assert delta <= 1e-4, (compact, b, delta)
 
 
 def test_memory_bounded_by_chunk_not_length():

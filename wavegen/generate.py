@@ -47,7 +47,9 @@ def stream(
         temperature: softmax temperature; 0 takes the most likely class (argmax).
         seed: seeds the sampling; the same seed gives the same audio.
         lengths: (B,) frames of each utterance in a ragged batch; samples past
-            ``lengths[b]·hop`` are zeros (trim them).
+            ``lengths[b]·hop`` are zeros (trim them). The CPU kernel drops a row from the
+            computation at the first chunk boundary after its end, so a batch costs about
+            the sum of its lengths rather than B × the longest.
         num_samples: length for a model without mel conditioning.
         chunk_samples: samples per yielded piece (the last may be shorter).
         backend: "auto", "kernel" (compiled CPU loop), "cuda-graph" or "torch".
@@ -115,6 +117,7 @@ def teacher_forced_logits(
 
     Returns:
         (B, Q, T) logits; column t is the distribution of audio[:, t] given audio[:, :t].
+        Columns past a row's end (``lengths[b]·hop``) are zero.
     """
     sampler = Sampler(
         model, mel, speaker, lengths, num_samples=audio.shape[1], temperature=0.0,

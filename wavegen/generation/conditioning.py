@@ -76,6 +76,25 @@ class Conditioner:
         self.context = max(ups.stage_context_frames, math.ceil(reach))
         self.phases = [taps.detach() for taps in ups.phase_taps()]
 
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """From now on condition only ``rows`` ((B',) int64 indices of current rows).
+
+        Rows are conditioned independently, so the rows kept get the same values as before, bit
+        for bit on the CPU (the tests check it), and the rows dropped cost nothing. But torch
+        convolves and multiplies a batch of one by other algorithms, which round differently,
+        so a row left alone is kept twice and computed as one of a pair, as in its batch.
+        """
+        if len(rows) == 1:
+            rows = rows.repeat(2)
+        self.bias = self.bias.index_select(0, rows)
+        if self.mel is not None:
+            self.mel = self.mel.index_select(0, rows)
+            if self.lengths is not None:
+                self.lengths = self.lengths.index_select(0, rows)
+        if self._cache is not None:
+            start, up = self._cache
+            self._cache = (start, up.index_select(0, rows))
+
     def _masked(self, c: torch.Tensor, first: int, rate: int) -> torch.Tensor:
         """Zero positions ≥ each row's end; c: (B, C, n) starting at absolute position first."""
         if not self.ragged:
@@ -110,9 +129,13 @@ class Conditioner:
     @torch.no_grad()
     def chunk(self, t0: int, t1: int, out: torch.Tensor) -> None:
         """Write the (B, t1 − t0, L·G) conditioning, bias and speaker term included, to out."""
-        B = self.bias.shape[0]
+        B = self.bias.shape[0]  # 2 when out has one row left by keep_rows
         if self.mel is None:
-            out.copy_(self.bias[:, None, :].expand(B, t1 - t0, -1))
+            out.copy_(self.bias[: len(out), None, :].expand(len(out), t1 - t0, -1))
             return
         c = self._cached(t0, t1).transpose(1, 2).to(self.weights.cond_w.dtype)  # (B, n, C)
-        torch.baddbmm(self.bias[:, None, :], c, self.weights.cond_w.expand(B, -1, -1), out=out)
+        w = self.weights.cond_w.expand(B, -1, -1)
+        if len(out) == B:
+            torch.baddbmm(self.bias[:, None, :], c, w, out=out)
+        else:
+            out.copy_(torch.baddbmm(self.bias[:, None, :], c, w)[: len(out)])

@@ -115,11 +115,20 @@ static inline void gemm_rows(const float* X, int ldx, const float* W, int K, int
     }
 }
 
+// Every row block streams all of W, so the last 1-3 rows go as one block too: a thread's share
+// of a small (compacted) batch is rarely a multiple of 4. A row's sums are the same whatever block
+// it is in, so the output does not depend on how the batch is split.
 static void gemm(const float* X, int ldx, const float* W, int K, int N, float* Y, int ldy,
                  int rows) {
     int r = 0;
     for (; r + 4 <= rows; r += 4) gemm_rows<4>(X + r * ldx, ldx, W, K, N, Y + r * ldy, ldy);
-    for (; r < rows; ++r) gemm_rows<1>(X + r * ldx, ldx, W, K, N, Y + r * ldy, ldy);
+    X += r * ldx;
+    Y += r * ldy;
+    switch (rows - r) {
+        case 3: gemm_rows<3>(X, ldx, W, K, N, Y, ldy); break;
+        case 2: gemm_rows<2>(X, ldx, W, K, N, Y, ldy); break;
+        case 1: gemm_rows<1>(X, ldx, W, K, N, Y, ldy); break;
+    }
 }
 
 // Denormals make x86 float arithmetic ~100x slower; flush them to zero in this thread.

@@ -8,6 +8,17 @@
 All three read and write the same :class:`StepState` buffers, so they are interchangeable
 between calls. Random numbers are drawn on the CPU from a seeded ``torch.Generator`` in
 time-major order, one per row and step, so a seed gives the same audio whatever the chunking.
+
+Ragged batches: at each chunk boundary the rows that have ended are dropped from the state and
+the conditioner (``compact``), so a batch of 1.5 … 10 s utterances stops paying for the short
+ones; ``rows`` maps the state's rows back to the batch. Random numbers are still drawn for every
+row, finished or not, so compaction changes no draw. It is on by default for the kernel, which
+computes each row the same whatever rows share the call (and the conditioner computes a row
+left alone as one of a pair, see ``Conditioner.keep_rows``), so the audio is bit-identical with
+or without it. The torch and CUDA-graph steps leave it off unless asked: their BLAS products round
+a row differently for another batch size, so a sample whose random number falls within that
+rounding of a class boundary could flip, and the row diverge from there. The CUDA graph, asked,
+is captured anew for each smaller batch.
 """
 
 from __future__ import annotations
@@ -50,6 +61,8 @@ class Sampler:
         threads: CPU threads for the kernel (default ``torch.get_num_threads()``).
         span: samples of mel upsampled at a time (default from the same budget, ≥ chunk).
         dtype: dtype of the weights and buffers (the kernel needs float32).
+        compact: drop rows from the computation once they have ended (default: for the kernel
+            only, see the module doc).
     """
 
     def __init__(self, model: WaveNet, mel: torch.Tensor | None = None,
@@ -58,7 +71,7 @@ class Sampler:
                  seed: int | None = None, forced: torch.Tensor | None = None,
                  keep_logits: bool = False, backend: str = "auto", chunk: int | None = None,
                  threads: int | None = None, span: int | None = None,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, compact: bool | None = None):
         if backend not in BACKENDS:
             raise WavegenError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.device = device = model.embed.weight.device
@@ -107,6 +120,8 @@ class Sampler:
         )
         limit = lengths * hop if lengths is not None else torch.full((batch,), total)
         self.state.limit.copy_(limit)
+        self.limit = self.state.limit.clone()  # (B,) end of each row, for masking the logits
+        self.rows = torch.arange(batch, device=device)  # batch row of each state row
         self.forced_all = None if forced is None else forced.to(device=device, dtype=torch.int64)
         self.generator = torch.Generator()
         if seed is None:
@@ -115,6 +130,7 @@ class Sampler:
             self.generator.manual_seed(int(seed))
         self.threads = threads or torch.get_num_threads()
         self.backend = self._pick_backend(backend, dtype)
+        self.compact = self.backend == "kernel" if compact is None else bool(compact)
         self.t = 0  # host copy of state.t
         self.chunk_start = self.chunk_end = 0
         self._runner = None
@@ -138,43 +154,72 @@ class Sampler:
     def remaining(self) -> int:
         return self.total - self.t
 
+    def _drop_finished_rows(self) -> None:
+        """Keep only the rows whose end is still ahead in the state and the conditioner."""
+        live = self.state.limit > self.t
+        if bool(live.all()):
+            return
+        keep = live.nonzero()[:, 0]
+        self.state.keep_rows(keep)
+        self.conditioner.keep_rows(keep)
+        self.rows = self.rows[keep]
+        if self.backend == "cuda-graph":
+            self._runner = None  # its graph replays the old buffers: capture anew
+
     def _refill(self) -> None:
-        """Compute the conditioning of the next chunk into the static buffer."""
+        """Drop ended rows (if compacting), then fill the chunk's conditioning, random numbers
+        and forced classes."""
+        if self.compact:
+            self._drop_finished_rows()
         s = self.state
         self.chunk_start, self.chunk_end = self.t, min(self.t + self.chunk, self.total)
         n = self.chunk_end - self.chunk_start
-        self.conditioner.chunk(self.chunk_start, self.chunk_end, out=s.cond[:, :n])
+        if s.batch:
+            self.conditioner.chunk(self.chunk_start, self.chunk_end, out=s.cond[:, :n])
         if s.mode == "sample":
             u = torch.rand(n, self.batch, generator=self.generator)  # time-major: see module doc
-            s.uniform[:n].copy_(u)
+            s.uniform[:n].copy_(u.to(self.device).index_select(1, self.rows))
         if s.forced is not None:
-            s.forced[:n].copy_(self.forced_all[:, self.chunk_start: self.chunk_end].t())
+            forced = self.forced_all[:, self.chunk_start: self.chunk_end]
+            s.forced[:n].copy_(forced.index_select(0, self.rows).t())
         s.i.zero_()
 
     @torch.no_grad()
     def run(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Generate the next n samples -> ((B, n) float audio, (B, n, Q) logits or None)."""
+        """Generate the next n samples -> ((B, n) float audio, (B, n, Q) logits or None).
+
+        Both are zero past each row's end (``lengths·hop``).
+        """
         n = min(n, self.remaining)
-        audio = torch.empty(self.batch, n, device=self.device)
-        s = self.state
-        logits = None if s.logits is None else torch.empty(self.batch, n, self.weights.classes,
-                                                           device=self.device)
+        t0 = self.t
+        audio = torch.zeros(self.batch, n, device=self.device)
+        logits = None if self.state.logits is None else torch.zeros(
+            self.batch, n, self.weights.classes, device=self.device)
         done = 0
         while done < n:
             if self.t == self.chunk_end:
-                self._refill()
-            i0 = self.t - self.chunk_start
+                self._refill()  # may drop rows: read self.state after it
+            s, i0 = self.state, self.t - self.chunk_start
             steps = min(n - done, self.chunk_end - self.t)
             self._steps(i0, steps)
-            audio[:, done: done + steps] = s.audio[:, i0: i0 + steps]
+            audio[:, done: done + steps].index_copy_(0, self.rows, s.audio[:, i0: i0 + steps])
             if logits is not None:
-                logits[:, done: done + steps] = s.logits[:, i0: i0 + steps]
+                logits[:, done: done + steps].index_copy_(0, self.rows,
+                                                          s.logits[:, i0: i0 + steps])
             done += steps
             self.t += steps
+        if logits is not None:
+            # A row runs on until the chunk boundary after its end (or to the batch's end if
+            # not compacted): hide those steps, so every backend returns the same.
+            ended = torch.arange(t0, t0 + n, device=self.device)[None, :] >= self.limit[:, None]
+            logits.masked_fill_(ended[:, :, None], 0.0)
         return audio, logits
 
     def _steps(self, i0: int, steps: int) -> None:
-        if self.backend == "kernel":
+        if self.state.batch == 0:  # every row has ended; the rest of the audio is zeros
+            self.state.i.add_(steps)
+            self.state.t.add_(steps)
+        elif self.backend == "kernel":
             self._kernel_steps(i0, steps)
         elif self.backend == "cuda-graph":
             if self._runner is None:
@@ -197,7 +242,7 @@ class Sampler:
                 ptr(w.post1_w), ptr(w.post1_b), ptr(w.post2_w), ptr(w.post2_b), ptr(w.decode),
             )
             self._runner = (model, ints)  # the int tensors must live as long as the struct
-        B, LG, Q = self.batch, w.layers * w.gate, w.classes
+        B, LG, Q = s.batch, w.layers * w.gate, w.classes
         run = WGRun(
             B, steps, self.threads, self.t, s.temperature, ptr(s.rings), ptr(s.prev),
             ptr(s.cond, i0 * LG), self.chunk * LG,

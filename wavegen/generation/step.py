@@ -9,6 +9,10 @@ tests check it against the full forward pass.
 Ring buffers: layer l keeps its last (k − 1)·d_l + 1 inputs; the input at time t lives in row
 ``t mod size`` and tap j (oldest first) is row ``(t − (k − 1 − j)·d_l) mod size``. Rows not yet
 written are zero, which is the causal zero padding of the convolution.
+
+Batch rows never interact, so :meth:`StepState.keep_rows` can drop finished rows between any
+two steps and the others step on as before (up to the last bits of BLAS rounding, which may
+depend on the batch size).
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ class StepState:
         audio (B, n), logits (B, n, Q) if ``keep_logits``,
         t () absolute time, i () index into the chunk buffers.
     """
+
+    # Every buffer with a batch dimension, and which dimension that is.
+    _BATCH_DIMS = {"rings": 0, "prev": 0, "cond": 0, "uniform": 1, "forced": 1, "limit": 0,
+                   "audio": 0, "logits": 0, "_x": 0, "_h": 0, "_o": 0, "_skip": 0}
 
     def __init__(self, weights: StepWeights, batch: int, chunk: int, temperature: float = 1.0,
                  forced: bool = False, keep_logits: bool = False, start_class: int = 0):
@@ -58,6 +66,18 @@ class StepState:
         self._h = torch.zeros(B, w.gate, device=dev, dtype=dt)
         self._o = torch.zeros(B, w.residual + w.skip, device=dev, dtype=dt)
         self._skip = torch.zeros(B, w.skip, device=dev, dtype=dt)
+
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Keep only ``rows`` ((B',) int64 indices of current rows) in every buffer.
+
+        The buffers are replaced by smaller ones, so anything holding the old tensors (a
+        captured CUDA graph) must be rebuilt.
+        """
+        for name, dim in self._BATCH_DIMS.items():
+            buf = getattr(self, name)
+            if buf is not None:
+                setattr(self, name, buf.index_select(dim, rows))
+        self.batch = len(rows)
 
     def step(self) -> None:
         """Advance every row by one sample (reads/writes only the state's buffers)."""
