@@ -5,8 +5,9 @@ then ``step_XXXXXXXX.pt.sha256`` (the hex digest of the .pt bytes) is written th
 process killed at any moment therefore leaves either the previous checkpoints untouched plus a
 stray ``.*.tmp`` file (never matched by ``step_*.pt``), or a new .pt without its checksum, which
 :func:`latest_checkpoint` skips. A file replaced in place (``best.pt``) stays verifiable
-throughout: its sidecar lists the old and new digests until the new file is in place. Loading uses ``torch.load(weights_only=True)``: only tensors and
-plain python types, never arbitrary pickled objects.
+throughout: its sidecar lists the old and new digests until the new file is in place. Loading
+uses ``torch.load(weights_only=True)``: only tensors and plain python types, never arbitrary
+pickled objects.
 
 Payload (format ``wavegen-checkpoint-1``): step, model, ema (state_dicts), optimizer, scheduler,
 scaler, sampler, rng, recipe (resolved; model.n_speakers resolved), speakers, preset, valid_bits;
