@@ -91,7 +91,7 @@ def generate(
     """
     pieces = list(stream(model, mel, speaker, temperature, seed, lengths, num_samples,
                          chunk_samples=1 << 30, backend=backend, threads=threads, dtype=dtype))
-    return torch.cat(pieces, dim=1)
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)  # no copy of the output
 
 
 @torch.no_grad()
