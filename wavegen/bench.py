@@ -31,7 +31,8 @@ from .generate import generate
 from .generation import Sampler
 from .model import WaveNet
 from .peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
-from .precision import compute_dtype, native_bf16
+from .precision import compute_dtype, resolve_precision
+from .train import optimization_step
 
 # The issue's reference model: 24 layers in 4 stacks (dilations 1 … 32), kernel 3, residual 64,
 # gate 128, skip 64 channels, 256 μ-law classes, 80 mels upsampled ×256, no speakers.
@@ -65,9 +66,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _random_inputs(model: WaveNet, batch: int, frames: int, device, gen: torch.Generator):
+def _random_inputs(c: ModelConfig, batch: int, frames: int, device, gen: torch.Generator):
     """Log-mel-like conditioning (B, C, frames) and speaker ids (B,) or None."""
-    c = model.config
     mel = (torch.randn(batch, c.cin_channels, frames, generator=gen) - 5.0).to(device) \
         if c.cin_channels else None
     speaker = torch.zeros(batch, dtype=torch.int64, device=device) if c.n_speakers else None
@@ -87,35 +87,27 @@ def _step_rate(step, steps: int, samples: int, device: torch.device) -> float:
     return samples / statistics.median(times)
 
 
-def _train_batch(config: ModelConfig, hop: int, device: torch.device):
+def _train_batch(config: ModelConfig, device: torch.device):
+    """(B, W) random classes, (B, C, W/hop + 2·cin_pad) mel, speakers: the bench's training batch."""
     gen = torch.Generator().manual_seed(0)
     audio = torch.randint(0, config.quantize_channels, (TRAIN_BATCH, TRAIN_WINDOW), generator=gen)
-    frames = TRAIN_WINDOW // hop + 2 * config.cin_pad
-    mel = (torch.randn(TRAIN_BATCH, config.cin_channels, frames, generator=gen) - 5.0).to(device) \
-        if config.cin_channels else None
-    speaker = torch.zeros(TRAIN_BATCH, dtype=torch.int64, device=device) if config.n_speakers else None
-    return audio.to(device), mel, speaker
+    frames = TRAIN_WINDOW // math.prod(config.upsample_scales) + 2 * config.cin_pad
+    return (audio.to(device), *_random_inputs(config, TRAIN_BATCH, frames, device, gen))
 
 
 def train_throughput(model: WaveNet, precision: str, steps: int = 3) -> float:
-    """Samples/s of ``wavegen train``'s step on batch 2 × 8192: forward in ``precision``,
-    cross-entropy, backward, gradient-norm clip, Adam, EMA update (median of ``steps``)."""
+    """Samples/s of ``wavegen train``'s step (:func:`wavegen.train.optimization_step`, clip 1
+    and EMA) on batch 2 × 8192 in ``precision`` (median of ``steps``)."""
     device = model.embed.weight.device
     dtype = compute_dtype(precision, device)
-    audio, mel, speaker = _train_batch(model.config, model.hop_length, device)
+    audio, mel, speaker = _train_batch(model.config, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     ema = EMA(model, 0.9999)
     model.train()
-
-    def step():
-        loss = F.cross_entropy(model(audio, mel, speaker, dtype=dtype).float(), audio)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        ema.update(model)
-
-    rate = _step_rate(step, steps, TRAIN_BATCH * TRAIN_WINDOW, device)
+    rate = _step_rate(
+        lambda: optimization_step(model, optimizer, audio, mel, speaker, dtype, 1.0, ema),
+        steps, TRAIN_BATCH * TRAIN_WINDOW, device,
+    )
     model.eval()
     return rate
 
@@ -124,7 +116,7 @@ def peer_train_throughput(config: ModelConfig, device: torch.device, steps: int 
     """Samples/s of the peer's training step (:func:`wavegen.peer.peer_train_step`), fp32."""
     torch.manual_seed(0)
     model = PeerWaveNet(config).to(device).train()
-    audio, mel, _ = _train_batch(config, math.prod(config.upsample_scales), device)
+    audio, mel, _ = _train_batch(config, device)
     onehot = F.one_hot(audio, config.quantize_channels).transpose(1, 2).float()  # the data loader's
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     ema = PeerEMA(model)
@@ -138,8 +130,8 @@ def generate_throughput(model: WaveNet, batch: int, seconds: float, sample_rate:
     hop = model.hop_length
     frames = max(1, round(seconds * sample_rate / hop))
     gen = torch.Generator().manual_seed(batch)
-    mel, speaker = _random_inputs(model, batch, frames, device, gen)
-    warm, _ = _random_inputs(model, batch, 1, device, gen)
+    mel, speaker = _random_inputs(model.config, batch, frames, device, gen)
+    warm, _ = _random_inputs(model.config, batch, 1, device, gen)
     generate(model, warm, speaker, seed=0, num_samples=hop)  # build/load the kernel, warm caches
     _sync(device)
     start = time.perf_counter()
@@ -153,7 +145,7 @@ def stream_first_chunk_ms(model: WaveNet, device, chunk_samples: int = 4096) -> 
     from .generate import stream
 
     hop = model.hop_length
-    mel, speaker = _random_inputs(model, 1, max(1, 5 * 22050 // hop), device, torch.Generator())
+    mel, speaker = _random_inputs(model.config, 1, max(1, 5 * 22050 // hop), device, torch.Generator())
     _sync(device)
     start = time.perf_counter()
     chunks = stream(model, mel, speaker, seed=0, chunk_samples=chunk_samples)
@@ -168,7 +160,7 @@ def baseline_throughput(model: WaveNet, batch: int, num_samples: int) -> float:
     """Aggregate samples/s of :func:`naive_generate` (CPU) over ``num_samples`` per row."""
     hop = model.hop_length
     gen = torch.Generator().manual_seed(batch)
-    mel, speaker = _random_inputs(model, batch, max(1, -(-num_samples // hop)), "cpu", gen)
+    mel, speaker = _random_inputs(model.config, batch, max(1, -(-num_samples // hop)), "cpu", gen)
     start = time.perf_counter()
     naive_generate(model, mel, num_samples, speaker)
     return batch * num_samples / (time.perf_counter() - start)
@@ -224,7 +216,7 @@ def _run(name, model_config, sample_rate, dev, batches, seconds, baseline_sample
          train_steps, log) -> dict:
     torch.manual_seed(0)
     model = WaveNet(model_config).to(dev).eval()
-    probe = Sampler(model, *_random_inputs(model, 1, 1, dev, torch.Generator()),
+    probe = Sampler(model, *_random_inputs(model.config, 1, 1, dev, torch.Generator()),
                     num_samples=model.hop_length)
     result: dict = {
         "config": name,
@@ -252,7 +244,7 @@ def _run(name, model_config, sample_rate, dev, batches, seconds, baseline_sample
     for precision in ("fp32", "bf16"):
         log(f"training ({precision}): {train_steps} steps on {TRAIN_BATCH} x {TRAIN_WINDOW} samples")
         train[precision] = round(train_throughput(model, precision, train_steps), 1)
-    auto = "bf16" if native_bf16(dev) else "fp32"
+    auto = resolve_precision("auto", dev)
     result["train_precision"] = auto
     result["train_samples_per_s"] = train[auto]
     result["train_samples_per_s_by_precision"] = train

@@ -23,14 +23,18 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """"auto" | "bf16" | "fp32" -> the ``dtype`` for :meth:`WaveNet.forward`.
-
-    torch.bfloat16 for bf16, None (full precision, the weights' float32) for fp32; "auto" is bf16
-    where the device has it natively.
-    """
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" | "bf16" | "fp32" -> "bf16" or "fp32" ("auto": bf16 where ``device`` has it natively)."""
     if precision not in PRECISIONS:
         raise WavegenError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
-        precision = "bf16" if native_bf16(device) else "fp32"
-    return torch.bfloat16 if precision == "bf16" else None
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """"auto" | "bf16" | "fp32" -> the ``dtype`` for :meth:`WaveNet.forward`.
+
+    torch.bfloat16 for bf16, None (full precision, the weights' float32) for fp32.
+    """
+    return torch.bfloat16 if resolve_precision(precision, device) == "bf16" else None

@@ -46,7 +46,7 @@ from .errors import WavegenError
 from .features import get_preset, mel_spectrogram
 from .model import WaveNet
 from .optim import build_optimizer, build_scheduler
-from .precision import compute_dtype
+from .precision import compute_dtype, resolve_precision
 from .trainlog import NullLog, RunLog
 
 log = logging.getLogger("wavegen.train")
@@ -72,7 +72,8 @@ class Trainer:
         self.recipe = resolve_recipe(recipe, self.features, self.workdir)
         self.preset = get_preset(self.recipe.audio.preset)
         self.info, self.device = distributed.init(device)
-        self.dtype = compute_dtype(self.recipe.train.precision, self.device)
+        self.precision = resolve_precision(self.recipe.train.precision, self.device)
+        self.dtype = compute_dtype(self.precision, self.device)
         self.step = 0
         self.valid_bits: float | None = None
         self.best_bits: float | None = None
@@ -141,18 +142,10 @@ class Trainer:
         audio = batch["audio"].to(self.device)  # (b, W) int64 μ-law classes
         mel = batch["mel"].to(self.device)  # (b, n_mels, W/hop + 2·cin_pad)
         speaker = batch["speaker"].to(self.device) if self.model.speaker_embed is not None else None
-        logits = self.ddp_model(audio, mel, speaker, dtype=self.dtype)  # (b, Q, W)
-        # Mean over this rank's equal share; DDP averages gradients -> mean over the global batch.
-        loss = F.cross_entropy(logits.float(), audio)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = self.recipe.train.grad_clip if self.recipe.train.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         lr = self.optimizer.param_groups[0]["lr"]
-        self.optimizer.step()
+        loss, grad_norm = optimization_step(self.ddp_model, self.optimizer, audio, mel, speaker,
+                                            self.dtype, self.recipe.train.grad_clip, self.ema)
         self.scheduler.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
         self.sampler.advance()
         self.step += 1
         return {"loss": loss.item(), "grad_norm": float(grad_norm), "lr": lr}
@@ -270,7 +263,7 @@ class Trainer:
                  "utterances (%d too short), %d valid windows, batch %d x %d samples",
                  "resuming at" if self.step else "starting at", self.step,
                  self.recipe.train.max_steps,
-                 self.device, self.info.world_size, "bf16" if self.dtype == torch.bfloat16 else "fp32",
+                 self.device, self.info.world_size, self.precision,
                  self.model.num_params(),
                  self.model.receptive_field, len(self.train_set.utterances), self.skipped["train"],
                  len(self.valid_windows), d.batch_size, d.window_samples)
@@ -413,6 +406,29 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def optimization_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, audio: torch.Tensor,
+                      mel: torch.Tensor | None, speaker: torch.Tensor | None,
+                      dtype: torch.dtype | None, grad_clip: float,
+                      ema: EMA | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forced cross-entropy, backward, gradient-norm clip (0 = off), optimiser step, EMA.
+
+    ``model`` is a WaveNet or its DDP wrapper (same parameters and buffers, in the same order);
+    audio (b, W) int64 classes, mel (b, n_mels, W/hop + 2·cin_pad), speaker (b,) or None; the
+    forward runs in ``dtype`` (see :meth:`WaveNet.forward`). -> (loss, gradient norm).
+    """
+    logits = model(audio, mel, speaker, dtype=dtype)  # (b, Q, W)
+    # Mean over this rank's equal share; DDP averages gradients -> mean over the global batch.
+    loss = F.cross_entropy(logits.float(), audio)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                               grad_clip if grad_clip > 0 else math.inf)
+    optimizer.step()
+    if ema is not None:
+        ema.update(model)
+    return loss, grad_norm
 
 
 class stop_signals:
