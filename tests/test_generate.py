@@ -7,6 +7,8 @@ captures) and "kernel" (the compiled CPU loop; skipped if no compiler is availab
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -364,9 +366,6 @@ print((kib("VmHWM") - before) / 1024, audio.numel() * audio.element_size() / 2**
 
 def _generation_peak_mb(seconds: int) -> tuple[float, float]:
     """(peak MB added while generating ``seconds`` of audio, MB of the output itself)."""
-    import subprocess
-    import sys
-
     out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(seconds)], check=True,
                          capture_output=True, text=True).stdout.split()
     return float(out[0]), float(out[1])
