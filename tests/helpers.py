@@ -55,35 +55,71 @@ def make_feature_cache(
             split = "train" if i < n_utts else "valid"
             if split == "train":
                 train_mels.append(mel)
-            entries.append({
-                "id": uid, "speaker": speaker, "audio": f"cache/{uid}.audio.npy",
-                "mel": f"cache/{uid}.mel.npy", "frames": frames,
-                "seconds": len(wav) / p.sample_rate, "split": split, "source": f"synthetic/{uid}",
-            })
+            entries.append(
+                {
+                    "id": uid,
+                    "speaker": speaker,
+                    "audio": f"cache/{uid}.audio.npy",
+                    "mel": f"cache/{uid}.mel.npy",
+                    "frames": frames,
+                    "seconds": len(wav) / p.sample_rate,
+                    "split": split,
+                    "source": f"synthetic/{uid}",
+                }
+            )
     (workdir / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
     all_frames = np.concatenate(train_mels, axis=1)
-    (workdir / "stats.json").write_text(json.dumps({
-        "mean": all_frames.mean(axis=1).tolist(), "std": all_frames.std(axis=1).tolist()}))
-    (workdir / "features.json").write_text(json.dumps({
-        "preset": p.name, "preset_params": p.to_dict(), "sample_rate": p.sample_rate,
-        "hop_length": p.hop_length, "n_mels": p.n_mels, "speakers": sorted(speakers),
-        "corpus": "synthetic", "recipe": {},
-    }))
+    (workdir / "stats.json").write_text(
+        json.dumps({"mean": all_frames.mean(axis=1).tolist(), "std": all_frames.std(axis=1).tolist()})
+    )
+    (workdir / "features.json").write_text(
+        json.dumps(
+            {
+                "preset": p.name,
+                "preset_params": p.to_dict(),
+                "sample_rate": p.sample_rate,
+                "hop_length": p.hop_length,
+                "n_mels": p.n_mels,
+                "speakers": sorted(speakers),
+                "corpus": "synthetic",
+                "recipe": {},
+            }
+        )
+    )
     return workdir
 
 
 TINY_RECIPE = {
     "name": "tiny",
     "audio": {"preset": "tacotron2"},
-    "model": {"layers": 4, "stacks": 2, "kernel_size": 3, "residual_channels": 8,
-              "gate_channels": 16, "skip_channels": 8, "n_speakers": -1, "gin_channels": 4},
+    "model": {
+        "layers": 4,
+        "stacks": 2,
+        "kernel_size": 3,
+        "residual_channels": 8,
+        "gate_channels": 16,
+        "skip_channels": 8,
+        "n_speakers": -1,
+        "gin_channels": 4,
+    },
     "data": {"window_samples": 512, "batch_size": 2},
-    "train": {"max_steps": 6, "lr": 0.002, "warmup_steps": 2, "decay_steps": 100,
-              "ema_decay": 0.9, "log_interval": 1, "valid_interval": 3, "valid_batches": 1,
-              "sample_interval": 1000, "sample_seconds": 0.01, "checkpoint_interval": 3,
-              "keep_checkpoints": 2, "seed": 7,
-              # "auto" would be bf16 on some CPUs and fp32 on others; tests that want bf16 say so.
-              "precision": "fp32"},
+    "train": {
+        "max_steps": 6,
+        "lr": 0.002,
+        "warmup_steps": 2,
+        "decay_steps": 100,
+        "ema_decay": 0.9,
+        "log_interval": 1,
+        "valid_interval": 3,
+        "valid_batches": 1,
+        "sample_interval": 1000,
+        "sample_seconds": 0.01,
+        "checkpoint_interval": 3,
+        "keep_checkpoints": 2,
+        "seed": 7,
+        # "auto" would be bf16 on some CPUs and fp32 on others; tests that want bf16 say so.
+        "precision": "fp32",
+    },
 }
 
 

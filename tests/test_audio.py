@@ -13,9 +13,16 @@ def tone(sr=16000, seconds=0.5, freq=440.0):
     return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-@pytest.mark.parametrize("subtype,fmt,ext", [("PCM_16", "WAV", "wav"), ("PCM_24", "WAV", "wav"),
-                                             ("PCM_U8", "WAV", "wav"), ("FLOAT", "WAV", "wav"),
-                                             ("PCM_16", "FLAC", "flac")])
+@pytest.mark.parametrize(
+    "subtype,fmt,ext",
+    [
+        ("PCM_16", "WAV", "wav"),
+        ("PCM_24", "WAV", "wav"),
+        ("PCM_U8", "WAV", "wav"),
+        ("FLOAT", "WAV", "wav"),
+        ("PCM_16", "FLAC", "flac"),
+    ],
+)
 def test_formats_read_as_float32_in_range(tmp_path, subtype, fmt, ext):
     x = tone()
     path = tmp_path / f"x.{ext}"

@@ -36,8 +36,22 @@ def test_bench_prints_one_json_object(tmp_path, capsys):
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_RECIPE)
     with pytest.raises(SystemExit) as exit_info:  # typer's standalone mode exits with 0
-        main(["bench", "--json", "--config", str(recipe), "--seconds", "0.05", "--batch", "1,2",
-              "--baseline-samples", "16", "--train-steps", "1"])
+        main(
+            [
+                "bench",
+                "--json",
+                "--config",
+                str(recipe),
+                "--seconds",
+                "0.05",
+                "--batch",
+                "1,2",
+                "--baseline-samples",
+                "16",
+                "--train-steps",
+                "1",
+            ]
+        )
     assert not exit_info.value.code
     out = capsys.readouterr().out
     assert out.count("\n") == 1
@@ -82,9 +96,18 @@ def test_bench_bad_options_are_one_line_errors(args, message, capsys):
 def test_naive_baseline_is_a_faithful_wavenet():
     """The baseline does the real work: fed the true samples it gives the forward's logits."""
     torch.manual_seed(0)
-    config = ModelConfig(quantize_channels=32, layers=4, stacks=2, residual_channels=8,
-                         gate_channels=8, skip_channels=8, cin_channels=8,
-                         upsample_scales=[2, 2], n_speakers=2, gin_channels=3)
+    config = ModelConfig(
+        quantize_channels=32,
+        layers=4,
+        stacks=2,
+        residual_channels=8,
+        gate_channels=8,
+        skip_channels=8,
+        cin_channels=8,
+        upsample_scales=[2, 2],
+        n_speakers=2,
+        gin_channels=3,
+    )
     model = WaveNet(config).eval()
     audio, mel, speaker = torch.randint(0, 32, (2, 24)), torch.randn(2, 8, 6), torch.tensor([1, 0])
     logits = naive_generate(model, mel, 24, speaker, forced=audio)
@@ -113,8 +136,16 @@ def test_peer_training_model_is_a_faithful_wavenet():
     """The peer's training step does the real work: with the same weights (and dropout off) its
     outputs are wavegen's logits one step earlier, and its step lowers the loss."""
     torch.manual_seed(0)
-    config = ModelConfig(quantize_channels=32, layers=4, stacks=2, residual_channels=8,
-                         gate_channels=8, skip_channels=8, cin_channels=0, n_speakers=0)
+    config = ModelConfig(
+        quantize_channels=32,
+        layers=4,
+        stacks=2,
+        residual_channels=8,
+        gate_channels=8,
+        skip_channels=8,
+        cin_channels=0,
+        n_speakers=0,
+    )
     model, peer = WaveNet(config).eval(), PeerWaveNet(config).eval()
     _copy_into_peer(model, peer)
     audio = torch.randint(0, 32, (2, 40))
@@ -122,12 +153,21 @@ def test_peer_training_model_is_a_faithful_wavenet():
     with torch.no_grad():
         ours, theirs = model(audio), peer(onehot, None)
     rf = model.receptive_field  # before that, wavegen sees its start class and the peer zeros
-    torch.testing.assert_close(theirs[:, :, rf:-1], ours[:, :, rf + 1:], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(theirs[:, :, rf:-1], ours[:, :, rf + 1 :], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(theirs[:, :, rf:-1], ours[:, :, rf:-1])  # the alignment matters
 
-    mel_config = ModelConfig(quantize_channels=32, layers=4, stacks=2, residual_channels=8,
-                             gate_channels=8, skip_channels=8, cin_channels=8, cin_pad=2,
-                             upsample_scales=[2, 2], n_speakers=0)
+    mel_config = ModelConfig(
+        quantize_channels=32,
+        layers=4,
+        stacks=2,
+        residual_channels=8,
+        gate_channels=8,
+        skip_channels=8,
+        cin_channels=8,
+        cin_pad=2,
+        upsample_scales=[2, 2],
+        n_speakers=0,
+    )
     peer = PeerWaveNet(mel_config).train()
     audio = (torch.arange(64) % 8 * 4).repeat(2, 1)  # a learnable sawtooth
     mel = torch.randn(2, 8, 16 + 4)

@@ -22,8 +22,14 @@ def payload(step: int, ema_shift: float = 0.5) -> dict:
     opt = torch.optim.Adam(model.parameters())
     model(torch.zeros(1, 512, dtype=torch.long), torch.zeros(1, 80, 6)).sum().backward()
     opt.step()
-    return {"step": step, "model": model.state_dict(), "ema": ema, "optimizer": opt.state_dict(),
-            "recipe": recipe, "rng": {"python": {"state": [1, 2, 3]}, "torch": torch.get_rng_state()}}
+    return {
+        "step": step,
+        "model": model.state_dict(),
+        "ema": ema,
+        "optimizer": opt.state_dict(),
+        "recipe": recipe,
+        "rng": {"python": {"state": [1, 2, 3]}, "torch": torch.get_rng_state()},
+    }
 
 
 def write_steps(run_dir, steps):
@@ -124,8 +130,14 @@ def test_prune_keeps_the_newest_k_and_best(tmp_path):
     removed = ck.prune_checkpoints(tmp_path, keep=2)
     assert [p.name for p in removed] == ["step_00000001.pt", "step_00000002.pt"]
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert names == ["best.pt", "best.pt.sha256", "step_00000003.pt", "step_00000003.pt.sha256",
-                     "step_00000004.pt", "step_00000004.pt.sha256"]
+    assert names == [
+        "best.pt",
+        "best.pt.sha256",
+        "step_00000003.pt",
+        "step_00000003.pt.sha256",
+        "step_00000004.pt",
+        "step_00000004.pt.sha256",
+    ]
 
 
 def test_model_from_checkpoint_prefers_ema(tmp_path):

@@ -10,8 +10,7 @@ from wavegen.features import mel_spectrogram
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "wavegen", *args], capture_output=True, text=True,
-                          cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "wavegen", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_mel_writes_float32_npy(tmp_path):
@@ -40,8 +39,13 @@ def test_bad_audio_files_give_one_line(tmp_path):
     sf.write(tmp_path / "cut.wav", np.zeros(22050, np.float32), 22050, subtype="PCM_16")
     data = (tmp_path / "cut.wav").read_bytes()
     (tmp_path / "cut.wav").write_bytes(data[:20000])
-    for name, reason in [("empty", "empty file"), ("text", "not readable"), ("nan", "NaN"),
-                         ("cut", "truncated"), ("missing", "no such audio file")]:
+    for name, reason in [
+        ("empty", "empty file"),
+        ("text", "not readable"),
+        ("nan", "NaN"),
+        ("cut", "truncated"),
+        ("missing", "no such audio file"),
+    ]:
         r = run("mel", str(tmp_path / f"{name}.wav"), "-o", str(tmp_path / "o.npy"))
         line = one_line_error(r)
         assert f"{name}.wav" in line and reason in line, line

@@ -14,8 +14,10 @@ def write(path, text):
 def test_extends_merges_and_overrides(tmp_path):
     write(tmp_path / "base.yaml", "model:\n  layers: 12\n  stacks: 2\ntrain:\n  lr: 0.002\n")
     (tmp_path / "r").mkdir()
-    rec = load_recipe(write(tmp_path / "r" / "config.yaml", "extends: ../base.yaml\nmodel:\n  layers: 6\n"),
-                      ["train.max_steps=10", "model.upsample_scales=[4, 4, 4, 4]"])
+    rec = load_recipe(
+        write(tmp_path / "r" / "config.yaml", "extends: ../base.yaml\nmodel:\n  layers: 6\n"),
+        ["train.max_steps=10", "model.upsample_scales=[4, 4, 4, 4]"],
+    )
     assert rec.name == "r"
     assert (rec.model.layers, rec.model.stacks, rec.train.lr, rec.train.max_steps) == (6, 2, 0.002, 10)
     assert isinstance(rec.train.lr, float) and rec.model.upsample_scales == [4, 4, 4, 4]
@@ -29,14 +31,17 @@ def test_unknown_key_is_named(tmp_path):
         load_recipe(write(tmp_path / "y.yaml", "nosuch: {}\n"))
 
 
-@pytest.mark.parametrize("override,message", [
-    ("model.layers=abc", "model.layers.*integer"),
-    ("model.layers=2.5", "model.layers.*integer"),
-    ("train.precision=fp16", "train.precision must be one of auto, bf16, fp32"),
-    ("train.lr=fast", "train.lr.*number"),
-    ("model.upsample_scales=4", "upsample_scales.*list"),
-    ("train.lr", "key=value"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model.layers=abc", "model.layers.*integer"),
+        ("model.layers=2.5", "model.layers.*integer"),
+        ("train.precision=fp16", "train.precision must be one of auto, bf16, fp32"),
+        ("train.lr=fast", "train.lr.*number"),
+        ("model.upsample_scales=4", "upsample_scales.*list"),
+        ("train.lr", "key=value"),
+    ],
+)
 def test_overrides_are_type_checked(tmp_path, override, message):
     path = write(tmp_path / "x.yaml", "{}\n")
     with pytest.raises(WavegenError, match=message):

@@ -31,6 +31,7 @@ def tone(path: Path, seconds: float = 0.3, sr: int = 16000, fmt: str | None = No
 
 # ---- LJSpeech ----------------------------------------------------------------------------------
 
+
 @needs_shared
 def test_ljspeech_shared_excerpt():
     utts = read_ljspeech(SHARED / "ljspeech-mini")
@@ -46,9 +47,9 @@ def test_ljspeech_literal_quotes_missing_file_and_parent_folder(tmp_path):
     tone(root / "wavs" / "LJ001-0001.wav")
     (root / "metadata.csv").write_text(
         'LJ001-0001|He said "yes|no" once|He said "yes\n'  # extra | inside quotes: not CSV quoting
-        '\n'
+        "\n"
         'LJ001-0002|"Quoted" text, unbalanced "|"Quoted" text, unbalanced "\n'
-        'LJ001-0003|only two fields\n',
+        "LJ001-0003|only two fields\n",
         encoding="utf-8",
     )
     utts = read_ljspeech(tmp_path)  # the parent of LJSpeech-1.1/ is accepted too
@@ -70,6 +71,7 @@ def test_ljspeech_bad_metadata_is_one_line_error(tmp_path):
 
 
 # ---- VCTK --------------------------------------------------------------------------------------
+
 
 @needs_shared
 def test_vctk_shared_excerpt_092():
@@ -127,7 +129,9 @@ def test_vctk_080_layout_and_unprefixed_speaker_info(tmp_path):
     )
     utts = read_vctk(corpus)
     assert [(u.id, u.speaker, u.text) for u in utts] == [
-        ("p225_001", "p225", "Please call Stella."), ("p226_001", "p226", None)]
+        ("p225_001", "p225", "Please call Stella."),
+        ("p226_001", "p226", None),
+    ]
     assert read_speaker_info(tmp_path)["p226"]["region"] == "Surrey"
 
 
@@ -137,6 +141,7 @@ def test_vctk_wrong_folder(tmp_path):
 
 
 # ---- folder and read_corpus --------------------------------------------------------------------
+
 
 def test_folder_with_speaker_subfolders(tmp_path):
     root = tmp_path / "mine"
@@ -148,7 +153,10 @@ def test_folder_with_speaker_subfolders(tmp_path):
     tone(root / "bob" / ".b1.wav.x1.tmp", fmt="WAV")  # an atomic writer's temp file
     utts = read_folder(root)
     assert [(u.id, u.speaker) for u in utts] == [
-        ("alice_a_1", "alice"), ("alice_session2_x", "alice"), ("bob_b1", "bob")]
+        ("alice_a_1", "alice"),
+        ("alice_session2_x", "alice"),
+        ("bob_b1", "bob"),
+    ]
 
 
 def test_flat_folder_is_one_speaker_and_clashing_ids(tmp_path):
@@ -170,6 +178,7 @@ def test_read_corpus_missing_folder_is_one_line(tmp_path):
 
 
 # ---- demo corpus -------------------------------------------------------------------------------
+
 
 def test_demo_corpus_is_deterministic_and_speechlike(tmp_path):
     a = make_demo_corpus(tmp_path / "a", seed=3)
@@ -200,7 +209,7 @@ def test_demo_speakers_differ_in_pitch(tmp_path):
         wav, sr = sf.read(root / name / "001.wav")
         estimates = []
         for start in range(0, len(wav) - 2048, 1024):
-            frame = wav[start:start + 2048]
+            frame = wav[start : start + 2048]
             if np.sqrt(np.mean(frame**2)) < 0.05:
                 continue
             spectrum = np.abs(np.fft.rfft(frame * np.hanning(len(frame)))) + 1e-9

@@ -43,18 +43,18 @@ def test_window_matches_whole_utterance_padding(cache):
         for start in (0, 1, ds.max_start(utt_index)):  # both edges use the replicated frames
             classes, window_mel, speaker = ds[(utt_index, start)]
             assert classes.dtype == torch.int64 and classes.shape == (1024,)
-            assert torch.equal(classes, torch.from_numpy(
-                mulaw_encode(audio[start * HOP:(start + 4) * HOP])))
+            assert torch.equal(
+                classes, torch.from_numpy(mulaw_encode(audio[start * HOP : (start + 4) * HOP]))
+            )
             # Frame s of the utterance sits at index s + pad of the padded mel.
-            assert torch.equal(window_mel, padded[:, start:start + 4 + 6])
+            assert torch.equal(window_mel, padded[:, start : start + 4 + 6])
             assert speaker == utt.speaker
 
 
 def test_window_feeds_the_model(cache):
     ds, _ = dataset(cache)
     batch = collate([ds[(0, 0)], ds[(1, 2)]])
-    model = WaveNet(ModelConfig(layers=2, stacks=1, residual_channels=4, gate_channels=8,
-                                skip_channels=4))
+    model = WaveNet(ModelConfig(layers=2, stacks=1, residual_channels=4, gate_channels=8, skip_channels=4))
     assert model(batch["audio"], batch["mel"]).shape == (2, 256, 512)
 
 
@@ -74,8 +74,8 @@ def test_sampler_epochs_are_permutations_and_resume_exactly(cache):
     stream = iter(sampler)
     first = [next(stream) for _ in range(5)]  # 20 windows = 2 epochs
     flat = [utt for batch in first for utt, _ in batch]
-    assert sorted(flat[:n]) == list(range(n)) and sorted(flat[n:2 * n]) == list(range(n))
-    assert flat[:n] != flat[n:2 * n]  # set_epoch: a new order each epoch
+    assert sorted(flat[:n]) == list(range(n)) and sorted(flat[n : 2 * n]) == list(range(n))
+    assert flat[:n] != flat[n : 2 * n]  # set_epoch: a new order each epoch
     for batch in first:
         for utt, start in batch:
             assert 0 <= start <= ds.max_start(utt)

@@ -15,8 +15,13 @@ from wavegen.demo import run_demo
 from wavegen.features import mel_spectrogram
 from wavegen.preprocess import load_manifest
 
-STEPS = ["train.max_steps=80", "train.valid_interval=40", "train.checkpoint_interval=40",
-         "train.log_interval=10", "train.warmup_steps=10"]
+STEPS = [
+    "train.max_steps=80",
+    "train.valid_interval=40",
+    "train.checkpoint_interval=40",
+    "train.log_interval=10",
+    "train.warmup_steps=10",
+]
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +69,54 @@ def test_exported_demo_model_vocodes_a_tacotron2_mel(demo):
 
 def test_synthesize_cli_on_the_run_dir_split(demo, tmp_path):
     workdir, _ = demo
-    r = subprocess.run([sys.executable, "-m", "wavegen", "synthesize", "--checkpoint",
-                        str(workdir / "run"), "--split", "valid", "-o", str(tmp_path / "valid"),
-                        "--batch", "2", "--seed", "0", "--json"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wavegen",
+            "synthesize",
+            "--checkpoint",
+            str(workdir / "run"),
+            "--split",
+            "valid",
+            "-o",
+            str(tmp_path / "valid"),
+            "--batch",
+            "2",
+            "--seed",
+            "0",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["synthesized"] == 4 and summary["realtime_factor"] > 0
-    r = subprocess.run([sys.executable, "-m", "wavegen", "synthesize", "--checkpoint",
-                        str(workdir / "run"), "--split", "valid", "-o", str(tmp_path / "valid"),
-                        "--speaker", "nobody"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wavegen",
+            "synthesize",
+            "--checkpoint",
+            str(workdir / "run"),
+            "--split",
+            "valid",
+            "-o",
+            str(tmp_path / "valid"),
+            "--speaker",
+            "nobody",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and "valid speakers: demo_f1" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_demo_rerun_resumes_instead_of_redoing(demo):
     workdir, report = demo
+
     def mtimes(folder, pattern):
         return {p: p.stat().st_mtime_ns for p in (workdir / folder).glob(pattern)}
 

@@ -37,17 +37,30 @@ def test_env_info(monkeypatch):
 @pytest.mark.skipif(not (TORCHRUN.exists() or shutil.which("torchrun")), reason="no torchrun")
 def test_two_gloo_processes_match_one(tmp_path):
     cache = make_feature_cache(tmp_path / "cache", n_utts=4, speakers=("a", "b"))
-    write_recipe(tmp_path / "tiny.yaml", data={"batch_size": 4},
-                 train={"max_steps": 4, "checkpoint_interval": 100, "valid_interval": 2})
+    write_recipe(
+        tmp_path / "tiny.yaml",
+        data={"batch_size": 4},
+        train={"max_steps": 4, "checkpoint_interval": 100, "valid_interval": 2},
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     common = ["train", "tiny.yaml", "--workdir", str(cache), "--device", "cpu", "--no-progress"]
     torchrun = str(TORCHRUN) if TORCHRUN.exists() else "torchrun"
-    ddp = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "wavegen",
-                          *common, "--run-dir", "ddp"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=600)
+    ddp = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "wavegen", *common, "--run-dir", "ddp"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    single = subprocess.run([sys.executable, "-m", "wavegen", *common, "--run-dir", "single"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True)
+    single = subprocess.run(
+        [sys.executable, "-m", "wavegen", *common, "--run-dir", "single"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
 
     a = ck.load_checkpoint(tmp_path / "single" / "checkpoints" / "step_00000004.pt")

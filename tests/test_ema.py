@@ -24,8 +24,9 @@ def test_update_rule_with_warmup():
         model.stat.fill_(5.0)
     ema.update(model)
     d = 1 / 10  # min(0.99, (1 + 0) / (10 + 0))
-    torch.testing.assert_close(ema.model.lin.weight, d * start + (1 - d) * model.lin.weight,
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        ema.model.lin.weight, d * start + (1 - d) * model.lin.weight, rtol=0, atol=1e-6
+    )
     assert torch.equal(ema.model.stat, model.stat)  # buffers are copied, not averaged
     assert ema.current_decay() == pytest.approx(2 / 11)
     ema.updates = 10_000

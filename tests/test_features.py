@@ -42,8 +42,14 @@ def nvidia_tacotron_mel(wav: np.ndarray) -> np.ndarray:
 
 
 def pwg_logmelfilterbank(wav, sr, fft_size, hop_size, win_length, fmin, fmax) -> np.ndarray:
-    x_stft = librosa.stft(wav.astype(np.float64), n_fft=fft_size, hop_length=hop_size,
-                          win_length=win_length, window="hann", pad_mode="reflect")
+    x_stft = librosa.stft(
+        wav.astype(np.float64),
+        n_fft=fft_size,
+        hop_length=hop_size,
+        win_length=win_length,
+        window="hann",
+        pad_mode="reflect",
+    )
     spc = np.abs(x_stft).T
     basis = librosa.filters.mel(sr=sr, n_fft=fft_size, n_mels=80, fmin=fmin, fmax=fmax)
     return np.log10(np.maximum(1e-10, spc @ basis.T)).T

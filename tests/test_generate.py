@@ -34,9 +34,18 @@ BACKENDS = ["torch", "kernel"]
 def small_model(kernel_size=3, cin=8, speakers=0, scales=(2, 4), seed=0) -> WaveNet:
     torch.manual_seed(seed)
     config = ModelConfig(
-        quantize_channels=64, layers=6, stacks=2, kernel_size=kernel_size, residual_channels=16,
-        gate_channels=24, skip_channels=12, cin_channels=cin, cin_pad=2,
-        upsample_scales=list(scales), n_speakers=speakers, gin_channels=4,
+        quantize_channels=64,
+        layers=6,
+        stacks=2,
+        kernel_size=kernel_size,
+        residual_channels=16,
+        gate_channels=24,
+        skip_channels=12,
+        cin_channels=cin,
+        cin_pad=2,
+        upsample_scales=list(scales),
+        n_speakers=speakers,
+        gin_channels=4,
     )
     model = WaveNet(config).eval()
     if cin:
@@ -54,9 +63,9 @@ def reference_logits(model, audio, mel, speaker, lengths):
     out = []
     with torch.no_grad():
         for b, n in enumerate(lengths):
-            m = None if mel is None else model.pad_mel(mel[b: b + 1, :, :n])
-            spk = None if speaker is None else speaker[b: b + 1]
-            out.append(model(audio[b: b + 1, : n * hop], m, spk)[0])
+            m = None if mel is None else model.pad_mel(mel[b : b + 1, :, :n])
+            spk = None if speaker is None else speaker[b : b + 1]
+            out.append(model(audio[b : b + 1, : n * hop], m, spk)[0])
     return out
 
 
@@ -120,8 +129,9 @@ def test_bfloat16_step_is_close():
     audio, mel, speaker = torch.randint(0, 64, (2, 48)), torch.randn(2, 8, 6), torch.tensor([0, 2])
     with torch.no_grad():
         ref = model(audio, model.pad_mel(mel), speaker)
-    sampler = Sampler(model, mel, speaker, forced=audio, keep_logits=True, backend="torch",
-                      chunk=7, dtype=torch.bfloat16)
+    sampler = Sampler(
+        model, mel, speaker, forced=audio, keep_logits=True, backend="torch", chunk=7, dtype=torch.bfloat16
+    )
     assert sampler.state.rings.dtype == torch.bfloat16
     _, logits = sampler.run(48)
     delta = (logits.transpose(1, 2) - ref).abs().max().item()
@@ -140,8 +150,9 @@ def test_chunked_upsampling_equals_whole(scales):
     cond = Conditioner(model, weights, mel, lengths, None, batch=2)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        whole = [model.upsample(model.pad_mel(mel[b: b + 1, :, :n]))[0]
-                 for b, n in enumerate(lengths.tolist())]
+        whole = [
+            model.upsample(model.pad_mel(mel[b : b + 1, :, :n]))[0] for b, n in enumerate(lengths.tolist())
+        ]
         for _ in range(20):
             t0 = int(torch.randint(0, 12 * hop - 1, (1,), generator=gen))
             t1 = int(torch.randint(t0 + 1, 12 * hop + 1, (1,), generator=gen))
@@ -195,8 +206,7 @@ def test_stream_equals_one_shot(backend, chunk_samples):
     _kernel_or_skip(backend)
     model, mel, lengths = small_model(), torch.randn(3, 8, 8), torch.tensor([8, 3, 6])
     whole = generate(model, mel, seed=4, lengths=lengths, backend=backend)
-    pieces = list(stream(model, mel, seed=4, lengths=lengths, chunk_samples=chunk_samples,
-                         backend=backend))
+    pieces = list(stream(model, mel, seed=4, lengths=lengths, chunk_samples=chunk_samples, backend=backend))
     assert all(p.shape[1] == chunk_samples for p in pieces[:-1])
     assert torch.equal(torch.cat(pieces, dim=1), whole)
 
@@ -208,14 +218,12 @@ def test_ragged_batch_rows_equal_generating_alone(backend):
     _kernel_or_skip(backend)
     model, lengths = small_model(speakers=3), [8, 3, 6]
     mel, speaker = torch.randn(3, 8, 8), torch.tensor([0, 2, 1])
-    batch = generate(model, mel, speaker, temperature=0.0, lengths=torch.tensor(lengths),
-                     backend=backend)
+    batch = generate(model, mel, speaker, temperature=0.0, lengths=torch.tensor(lengths), backend=backend)
     hop = model.hop_length
     for b, n in enumerate(lengths):
-        alone = generate(model, mel[b, :, :n], speaker[b: b + 1], temperature=0.0,
-                         backend=backend)
+        alone = generate(model, mel[b, :, :n], speaker[b : b + 1], temperature=0.0, backend=backend)
         assert torch.equal(batch[b, : n * hop], alone[0]), b
-        assert not batch[b, n * hop:].any()
+        assert not batch[b, n * hop :].any()
 
 
 def _ragged_run(backend, compact):
@@ -223,8 +231,7 @@ def _ragged_run(backend, compact):
     model, lengths = small_model(speakers=3), torch.tensor([8, 3, 6, 5])
     torch.manual_seed(5)
     mel, speaker = torch.randn(4, 8, 9), torch.tensor([0, 2, 1, 2])
-    sampler = Sampler(model, mel, speaker, lengths, seed=7, backend=backend, chunk=7,
-                      compact=compact)
+    sampler = Sampler(model, mel, speaker, lengths, seed=7, backend=backend, chunk=7, compact=compact)
     audio, _ = sampler.run(sampler.remaining)
     return audio, sampler
 
@@ -249,8 +256,17 @@ def test_dropping_finished_rows_keeps_logits_bit_identical():
     mel, audio = torch.randn(4, 80, 9), torch.randint(0, 64, (4, 72))
     logits = []
     for compact in (False, True):
-        sampler = Sampler(model, mel, lengths=lengths, forced=audio, keep_logits=True,
-                          backend="kernel", chunk=7, span=7, compact=compact)
+        sampler = Sampler(
+            model,
+            mel,
+            lengths=lengths,
+            forced=audio,
+            keep_logits=True,
+            backend="kernel",
+            chunk=7,
+            span=7,
+            compact=compact,
+        )
         logits.append(sampler.run(72)[1])
     assert sampler.state.batch == 1
     assert torch.equal(logits[1], logits[0])
@@ -261,8 +277,7 @@ def test_dropping_the_wrong_rows_is_detected(monkeypatch):
     _kernel_or_skip("kernel")
     ref, _ = _ragged_run("kernel", compact=False)
     keep_rows = StepState.keep_rows
-    monkeypatch.setattr(StepState, "keep_rows",
-                        lambda self, rows: keep_rows(self, torch.arange(len(rows))))
+    monkeypatch.setattr(StepState, "keep_rows", lambda self, rows: keep_rows(self, torch.arange(len(rows))))
     got, _ = _ragged_run("kernel", compact=True)
     assert not torch.equal(got, ref)
 
@@ -277,14 +292,24 @@ def test_teacher_forcing_with_dropped_rows(backend):
     torch.manual_seed(1)
     audio, mel = torch.randint(0, 64, (3, T)), torch.randn(3, 8, 9)
     speaker = torch.tensor([2, 0, 1])
-    sampler = Sampler(model, mel, speaker, torch.tensor(lengths), forced=audio, keep_logits=True,
-                      backend=backend, chunk=7, span=7, compact=True)
+    sampler = Sampler(
+        model,
+        mel,
+        speaker,
+        torch.tensor(lengths),
+        forced=audio,
+        keep_logits=True,
+        backend=backend,
+        chunk=7,
+        span=7,
+        compact=True,
+    )
     _, logits = sampler.run(T)
     assert sampler.state.batch == 1 and sampler.rows.tolist() == [0]
     for b, ref in enumerate(reference_logits(model, audio, mel, speaker, lengths)):
         delta = (logits[b, : lengths[b] * hop].t() - ref).abs().max().item()
         assert delta <= 1e-4, (b, delta)
-        assert not logits[b, lengths[b] * hop:].any()
+        assert not logits[b, lengths[b] * hop :].any()
 
 
 class _ReplayRunner:
@@ -315,8 +340,16 @@ def test_cuda_graph_path_keeps_or_recaptures_its_buffers(monkeypatch):
     audio, mel = torch.randint(0, 64, (3, T)), torch.randn(3, 8, 9)
     refs = reference_logits(model, audio, mel, None, lengths)
     for compact, rows_left in ((None, 3), (True, 1)):
-        sampler = Sampler(model, mel, lengths=torch.tensor(lengths), forced=audio,
-                          keep_logits=True, backend="cuda-graph", chunk=7, compact=compact)
+        sampler = Sampler(
+            model,
+            mel,
+            lengths=torch.tensor(lengths),
+            forced=audio,
+            keep_logits=True,
+            backend="cuda-graph",
+            chunk=7,
+            compact=compact,
+        )
         _, logits = sampler.run(T)
         assert sampler.state.batch == rows_left
         for b, ref in enumerate(refs):
@@ -330,11 +363,15 @@ def test_memory_bounded_by_chunk_not_length():
     sizes = {}
     for seconds in (1, 60):
         frames = seconds * 22050 // 256
-        sampler = Sampler(model, torch.randn(1, 8, frames), seed=0, backend="torch", chunk=50,
-                          span=120)
+        sampler = Sampler(model, torch.randn(1, 8, frames), seed=0, backend="torch", chunk=50, span=120)
         sampler.run(3 * 50 + 5)  # several chunks: the mel cache has been refilled
-        buffers = [sampler.state.rings, sampler.state.cond, sampler.state.audio,
-                   sampler.state.uniform, sampler.conditioner._cache[1]]
+        buffers = [
+            sampler.state.rings,
+            sampler.state.cond,
+            sampler.state.audio,
+            sampler.state.uniform,
+            sampler.conditioner._cache[1],
+        ]
         sizes[seconds] = [tuple(b.shape) for b in buffers]
         assert sampler.conditioner._cache[1].shape[-1] == 120
     assert sizes[1] == sizes[60]
@@ -366,13 +403,16 @@ print((kib("VmHWM") - before) / 1024, audio.numel() * audio.element_size() / 2**
 
 def _generation_peak_mb(seconds: int) -> tuple[float, float]:
     """(peak MB added while generating ``seconds`` of audio, MB of the output itself)."""
-    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(seconds)], check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(seconds)], check=True, capture_output=True, text=True
+    ).stdout.split()
     return float(out[0]), float(out[1])
 
 
-@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
-                    reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
+@pytest.mark.skipif(
+    not os.access("/proc/self/clear_refs", os.W_OK),
+    reason="needs Linux's /proc/self/clear_refs to reset the peak RSS",
+)
 def test_memory_of_a_long_utterance_is_its_output_plus_what_a_short_one_needs():
     """The issue's bound, measured: 60 s needs at most ~2x the peak of 1 s, beyond its output."""
     short, _ = _generation_peak_mb(1)

@@ -13,9 +13,19 @@ from wavegen.model import Upsampler
 
 def tiny(kernel_size=3, cin=8, speakers=0, **kw) -> WaveNet:
     cfg = ModelConfig(
-        layers=6, stacks=2, kernel_size=kernel_size, residual_channels=8, gate_channels=16,
-        skip_channels=8, cin_channels=cin, cin_pad=2, upsample_scales=[2, 4],
-        n_speakers=speakers, gin_channels=4, quantize_channels=kw.pop("quantize_channels", 256), **kw,
+        layers=6,
+        stacks=2,
+        kernel_size=kernel_size,
+        residual_channels=8,
+        gate_channels=16,
+        skip_channels=8,
+        cin_channels=cin,
+        cin_pad=2,
+        upsample_scales=[2, 4],
+        n_speakers=speakers,
+        gin_channels=4,
+        quantize_channels=kw.pop("quantize_channels", 256),
+        **kw,
     )
     torch.manual_seed(0)
     return WaveNet(cfg).double()
@@ -87,8 +97,15 @@ def test_causal_by_perturbation(kernel_size):
 
 @pytest.mark.parametrize("kernel_size,layers,stacks", [(2, 6, 2), (3, 6, 2), (3, 8, 1), (2, 5, 5)])
 def test_receptive_field_reported_equals_measured(kernel_size, layers, stacks):
-    cfg = ModelConfig(layers=layers, stacks=stacks, kernel_size=kernel_size, residual_channels=4,
-                      gate_channels=8, skip_channels=4, cin_channels=0)
+    cfg = ModelConfig(
+        layers=layers,
+        stacks=stacks,
+        kernel_size=kernel_size,
+        residual_channels=4,
+        gate_channels=8,
+        skip_channels=4,
+        cin_channels=0,
+    )
     torch.manual_seed(0)
     model = WaveNet(cfg).double()
     T = model.receptive_field + 40
@@ -169,8 +186,15 @@ def test_mel_stats_buffers_normalise_and_are_saved():
 def test_tiny_model_learns_a_periodic_signal():
     """A short periodic μ-law signal is learnt to a low loss within a few hundred steps."""
     torch.manual_seed(0)
-    cfg = ModelConfig(layers=6, stacks=1, kernel_size=2, residual_channels=16, gate_channels=32,
-                      skip_channels=32, cin_channels=0)
+    cfg = ModelConfig(
+        layers=6,
+        stacks=1,
+        kernel_size=2,
+        residual_channels=16,
+        gate_channels=32,
+        skip_channels=32,
+        cin_channels=0,
+    )
     model = WaveNet(cfg)
     period = 25
     t = torch.arange(1024)
@@ -241,8 +265,9 @@ def test_time_major_path_is_the_conv_path_with_gradients(kernel_size, cin, speak
         logits = model(audio, mel, spk, dtype=dtype)
         (logits * target).sum().backward()
         # (The last layer's residual output is unused: no gradient, or a zero one when fused.)
-        grads = {n: torch.zeros_like(p) if p.grad is None else p.grad.clone()
-                 for n, p in model.named_parameters()}
+        grads = {
+            n: torch.zeros_like(p) if p.grad is None else p.grad.clone() for n, p in model.named_parameters()
+        }
         results.append((logits, grads))
     (conv, conv_grads), (tm, tm_grads) = results
     assert tm.shape == conv.shape
@@ -264,5 +289,5 @@ def test_bf16_path_is_close_to_fp32_and_causal():
     changed = audio.clone()
     changed[:, t:] = (changed[:, t:] + 77) % 256
     after = model(changed, mel, spk, dtype=torch.bfloat16)
-    assert torch.equal(after[..., :t + 1], half[..., :t + 1])  # logits at ≤ t see samples < t
+    assert torch.equal(after[..., : t + 1], half[..., : t + 1])  # logits at ≤ t see samples < t
     assert not torch.equal(after[..., t + 1], half[..., t + 1])

@@ -19,9 +19,14 @@ def test_explicit_precisions():
         compute_dtype("fp16", CPU)
 
 
-@pytest.mark.parametrize("avx512_bf16,amx,expected", [
-    (False, False, None), (True, False, torch.bfloat16), (False, True, torch.bfloat16),
-])
+@pytest.mark.parametrize(
+    "avx512_bf16,amx,expected",
+    [
+        (False, False, None),
+        (True, False, torch.bfloat16),
+        (False, True, torch.bfloat16),
+    ],
+)
 def test_auto_is_bf16_only_where_the_cpu_has_it(monkeypatch, avx512_bf16, amx, expected):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
@@ -33,8 +38,7 @@ def test_trainer_steps_in_the_recipe_precision(tmp_path):
     cache = make_feature_cache(tmp_path / "cache", n_utts=4, speakers=("a",))
     losses = {}
     for precision in ("fp32", "bf16"):
-        recipe = load_recipe(write_recipe(tmp_path / f"{precision}.yaml",
-                                          train={"precision": precision}))
+        recipe = load_recipe(write_recipe(tmp_path / f"{precision}.yaml", train={"precision": precision}))
         trainer = Trainer(recipe, cache, tmp_path / precision, device="cpu", progress=False)
         trainer.build()
         assert trainer.dtype is (torch.bfloat16 if precision == "bf16" else None)

@@ -50,12 +50,20 @@ def make_corpus(root: Path, speakers=("s1", "s2"), per_speaker=4) -> Path:
 
 
 def recipe(corpus_path: Path, **data) -> Recipe:
-    return from_dict(Recipe, {
-        "name": "t",
-        "audio": {"preset": "tacotron2", "trim_top_db": 40.0, "min_seconds": 0.3},
-        "data": {"corpus": "folder", "corpus_path": str(corpus_path), "valid_per_speaker": 1,
-                 "test_per_speaker": 1, **data},
-    })
+    return from_dict(
+        Recipe,
+        {
+            "name": "t",
+            "audio": {"preset": "tacotron2", "trim_top_db": 40.0, "min_seconds": 0.3},
+            "data": {
+                "corpus": "folder",
+                "corpus_path": str(corpus_path),
+                "valid_per_speaker": 1,
+                "test_per_speaker": 1,
+                **data,
+            },
+        },
+    )
 
 
 def cache_state(workdir: Path) -> dict[str, bytes]:
@@ -63,6 +71,7 @@ def cache_state(workdir: Path) -> dict[str, bytes]:
 
 
 # ---- the contract ------------------------------------------------------------------------------
+
 
 def test_end_to_end_cache_matches_contract(tmp_path):
     corpus = make_corpus(tmp_path / "corpus")
@@ -132,6 +141,7 @@ def test_workdir_of_another_preset_is_refused(tmp_path):
 
 # ---- bad data ----------------------------------------------------------------------------------
 
+
 def write_bad_files(wavs: Path) -> dict[str, str]:
     """Bad files of every kind the issue lists, with the reason each must be reported for."""
     (wavs / "LJ900-0001.wav").write_bytes(b"")
@@ -139,15 +149,25 @@ def write_bad_files(wavs: Path) -> dict[str, str]:
     sf.write(wavs / "LJ900-0002.wav", good, 22050, subtype="PCM_16")
     data = (wavs / "LJ900-0002.wav").read_bytes()
     (wavs / "LJ900-0002.wav").write_bytes(data[: len(data) // 2])  # truncated: header says more
-    sf.write(wavs / "LJ900-0003.wav", np.where(np.arange(22050) == 500, np.nan, good[:22050]),
-             22050, subtype="FLOAT")
+    sf.write(
+        wavs / "LJ900-0003.wav",
+        np.where(np.arange(22050) == 500, np.nan, good[:22050]),
+        22050,
+        subtype="FLOAT",
+    )
     (wavs / "LJ900-0004.wav").write_text("this is not audio\n" * 50)
     sf.write(wavs / "LJ900-0005.wav", speechlike(22050, 0.1, seed=2), 22050)
     sf.write(wavs / "LJ900-0006.wav", np.zeros(22050, np.float32), 22050)
     # LJ900-0007 is listed in metadata.csv but has no file.
-    return {"LJ900-0001": "empty", "LJ900-0002": "truncated", "LJ900-0003": "NaN or infinite",
-            "LJ900-0004": "not readable as audio", "LJ900-0005": "too short", "LJ900-0006": "silent",
-            "LJ900-0007": "no such audio file"}
+    return {
+        "LJ900-0001": "empty",
+        "LJ900-0002": "truncated",
+        "LJ900-0003": "NaN or infinite",
+        "LJ900-0004": "not readable as audio",
+        "LJ900-0005": "too short",
+        "LJ900-0006": "silent",
+        "LJ900-0007": "no such audio file",
+    }
 
 
 def make_ljspeech(root: Path, good: int) -> Path:
@@ -187,6 +207,7 @@ def test_nothing_usable_is_an_error(tmp_path):
 
 # ---- interruption ------------------------------------------------------------------------------
 
+
 def test_killed_run_leaves_no_half_written_file_and_rerun_completes(tmp_path):
     """A run killed (os._exit) while writing the 4th cache file, half of it on disk, resumes."""
     corpus = make_corpus(tmp_path / "corpus", per_speaker=3)
@@ -210,7 +231,10 @@ def test_killed_run_leaves_no_half_written_file_and_rerun_completes(tmp_path):
     leftovers = [p.name for p in (workdir / "cache").iterdir()]
     assert len([n for n in leftovers if n.endswith(".tmp")]) == 1  # the half-written temp file
     assert sorted(n for n in leftovers if n.endswith(".npy")) == [
-        "s1_00.audio.npy", "s1_00.mel.npy", "s1_01.audio.npy"]  # complete files only
+        "s1_00.audio.npy",
+        "s1_00.mel.npy",
+        "s1_01.audio.npy",
+    ]  # complete files only
 
     summary = preprocess(recipe(corpus), workdir, workers=1)
     assert summary.cached == 1 and summary.processed == 5  # s1_01 had its audio but no mel yet
@@ -222,6 +246,7 @@ def test_killed_run_leaves_no_half_written_file_and_rerun_completes(tmp_path):
 
 
 # ---- the split ---------------------------------------------------------------------------------
+
 
 def utts(speaker: str, n: int) -> list[Utterance]:
     return [Utterance(f"{speaker}_{i:03d}", speaker, Path(f"{speaker}/{i}.wav")) for i in range(n)]
@@ -238,8 +263,9 @@ def test_split_is_deterministic_and_per_speaker():
     small = [splits[u.id] for u in corpus if u.speaker == "p3"]
     assert small.count("train") >= 1  # never an untrainable speaker
     # Another speaker's files do not move this speaker's split.
-    assert {k: v for k, v in assign_splits(corpus + utts("p4", 9), 2, 3, seed=5).items()
-            if not k.startswith("p4")} == splits
+    assert {
+        k: v for k, v in assign_splits(corpus + utts("p4", 9), 2, 3, seed=5).items() if not k.startswith("p4")
+    } == splits
 
 
 def test_held_out_speakers_are_all_test():
@@ -280,6 +306,7 @@ def test_normalize_peak_and_loudness():
 
 # ---- real data and the CLI ---------------------------------------------------------------------
 
+
 @pytest.mark.skipif(not (SHARED / "ljspeech-mini").is_dir(), reason=f"shared corpora not at {SHARED}")
 def test_shared_ljspeech_clips(tmp_path):
     """Four real LJSpeech clips through the LJSpeech recipe's audio settings."""
@@ -292,8 +319,9 @@ def test_shared_ljspeech_clips(tmp_path):
         os.symlink(SHARED / "ljspeech-mini" / "wavs" / f"{uid}.wav", corpus / "wavs" / f"{uid}.wav")
     from wavegen.config import load_recipe
 
-    rec = load_recipe(REPO / "recipes" / "ljspeech" / "config.yaml",
-                      ["data.valid_per_speaker=1", "data.test_per_speaker=1"])
+    rec = load_recipe(
+        REPO / "recipes" / "ljspeech" / "config.yaml", ["data.valid_per_speaker=1", "data.test_per_speaker=1"]
+    )
     summary = preprocess(rec, tmp_path / "work", corpus_path=corpus, workers=2)
     assert summary.processed == 4 and summary.skipped == []
     for e in load_manifest(tmp_path / "work"):
@@ -302,8 +330,13 @@ def test_shared_ljspeech_clips(tmp_path):
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "wavegen", *args], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, "-m", "wavegen", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def test_cli_json_summary_and_default_workdir(tmp_path):

@@ -74,10 +74,12 @@ def test_every_key_has_a_comment(path):
 
 # ---- run.sh ------------------------------------------------------------------------------------
 
+
 def run_sh(name, *args):
     env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}"}
-    return subprocess.run(["bash", str(RECIPES / name / "run.sh"), *args], capture_output=True,
-                          text=True, env=env)
+    return subprocess.run(
+        ["bash", str(RECIPES / name / "run.sh"), *args], capture_output=True, text=True, env=env
+    )
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
@@ -96,7 +98,8 @@ def test_run_sh_stages_and_dry_run(name, tmp_path):
     assert f"wavegen train {config} --workdir {work} --run-dir {runs}" in commands
     assert f"wavegen synthesize --checkpoint {runs} --split test --workdir {work} -o {runs}/test" in commands
     assert [line.split(":")[0] for line in r.stdout.splitlines() if line.startswith("stage ")] == [
-        f"stage {i}" for i in range(5)]
+        f"stage {i}" for i in range(5)
+    ]
 
     r = run_sh(name, "--dry-run", "--stage", "2", "--stop-stage", "3")
     stages = [line.split(":")[0] for line in r.stdout.splitlines() if line.startswith("stage ")]
@@ -110,13 +113,17 @@ def test_run_sh_stages_and_dry_run(name, tmp_path):
 
 # ---- the demo recipe ---------------------------------------------------------------------------
 
+
 def test_demo_recipe_preprocesses_its_generated_corpus(tmp_path):
     recipe = load_recipe(RECIPES / "demo" / "config.yaml")
     summary = preprocess(recipe, tmp_path / "work", workers=2)
     total = len(SPEAKERS) * UTTERANCES_PER_SPEAKER
     assert summary.processed == total and summary.skipped == []
-    assert summary.splits == {"train": total - 2 * len(SPEAKERS), "valid": len(SPEAKERS),
-                              "test": len(SPEAKERS)}
+    assert summary.splits == {
+        "train": total - 2 * len(SPEAKERS),
+        "valid": len(SPEAKERS),
+        "test": len(SPEAKERS),
+    }
     assert (tmp_path / "work" / "demo_corpus" / "demo_corpus.json").is_file()
     info = load_features_info(tmp_path / "work")
     assert info["speakers"] == sorted(s[0] for s in SPEAKERS)

@@ -43,8 +43,14 @@ def recipe(tmp_path, overrides=(), **sections):
 
 
 def run_cli(*args, cwd=None, **kwargs):
-    return subprocess.run([sys.executable, "-m", "wavegen", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env=ONE_THREAD, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "wavegen", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=ONE_THREAD,
+        **kwargs,
+    )
 
 
 def assert_states_equal(a: dict, b: dict):
@@ -66,10 +72,8 @@ def test_resume_is_bit_identical(cache, tmp_path, precision):
     a, b = ck.load_checkpoint(full.checkpoint), ck.load_checkpoint(second.checkpoint)
     assert_states_equal(a["model"], b["model"])
     assert_states_equal(a["ema"], b["ema"])
-    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(),
-                      strict=True):
-        assert torch.equal(pa["exp_avg"], pb["exp_avg"]) and torch.equal(pa["exp_avg_sq"],
-                                                                         pb["exp_avg_sq"])
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
+        assert torch.equal(pa["exp_avg"], pb["exp_avg"]) and torch.equal(pa["exp_avg_sq"], pb["exp_avg_sq"])
     assert a["scheduler"] == b["scheduler"] and a["sampler"] == b["sampler"]
     assert a["valid_bits"] == b["valid_bits"]
     # The resolved recipe and cache facts travel with the checkpoint; n_speakers was -1.
@@ -99,8 +103,7 @@ def test_corrupt_newest_checkpoint_falls_back_and_replays(cache, tmp_path, caplo
 
 
 def test_checkpoint_payload_loads_with_weights_only(cache, tmp_path):
-    result = train(recipe(tmp_path, train={"max_steps": 2}), cache, tmp_path / "run",
-                   progress=False)
+    result = train(recipe(tmp_path, train={"max_steps": 2}), cache, tmp_path / "run", progress=False)
     raw = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
     assert raw["step"] == 2 and isinstance(raw["rng"]["python"]["state"], list)
     assert isinstance(raw["rng"]["numpy"]["keys"], torch.Tensor)
@@ -109,8 +112,9 @@ def test_checkpoint_payload_loads_with_weights_only(cache, tmp_path):
 
 def test_tiny_model_learns(cache, tmp_path):
     """60 steps on the tiny cache: the training loss and the EMA's valid bits both fall."""
-    r = recipe(tmp_path, train={"max_steps": 60, "lr": 0.01, "warmup_steps": 5,
-                                "ema_decay": 0.8, "valid_batches": 4})
+    r = recipe(
+        tmp_path, train={"max_steps": 60, "lr": 0.01, "warmup_steps": 5, "ema_decay": 0.8, "valid_batches": 4}
+    )
     trainer = Trainer(r, cache, tmp_path / "run", progress=False)
     trainer.build()
     before = trainer.validate()
@@ -160,8 +164,9 @@ def test_ema_is_what_validation_and_samples_use(cache, tmp_path, monkeypatch):
 def test_run_dir_has_log_tensorboard_samples_and_best(cache, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    r = recipe(tmp_path, train={"max_steps": 4, "valid_interval": 2, "sample_interval": 4,
-                                "sample_seconds": 0.03})
+    r = recipe(
+        tmp_path, train={"max_steps": 4, "valid_interval": 2, "sample_interval": 4, "sample_seconds": 0.03}
+    )
     run = tmp_path / "run"
     result = train(r, cache, run, progress=False)
     assert load_recipe(run / "recipe.yaml").model.n_speakers == 2
@@ -175,8 +180,7 @@ def test_run_dir_has_log_tensorboard_samples_and_best(cache, tmp_path):
     assert info.samplerate == 22050 and info.frames == math.ceil(0.03 * 22050 / 256) * 256
     events = EventAccumulator(str(run / "tb"), size_guidance={"audio": 0, "images": 0}).Reload()
     tags = events.Tags()
-    for tag in ("train/loss", "train/lr", "train/grad_norm", "train/samples_per_s",
-                "valid/bits_per_sample"):
+    for tag in ("train/loss", "train/lr", "train/grad_norm", "train/samples_per_s", "valid/bits_per_sample"):
         assert tag in tags["scalars"], tag
     assert len(events.Scalars("train/loss")) == 4
     audio_tag = tags["audio"][0]
@@ -186,8 +190,9 @@ def test_run_dir_has_log_tensorboard_samples_and_best(cache, tmp_path):
 
 
 def test_lr_warmup_and_decay():
-    cfg = TrainConfig(lr=1e-3, warmup_steps=10, decay="exponential", decay_rate=0.5,
-                      decay_steps=100, min_lr=1e-4)
+    cfg = TrainConfig(
+        lr=1e-3, warmup_steps=10, decay="exponential", decay_rate=0.5, decay_steps=100, min_lr=1e-4
+    )
     assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
     assert lr_factor(110, cfg) == pytest.approx(0.5)
     assert lr_factor(10_000, cfg) == pytest.approx(0.1)  # floor at min_lr / lr
@@ -208,13 +213,17 @@ def test_resume_flags(cache, tmp_path):
 
 
 def test_sigterm_writes_a_checkpoint_and_resume_continues(cache, tmp_path):
-    write_recipe(tmp_path / "tiny.yaml", train={"checkpoint_interval": 100000,
-                                                "valid_interval": 100000})
+    write_recipe(tmp_path / "tiny.yaml", train={"checkpoint_interval": 100000, "valid_interval": 100000})
     run = tmp_path / "run"
     args = ["tiny.yaml", "--workdir", str(cache), "--run-dir", str(run), "--no-progress"]
-    proc = subprocess.Popen([sys.executable, "-m", "wavegen", "train", *args,
-                             "--max-steps", "1000000"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wavegen", "train", *args, "--max-steps", "1000000"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ONE_THREAD,
+    )
     log = run / "train.log"
     while proc.poll() is None and not (log.is_file() and "step 1/" in log.read_text()):
         time.sleep(0.1)
@@ -231,14 +240,17 @@ def test_sigterm_writes_a_checkpoint_and_resume_continues(cache, tmp_path):
     assert ck.load_checkpoint(ck.latest_checkpoint(run))["step"] == step + 2
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--set", "train.bogus=1"], "unknown config key 'train.bogus'"),
-    (["--set", "train.lr=fast"], "train.lr"),
-    (["--set", "model.layers=2.5"], "model.layers"),
-    (["--set", "train.optimizer=sgd"], "train.optimizer"),
-    (["--workdir", "missing"], "missing"),
-    (["--set", "audio.preset=espnet"], "preset 'tacotron2'"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--set", "train.bogus=1"], "unknown config key 'train.bogus'"),
+        (["--set", "train.lr=fast"], "train.lr"),
+        (["--set", "model.layers=2.5"], "model.layers"),
+        (["--set", "train.optimizer=sgd"], "train.optimizer"),
+        (["--workdir", "missing"], "missing"),
+        (["--set", "audio.preset=espnet"], "preset 'tacotron2'"),
+    ],
+)
 def test_configuration_errors_are_one_line(cache, tmp_path, extra, message):
     write_recipe(tmp_path / "tiny.yaml")
     args = ["train", "tiny.yaml", "--workdir", str(cache), "--run-dir", "run", *extra]

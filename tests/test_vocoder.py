@@ -44,14 +44,28 @@ def make_run(tmp_path, preset="tacotron2", speakers=(), mel_normalize=False) -> 
     if mel_normalize:
         model.mel_mean.fill_(-5.0)
         model.mel_std.fill_(2.0)
-    ema = {k: v + 0.01 if v.is_floating_point() and "mel_" not in k else v.clone()
-           for k, v in model.state_dict().items()}
+    ema = {
+        k: v + 0.01 if v.is_floating_point() and "mel_" not in k else v.clone()
+        for k, v in model.state_dict().items()
+    }
     run = tmp_path / "run"
-    save_checkpoint(run / "checkpoints" / "step_00000010.pt", {
-        "step": 10, "model": model.state_dict(), "ema": ema, "optimizer": None, "scheduler": None,
-        "scaler": None, "sampler": {}, "rng": {}, "recipe": recipe.to_dict(),
-        "speakers": list(speakers), "preset": get_preset(preset).to_dict(), "valid_bits": None,
-    })
+    save_checkpoint(
+        run / "checkpoints" / "step_00000010.pt",
+        {
+            "step": 10,
+            "model": model.state_dict(),
+            "ema": ema,
+            "optimizer": None,
+            "scheduler": None,
+            "scaler": None,
+            "sampler": {},
+            "rng": {},
+            "recipe": recipe.to_dict(),
+            "speakers": list(speakers),
+            "preset": get_preset(preset).to_dict(),
+            "valid_bits": None,
+        },
+    )
     return run
 
 
@@ -74,8 +88,11 @@ def test_export_writes_safetensors_and_config_with_ema_weights(tmp_path):
 @pytest.mark.parametrize("source", ["export", "run", "file"])
 def test_load_vocoder_properties(tmp_path, source):
     run = make_run(tmp_path)
-    path = {"export": lambda: export_model(run, tmp_path / "e"), "run": lambda: run,
-            "file": lambda: run / "checkpoints" / "step_00000010.pt"}[source]()
+    path = {
+        "export": lambda: export_model(run, tmp_path / "e"),
+        "run": lambda: run,
+        "file": lambda: run / "checkpoints" / "step_00000010.pt",
+    }[source]()
     voc = wavegen.load_vocoder(path)
     assert (voc.sample_rate, voc.hop_length, voc.mel_preset, voc.speakers) == (22050, 256, "tacotron2", [])
     # EMA weights are what the vocoder uses, whichever form it was loaded from.
@@ -137,16 +154,18 @@ def test_real_mels_of_the_right_preset_pass_the_checks(tmp_path, speech_source):
         voc.check_values(real_mel(speech_source, preset)[None])
 
 
-@pytest.mark.parametrize("transform,message", [
-    (lambda m: m / np.log(10), "look log10"),                       # log10 mel to a ln model
-    (lambda m: (m - m.mean(1, keepdim=True)) / m.std(1, keepdim=True), "look normalised"),
-    (lambda m: 20 * m / np.log(10), "look like dB"),                # dB scale
-    (lambda m: m.exp(), "look linear"),                            # not log at all
-    (lambda m: m[:64], "expected 80 mel bins"),
-    (lambda m: m.clone().fill_(float("nan")), "NaN"),
-])
-def test_mismatched_mels_are_refused_with_what_was_expected(tmp_path, transform, message,
-                                                            speech_source):
+@pytest.mark.parametrize(
+    "transform,message",
+    [
+        (lambda m: m / np.log(10), "look log10"),  # log10 mel to a ln model
+        (lambda m: (m - m.mean(1, keepdim=True)) / m.std(1, keepdim=True), "look normalised"),
+        (lambda m: 20 * m / np.log(10), "look like dB"),  # dB scale
+        (lambda m: m.exp(), "look linear"),  # not log at all
+        (lambda m: m[:64], "expected 80 mel bins"),
+        (lambda m: m.clone().fill_(float("nan")), "NaN"),
+    ],
+)
+def test_mismatched_mels_are_refused_with_what_was_expected(tmp_path, transform, message, speech_source):
     voc = wavegen.load_vocoder(make_run(tmp_path))
     with pytest.raises(WavegenError, match=message) as err:
         voc(transform(real_mel(speech_source, "tacotron2")))
@@ -207,8 +226,18 @@ def test_synthesize_cli_from_wavs_and_mels(tmp_path):
     model = export_model(make_run(tmp_path), tmp_path / "export")
     wavegen.write_audio(tmp_path / "in" / "a.wav", speech(0.2), 22050)
     wavegen.write_audio(tmp_path / "in" / "b.wav", speech(0.25, sr=16000), 16000)  # resampled
-    r = run_cli("synthesize", "--checkpoint", str(model), "--wav", str(tmp_path / "in"),
-                "-o", str(tmp_path / "out"), "--seed", "1", "--json")
+    r = run_cli(
+        "synthesize",
+        "--checkpoint",
+        str(model),
+        "--wav",
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        "--seed",
+        "1",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["synthesized"] == 2
@@ -219,13 +248,27 @@ def test_synthesize_cli_from_wavs_and_mels(tmp_path):
     assert info.frames == (1 + int(0.25 * 22050) // 256) * 256
     mel = mel_spectrogram(speech(0.2), "tacotron2")
     np.save(tmp_path / "tts.npy", mel.T)  # [T, n_mels]
-    r = run_cli("synthesize", "--checkpoint", str(model), "--mel", str(tmp_path / "tts.npy"),
-                "-o", str(tmp_path / "out2"))
+    r = run_cli(
+        "synthesize",
+        "--checkpoint",
+        str(model),
+        "--mel",
+        str(tmp_path / "tts.npy"),
+        "-o",
+        str(tmp_path / "out2"),
+    )
     assert r.returncode == 0, r.stderr
     assert sf.info(tmp_path / "out2" / "tts.wav").frames == mel.shape[1] * 256
     np.save(tmp_path / "bad.npy", mel / np.log(10))
-    r = run_cli("synthesize", "--checkpoint", str(model), "--mel", str(tmp_path / "bad.npy"),
-                "-o", str(tmp_path / "out3"))
+    r = run_cli(
+        "synthesize",
+        "--checkpoint",
+        str(model),
+        "--mel",
+        str(tmp_path / "bad.npy"),
+        "-o",
+        str(tmp_path / "out3"),
+    )
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "look log10" in r.stderr
 
 

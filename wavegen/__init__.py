@@ -18,7 +18,24 @@ from .vocoder import Vocoder, load_vocoder
 __version__ = "0.1.0"
 
 __all__ = [
-    "PRESETS", "AudioConfig", "DataConfig", "MelPreset", "ModelConfig", "Recipe", "TrainConfig",
-    "Vocoder", "WaveNet", "WavegenError", "generate", "get_preset", "load_recipe", "load_vocoder",
-    "mel_spectrogram", "mulaw_decode", "mulaw_encode", "read_audio", "stream", "write_audio",
+    "PRESETS",
+    "AudioConfig",
+    "DataConfig",
+    "MelPreset",
+    "ModelConfig",
+    "Recipe",
+    "TrainConfig",
+    "Vocoder",
+    "WaveNet",
+    "WavegenError",
+    "generate",
+    "get_preset",
+    "load_recipe",
+    "load_vocoder",
+    "mel_spectrogram",
+    "mulaw_decode",
+    "mulaw_encode",
+    "read_audio",
+    "stream",
+    "write_audio",
 ]

@@ -37,23 +37,30 @@ from .train import optimization_step
 # The issue's reference model: 24 layers in 4 stacks (dilations 1 … 32), kernel 3, residual 64,
 # gate 128, skip 64 channels, 256 μ-law classes, 80 mels upsampled ×256, no speakers.
 BENCH_CONFIG = ModelConfig(
-    quantize_channels=256, layers=24, stacks=4, kernel_size=3, residual_channels=64,
-    gate_channels=128, skip_channels=64, cin_channels=80, cin_pad=2,
-    upsample_scales=[4, 4, 4, 4], n_speakers=0, gin_channels=16,
+    quantize_channels=256,
+    layers=24,
+    stacks=4,
+    kernel_size=3,
+    residual_channels=64,
+    gate_channels=128,
+    skip_channels=64,
+    cin_channels=80,
+    cin_pad=2,
+    upsample_scales=[4, 4, 4, 4],
+    n_speakers=0,
+    gin_channels=16,
 )
 BENCH_SAMPLE_RATE = 22050  # Hz, the tacotron2 preset (hop 256)
 TRAIN_BATCH, TRAIN_WINDOW = 2, 8192  # Adam steps on 2 windows of 8192 samples
 
 
 def resolve_config(name_or_recipe: str) -> tuple[str, ModelConfig, int]:
-    """"bench" or a recipe YAML path -> (name, model config, sample rate in Hz)."""
+    """ "bench" or a recipe YAML path -> (name, model config, sample rate in Hz)."""
     if name_or_recipe == "bench":
         return "bench", BENCH_CONFIG, BENCH_SAMPLE_RATE
     path = Path(name_or_recipe)
     if not path.is_file():
-        raise WavegenError(
-            f"--config {name_or_recipe!r}: expected 'bench' or the path of a recipe YAML"
-        )
+        raise WavegenError(f"--config {name_or_recipe!r}: expected 'bench' or the path of a recipe YAML")
     recipe = load_recipe(path)
     model = recipe.model
     if model.n_speakers < 0:  # "auto" needs a feature cache; the speed is the same without
@@ -68,8 +75,11 @@ def _sync(device: torch.device) -> None:
 
 def _random_inputs(c: ModelConfig, batch: int, frames: int, device, gen: torch.Generator):
     """Log-mel-like conditioning (B, C, frames) and speaker ids (B,) or None."""
-    mel = (torch.randn(batch, c.cin_channels, frames, generator=gen) - 5.0).to(device) \
-        if c.cin_channels else None
+    mel = (
+        (torch.randn(batch, c.cin_channels, frames, generator=gen) - 5.0).to(device)
+        if c.cin_channels
+        else None
+    )
     speaker = torch.zeros(batch, dtype=torch.int64, device=device) if c.n_speakers else None
     return mel, speaker
 
@@ -106,7 +116,9 @@ def train_throughput(model: WaveNet, precision: str, steps: int = 3) -> float:
     model.train()
     rate = _step_rate(
         lambda: optimization_step(model, optimizer, audio, mel, speaker, dtype, 1.0, ema),
-        steps, TRAIN_BATCH * TRAIN_WINDOW, device,
+        steps,
+        TRAIN_BATCH * TRAIN_WINDOW,
+        device,
     )
     model.eval()
     return rate
@@ -120,8 +132,12 @@ def peer_train_throughput(config: ModelConfig, device: torch.device, steps: int 
     onehot = F.one_hot(audio, config.quantize_channels).transpose(1, 2).float()  # the data loader's
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     ema = PeerEMA(model)
-    return _step_rate(lambda: peer_train_step(model, optimizer, ema, onehot, audio, mel),
-                      steps, TRAIN_BATCH * TRAIN_WINDOW, device)
+    return _step_rate(
+        lambda: peer_train_step(model, optimizer, ema, onehot, audio, mel),
+        steps,
+        TRAIN_BATCH * TRAIN_WINDOW,
+        device,
+    )
 
 
 def generate_throughput(model: WaveNet, batch: int, seconds: float, sample_rate: int) -> float:
@@ -173,9 +189,15 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run_bench(config: str = "bench", device: str = "cpu", batches: list[int] | None = None,
-              seconds: float = 0.5, baseline_samples: int = 1024, train_steps: int = 3,
-              log=None) -> dict:
+def run_bench(
+    config: str = "bench",
+    device: str = "cpu",
+    batches: list[int] | None = None,
+    seconds: float = 0.5,
+    baseline_samples: int = 1024,
+    train_steps: int = 3,
+    log=None,
+) -> dict:
     """Run the benchmark and return its result (see the module docstring for definitions).
 
     Args:
@@ -206,18 +228,19 @@ def run_bench(config: str = "bench", device: str = "cpu", batches: list[int] | N
     # flushing them is what any CPU training or inference setup should do.
     torch.set_flush_denormal(True)
     try:
-        return _run(name, model_config, sample_rate, dev, batches, seconds, baseline_samples,
-                    train_steps, log)
+        return _run(
+            name, model_config, sample_rate, dev, batches, seconds, baseline_samples, train_steps, log
+        )
     finally:
         torch.set_flush_denormal(False)  # torch's default
 
 
-def _run(name, model_config, sample_rate, dev, batches, seconds, baseline_samples,
-         train_steps, log) -> dict:
+def _run(name, model_config, sample_rate, dev, batches, seconds, baseline_samples, train_steps, log) -> dict:
     torch.manual_seed(0)
     model = WaveNet(model_config).to(dev).eval()
-    probe = Sampler(model, *_random_inputs(model.config, 1, 1, dev, torch.Generator()),
-                    num_samples=model.hop_length)
+    probe = Sampler(
+        model, *_random_inputs(model.config, 1, 1, dev, torch.Generator()), num_samples=model.hop_length
+    )
     result: dict = {
         "config": name,
         "params": model.num_params(),

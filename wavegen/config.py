@@ -245,9 +245,7 @@ def validate(recipe: Recipe) -> None:
     if recipe.audio.normalize not in ("none", "peak", "loudness"):
         raise WavegenError(f"audio.normalize must be none, peak or loudness, got {recipe.audio.normalize!r}")
     if recipe.data.corpus not in CORPORA:
-        raise WavegenError(
-            f"data.corpus must be one of {', '.join(CORPORA)}, got {recipe.data.corpus!r}"
-        )
+        raise WavegenError(f"data.corpus must be one of {', '.join(CORPORA)}, got {recipe.data.corpus!r}")
     validate_train(recipe.train)
 
 
@@ -256,9 +254,7 @@ def validate_train(cfg: TrainConfig) -> None:
     if cfg.optimizer not in ("adam", "adamw"):
         raise WavegenError(f"train.optimizer must be adam or adamw, got {cfg.optimizer!r}")
     if cfg.precision not in PRECISIONS:
-        raise WavegenError(
-            f"train.precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}"
-        )
+        raise WavegenError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.decay not in ("exponential", "cosine", "none"):
         raise WavegenError(f"train.decay must be exponential, cosine or none, got {cfg.decay!r}")
     if len(cfg.betas) != 2:
@@ -267,8 +263,15 @@ def validate_train(cfg: TrainConfig) -> None:
         raise WavegenError(f"train.ema_decay must be in [0, 1), got {cfg.ema_decay}")
     if cfg.lr <= 0:
         raise WavegenError(f"train.lr must be positive, got {cfg.lr}")
-    for key in ("log_interval", "valid_interval", "sample_interval", "checkpoint_interval",
-                "decay_steps", "valid_batches", "keep_checkpoints"):
+    for key in (
+        "log_interval",
+        "valid_interval",
+        "sample_interval",
+        "checkpoint_interval",
+        "decay_steps",
+        "valid_batches",
+        "keep_checkpoints",
+    ):
         if getattr(cfg, key) < 1:
             raise WavegenError(f"train.{key} must be at least 1, got {getattr(cfg, key)}")
 

@@ -66,8 +66,10 @@ def load_split(
             continue
         try:
             utt = Utterance(
-                id=str(entry["id"]), speaker=index[entry["speaker"]],
-                audio=workdir / entry["audio"], mel=workdir / entry["mel"],
+                id=str(entry["id"]),
+                speaker=index[entry["speaker"]],
+                audio=workdir / entry["audio"],
+                mel=workdir / entry["mel"],
                 frames=int(entry["frames"]),
             )
         except KeyError as err:
@@ -92,8 +94,14 @@ def _load_npy(path: Path) -> np.ndarray:
 class WindowDataset:
     """Map (utterance index, start frame) -> one aligned training window."""
 
-    def __init__(self, utterances: list[Utterance], window_samples: int, hop_length: int,
-                 cin_pad: int, quantize_channels: int):
+    def __init__(
+        self,
+        utterances: list[Utterance],
+        window_samples: int,
+        hop_length: int,
+        cin_pad: int,
+        quantize_channels: int,
+    ):
         self.utterances = utterances
         self.hop_length = hop_length
         self.window_frames = window_samples // hop_length
@@ -108,7 +116,7 @@ class WindowDataset:
         utt_index, start = item
         utt = self.utterances[utt_index]
         hop, n, pad = self.hop_length, self.window_frames, self.cin_pad
-        audio = _load_npy(utt.audio)[start * hop:(start + n) * hop]
+        audio = _load_npy(utt.audio)[start * hop : (start + n) * hop]
         if len(audio) != n * hop:
             raise WavegenError(
                 f"{utt.audio}: holds fewer samples than its manifest entry's {utt.frames} frames"
@@ -124,8 +132,11 @@ class WindowDataset:
 def collate(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> dict[str, torch.Tensor]:
     """-> {"audio": (B, W) int64, "mel": (B, n_mels, n + 2·cin_pad), "speaker": (B,) int64}."""
     audio, mel, speaker = zip(*items, strict=True)
-    return {"audio": torch.stack(audio), "mel": torch.stack(mel),
-            "speaker": torch.tensor(speaker, dtype=torch.int64)}
+    return {
+        "audio": torch.stack(audio),
+        "mel": torch.stack(mel),
+        "speaker": torch.tensor(speaker, dtype=torch.int64),
+    }
 
 
 # ---- sampling ------------------------------------------------------------------------------
@@ -137,12 +148,12 @@ class WindowSampler:
     far; DataLoader prefetching does not move it, :meth:`advance` does (call once per step).
     """
 
-    def __init__(self, dataset: WindowDataset, batch_size: int, seed: int, rank: int = 0,
-                 world_size: int = 1):
+    def __init__(
+        self, dataset: WindowDataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ):
         if batch_size % world_size:
             raise WavegenError(
-                f"data.batch_size ({batch_size}) must be divisible by the number of processes "
-                f"({world_size})"
+                f"data.batch_size ({batch_size}) must be divisible by the number of processes ({world_size})"
             )
         self.dataset = dataset
         self.num_utts = len(dataset.utterances)
@@ -161,8 +172,9 @@ class WindowSampler:
 
     def _entry(self, epoch: int, i: int, order: np.ndarray) -> tuple[int, int]:
         utt = int(order[i])
-        start = int(np.random.default_rng([self.seed, epoch, i, 1]).integers(
-            0, self.dataset.max_start(utt) + 1))
+        start = int(
+            np.random.default_rng([self.seed, epoch, i, 1]).integers(0, self.dataset.max_start(utt) + 1)
+        )
         return utt, start
 
     def global_batch(self, epoch: int, index: int) -> tuple[list[tuple[int, int]], int, int]:
@@ -178,7 +190,7 @@ class WindowSampler:
 
     def local_slice(self, items: list) -> list:
         share = self.batch_size // self.world_size
-        return items[self.rank * share:(self.rank + 1) * share]
+        return items[self.rank * share : (self.rank + 1) * share]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         epoch, index = self.epoch, self.index
@@ -191,8 +203,13 @@ class WindowSampler:
         _, self.epoch, self.index = self.global_batch(self.epoch, self.index)
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index, "seed": self.seed,
-                "num_utts": self.num_utts, "batch_size": self.batch_size}
+        return {
+            "epoch": self.epoch,
+            "index": self.index,
+            "seed": self.seed,
+            "num_utts": self.num_utts,
+            "batch_size": self.batch_size,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("num_utts") != self.num_utts:

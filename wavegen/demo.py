@@ -25,13 +25,19 @@ DEMO_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo" / "config
 
 def demo_recipe(overrides: list[str] | None = None) -> Recipe:
     if not DEMO_RECIPE.is_file():
-        raise WavegenError(f"{DEMO_RECIPE}: demo recipe not found (install wavegen from a source "
-                           "checkout with `pip install -e .`)")
+        raise WavegenError(
+            f"{DEMO_RECIPE}: demo recipe not found (install wavegen from a source "
+            "checkout with `pip install -e .`)"
+        )
     return load_recipe(DEMO_RECIPE, overrides)
 
 
-def run_demo(workdir: str | Path = "wavegen_demo", overrides: list[str] | None = None,
-             progress: bool = True, echo=print) -> dict:
+def run_demo(
+    workdir: str | Path = "wavegen_demo",
+    overrides: list[str] | None = None,
+    progress: bool = True,
+    echo=print,
+) -> dict:
     """Run the whole demo in ``workdir``; -> the report dict (also written as report.json)."""
     from .export import export_model
     from .preprocess import preprocess
@@ -62,16 +68,21 @@ def run_demo(workdir: str | Path = "wavegen_demo", overrides: list[str] | None =
     vocoder = load_vocoder(export_dir)
     items = items_from_split(vocoder, workdir, "test", None)
     start = time.perf_counter()
-    synth = synthesize(vocoder, items, out, batch_size=len(items), seed=0, overwrite=True,
-                       progress=progress)
+    synth = synthesize(vocoder, items, out, batch_size=len(items), seed=0, overwrite=True, progress=progress)
     times["synthesize"] = time.perf_counter() - start
 
     report = {
         "workdir": str(workdir),
-        "corpus": {"utterances": sum(prep.splits.values()), "splits": prep.splits,
-                   "skipped": len(prep.skipped)},
-        "model": {"parameters": vocoder.model.num_params(), "receptive_field": vocoder.model.receptive_field,
-                  "speakers": vocoder.speakers},
+        "corpus": {
+            "utterances": sum(prep.splits.values()),
+            "splits": prep.splits,
+            "skipped": len(prep.skipped),
+        },
+        "model": {
+            "parameters": vocoder.model.num_params(),
+            "receptive_field": vocoder.model.receptive_field,
+            "speakers": vocoder.speakers,
+        },
         "training": {"steps": result.step, **loss_curve(run_dir)},
         "validation_bits_per_sample": result.valid_bits,
         "memoryless_baseline_bits_per_sample": mulaw_entropy_bits(workdir, "valid"),
@@ -116,27 +127,38 @@ def mulaw_entropy_bits(workdir: Path, split: str) -> float:
 def write_report(workdir: Path, report: dict) -> None:
     tr = report["training"]
     lines = [
-        "# wavegen demo report", "",
+        "# wavegen demo report",
+        "",
         f"- corpus: {report['corpus']['utterances']} synthetic utterances, "
         f"splits {report['corpus']['splits']}",
         f"- model: {report['model']['parameters']:,} parameters, receptive field "
         f"{report['model']['receptive_field']} samples, speakers {', '.join(report['model']['speakers'])}",
     ]
     if "loss_first" in tr:
-        lines.append(f"- training loss (nats/sample): {tr['loss_first']:.3f} at the start -> "
-                     f"{tr['loss_last']:.3f} after {tr['steps']} steps (ln 256 = {math.log(256):.3f} "
-                     "is a uniform guess)")
+        lines.append(
+            f"- training loss (nats/sample): {tr['loss_first']:.3f} at the start -> "
+            f"{tr['loss_last']:.3f} after {tr['steps']} steps (ln 256 = {math.log(256):.3f} "
+            "is a uniform guess)"
+        )
     vb = report["validation_bits_per_sample"]
-    lines.append(f"- validation: {vb:.3f} bits/sample (EMA weights) vs "
-                 f"{report['memoryless_baseline_bits_per_sample']:.3f} for a memoryless μ-law model"
-                 if vb is not None else "- validation: not run")
+    lines.append(
+        f"- validation: {vb:.3f} bits/sample (EMA weights) vs "
+        f"{report['memoryless_baseline_bits_per_sample']:.3f} for a memoryless μ-law model"
+        if vb is not None
+        else "- validation: not run"
+    )
     s = report["synthesis"]
     lines += [
         f"- synthesis: {s['synthesized']} test utterances, {s['audio_seconds']} s of audio, "
         f"realtime factor {s['realtime_factor']} (audio seconds per wall second)",
-        f"- stage times (s): {report['stage_seconds']}", "",
-        "## Synthesized WAVs", "", *[f"- {w}" for w in report["wavs"]], "",
-        f"Exported model: {report['export']} (load it with `wavegen.load_vocoder`).", "",
+        f"- stage times (s): {report['stage_seconds']}",
+        "",
+        "## Synthesized WAVs",
+        "",
+        *[f"- {w}" for w in report["wavs"]],
+        "",
+        f"Exported model: {report['export']} (load it with `wavegen.load_vocoder`).",
+        "",
     ]
     with atomic_path(workdir / "report.md") as tmp:
         tmp.write_text("\n".join(lines))

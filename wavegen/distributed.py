@@ -37,12 +37,13 @@ class DistInfo:
 def env_info() -> DistInfo:
     """Rank, world size and local rank from torchrun's environment (1 process if unset)."""
     try:
-        return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                        int(os.environ.get("LOCAL_RANK", 0)))
+        return DistInfo(
+            int(os.environ.get("RANK", 0)),
+            int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)),
+        )
     except ValueError:
-        raise WavegenError(
-            "RANK, WORLD_SIZE and LOCAL_RANK must be integers (set by torchrun)"
-        ) from None
+        raise WavegenError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (set by torchrun)") from None
 
 
 def init(device: str | None) -> tuple[DistInfo, torch.device]:
@@ -61,8 +62,9 @@ def init(device: str | None) -> tuple[DistInfo, torch.device]:
             dev = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(dev)
     if info.enabled and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
-                                rank=info.rank, world_size=info.world_size)
+        dist.init_process_group(
+            backend="nccl" if dev.type == "cuda" else "gloo", rank=info.rank, world_size=info.world_size
+        )
     return info, dev
 
 
@@ -73,9 +75,11 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     ids = [device.index] if device.type == "cuda" else None
     ddp = nn.parallel.DistributedDataParallel
     # The mel statistics buffers never change during training: no need to sync them each step.
-    quiet = ({"forward_sync_buffers": False}
-             if "forward_sync_buffers" in inspect.signature(ddp).parameters
-             else {"broadcast_buffers": False})
+    quiet = (
+        {"forward_sync_buffers": False}
+        if "forward_sync_buffers" in inspect.signature(ddp).parameters
+        else {"broadcast_buffers": False}
+    )
     # static_graph: the last layer's residual output conv never reaches the loss (only its skip
     # does), and DDP must be told once instead of searching for unused parameters every step.
     return ddp(model, device_ids=ids, static_graph=True, **quiet)

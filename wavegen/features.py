@@ -53,9 +53,7 @@ def get_preset(name: str) -> MelPreset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise WavegenError(
-            f"unknown mel preset {name!r}; expected one of: {', '.join(PRESETS)}"
-        ) from None
+        raise WavegenError(f"unknown mel preset {name!r}; expected one of: {', '.join(PRESETS)}") from None
 
 
 @functools.lru_cache(maxsize=16)
@@ -63,8 +61,11 @@ def _mel_basis(preset: MelPreset) -> np.ndarray:
     import librosa
 
     return librosa.filters.mel(
-        sr=preset.sample_rate, n_fft=preset.n_fft, n_mels=preset.n_mels,
-        fmin=preset.fmin, fmax=preset.fmax,
+        sr=preset.sample_rate,
+        n_fft=preset.n_fft,
+        n_mels=preset.n_mels,
+        fmin=preset.fmin,
+        fmax=preset.fmax,
     ).astype(np.float32)  # (n_mels, n_fft // 2 + 1), slaney scale and norm
 
 
@@ -86,13 +87,18 @@ def mel_spectrogram(wav, preset: str | MelPreset = "tacotron2") -> torch.Tensor 
         x = x[None]
     if x.shape[-1] <= p.n_fft // 2:
         raise WavegenError(
-            f"audio too short for the {p.name} preset: {x.shape[-1]} samples, "
-            f"need more than {p.n_fft // 2}"
+            f"audio too short for the {p.name} preset: {x.shape[-1]} samples, need more than {p.n_fft // 2}"
         )
     window = torch.hann_window(p.win_length, device=x.device)
     spec = torch.stft(
-        x, n_fft=p.n_fft, hop_length=p.hop_length, win_length=p.win_length, window=window,
-        center=True, pad_mode="reflect", return_complex=True,
+        x,
+        n_fft=p.n_fft,
+        hop_length=p.hop_length,
+        win_length=p.win_length,
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
     ).abs()  # (B, n_fft // 2 + 1, frames)
     basis = torch.from_numpy(_mel_basis(p)).to(x.device)
     mel = torch.matmul(basis, spec).clamp_min(p.floor)

@@ -65,8 +65,16 @@ def stream(
     if isinstance(speaker, int):
         speaker = torch.tensor([speaker])
     sampler = Sampler(
-        model, mel, speaker, lengths, num_samples, temperature, seed, backend=backend,
-        threads=threads, dtype=dtype,
+        model,
+        mel,
+        speaker,
+        lengths,
+        num_samples,
+        temperature,
+        seed,
+        backend=backend,
+        threads=threads,
+        dtype=dtype,
     )
     while sampler.remaining:
         audio, _ = sampler.run(chunk_samples)
@@ -89,8 +97,21 @@ def generate(
 
     Arguments as for :func:`stream`. Rows of a ragged batch are zero past their own length.
     """
-    pieces = list(stream(model, mel, speaker, temperature, seed, lengths, num_samples,
-                         chunk_samples=1 << 30, backend=backend, threads=threads, dtype=dtype))
+    pieces = list(
+        stream(
+            model,
+            mel,
+            speaker,
+            temperature,
+            seed,
+            lengths,
+            num_samples,
+            chunk_samples=1 << 30,
+            backend=backend,
+            threads=threads,
+            dtype=dtype,
+        )
+    )
     return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)  # no copy of the output
 
 
@@ -120,8 +141,17 @@ def teacher_forced_logits(
         Columns past a row's end (``lengths[b]·hop``) are zero.
     """
     sampler = Sampler(
-        model, mel, speaker, lengths, num_samples=audio.shape[1], temperature=0.0,
-        forced=audio, keep_logits=True, backend=backend, chunk=chunk, span=chunk,
+        model,
+        mel,
+        speaker,
+        lengths,
+        num_samples=audio.shape[1],
+        temperature=0.0,
+        forced=audio,
+        keep_logits=True,
+        backend=backend,
+        chunk=chunk,
+        span=chunk,
     )
     _, logits = sampler.run(sampler.remaining)
     return logits.transpose(1, 2)

@@ -1,10 +1,10 @@
 """Optimiser and learning-rate schedule of a recipe's ``train`` section.
 
-    lr(step) = lr · min(1, (step + 1) / warmup_steps)                   while step < warmup_steps
-             = max(min_lr, lr · decay(step − warmup_steps))             afterwards
-    decay(n) = decay_rate ^ (n / decay_steps)                           exponential
-             = ½ (1 + cos(π · min(1, n / decay_steps)))                 cosine (reaches min_lr)
-             = 1                                                        none
+lr(step) = lr · min(1, (step + 1) / warmup_steps)                   while step < warmup_steps
+         = max(min_lr, lr · decay(step − warmup_steps))             afterwards
+decay(n) = decay_rate ^ (n / decay_steps)                           exponential
+         = ½ (1 + cos(π · min(1, n / decay_steps)))                 cosine (reaches min_lr)
+         = 1                                                        none
 """
 
 from __future__ import annotations

@@ -28,9 +28,14 @@ from .model import WaveNet
 
 
 @torch.no_grad()
-def naive_generate(model: WaveNet, mel: torch.Tensor | None, num_samples: int,
-                   speaker: torch.Tensor | None = None, seed: int = 0,
-                   forced: torch.Tensor | None = None) -> torch.Tensor:
+def naive_generate(
+    model: WaveNet,
+    mel: torch.Tensor | None,
+    num_samples: int,
+    speaker: torch.Tensor | None = None,
+    seed: int = 0,
+    forced: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The peer's sampler on ``model``'s weights: (B, num_samples) μ-law classes.
 
     With ``forced`` (B, num_samples) classes it feeds those instead of sampling and returns the
@@ -42,8 +47,9 @@ def naive_generate(model: WaveNet, mel: torch.Tensor | None, num_samples: int,
     gen = torch.Generator(device=model.embed.weight.device).manual_seed(seed)
     R = model.config.residual_channels
     buffers = [torch.zeros(B, ly.padding + 1, R) for ly in model.layers]
-    weights = [ly.conv.weight.permute(0, 2, 1).reshape(ly.conv.out_channels, -1)
-               for ly in model.layers]  # (G, k·R) on taps ordered oldest first
+    weights = [
+        ly.conv.weight.permute(0, 2, 1).reshape(ly.conv.out_channels, -1) for ly in model.layers
+    ]  # (G, k·R) on taps ordered oldest first
     prev = torch.full((B,), model.start_class, dtype=torch.int64)
     out = torch.empty(B, num_samples, dtype=torch.int64)
     all_logits = []
@@ -83,8 +89,9 @@ class PeerLayer(nn.Module):
         super().__init__()
         self.dropout = dropout
         self.padding = (c.kernel_size - 1) * dilation
-        self.conv = _conv1d(c.residual_channels, c.gate_channels, c.kernel_size,
-                            padding=self.padding, dilation=dilation)
+        self.conv = _conv1d(
+            c.residual_channels, c.gate_channels, c.kernel_size, padding=self.padding, dilation=dilation
+        )
         self.cond = _conv1d(c.cin_channels, c.gate_channels, bias=False) if c.cin_channels else None
         self.out = _conv1d(c.gate_channels // 2, c.residual_channels)
         self.skip = _conv1d(c.gate_channels // 2, c.skip_channels)
@@ -93,7 +100,7 @@ class PeerLayer(nn.Module):
         """x: (B, R, T); c: (B, C_in, T) or None -> ((B, R, T), (B, S, T))."""
         residual = x
         x = F.dropout(x, p=self.dropout, training=self.training)
-        x = self.conv(x)[:, :, :residual.shape[-1]]  # padded both sides, cropped to causal
+        x = self.conv(x)[:, :, : residual.shape[-1]]  # padded both sides, cropped to causal
         a, b = x.split(x.shape[1] // 2, dim=1)
         if c is not None and self.cond is not None:
             ca, cb = self.cond(c).split(x.shape[1] // 2, dim=1)
@@ -109,8 +116,9 @@ class PeerUpsampler(nn.Module):
         super().__init__()
         self.cin_pad = c.cin_pad
         self.hop = math.prod(c.upsample_scales)
-        self.conv_in = nn.Conv1d(c.cin_channels, c.cin_channels, 2 * c.cin_pad + 1,
-                                 padding=c.cin_pad, bias=False)
+        self.conv_in = nn.Conv1d(
+            c.cin_channels, c.cin_channels, 2 * c.cin_pad + 1, padding=c.cin_pad, bias=False
+        )
         self.scales = list(c.upsample_scales)
         self.convs = nn.ModuleList()
         for s in self.scales:
@@ -138,8 +146,10 @@ class PeerWaveNet(nn.Module):
         self.first_conv = _conv1d(c.quantize_channels, c.residual_channels)
         self.layers = nn.ModuleList(PeerLayer(c, 2 ** (i % per_stack), dropout) for i in range(c.layers))
         self.post = nn.Sequential(
-            nn.ReLU(), _conv1d(c.skip_channels, c.skip_channels),
-            nn.ReLU(), _conv1d(c.skip_channels, c.quantize_channels),
+            nn.ReLU(),
+            _conv1d(c.skip_channels, c.skip_channels),
+            nn.ReLU(),
+            _conv1d(c.skip_channels, c.quantize_channels),
         )
         self.upsampler = PeerUpsampler(c) if c.cin_channels else None
 
@@ -167,8 +177,14 @@ class PeerEMA:
             self.shadow[name] = ((1 - self.decay) * p + self.decay * self.shadow[name]).clone()
 
 
-def peer_train_step(model: PeerWaveNet, optimizer: torch.optim.Optimizer, ema: PeerEMA,
-                    onehot: torch.Tensor, audio: torch.Tensor, mel: torch.Tensor | None) -> float:
+def peer_train_step(
+    model: PeerWaveNet,
+    optimizer: torch.optim.Optimizer,
+    ema: PeerEMA,
+    onehot: torch.Tensor,
+    audio: torch.Tensor,
+    mel: torch.Tensor | None,
+) -> float:
     """One training step as the peer takes it; onehot (B, Q, T) of audio (B, T) -> the loss.
 
     The output at t predicts sample t + 1, so the last output and the first target are unused.

@@ -24,7 +24,7 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" | "bf16" | "fp32" -> "bf16" or "fp32" ("auto": bf16 where ``device`` has it natively)."""
+    """ "auto" | "bf16" | "fp32" -> "bf16" or "fp32" ("auto": bf16 where ``device`` has it natively)."""
     if precision not in PRECISIONS:
         raise WavegenError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
@@ -33,7 +33,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """"auto" | "bf16" | "fp32" -> the ``dtype`` for :meth:`WaveNet.forward`.
+    """ "auto" | "bf16" | "fp32" -> the ``dtype`` for :meth:`WaveNet.forward`.
 
     torch.bfloat16 for bf16, None (full precision, the weights' float32) for fp32.
     """

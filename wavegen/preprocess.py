@@ -64,6 +64,7 @@ class PreprocessSummary:
 
 # ---- public readers of a work dir ------------------------------------------------------------
 
+
 def load_manifest(workdir: str | Path) -> list[dict]:
     """The manifest's entries, in file order (sorted by id)."""
     path = Path(workdir) / MANIFEST
@@ -108,8 +109,14 @@ def _read_json(path: Path, required: tuple[str, ...]) -> dict:
 
 # ---- the pipeline -----------------------------------------------------------------------------
 
-def preprocess(recipe: Recipe, workdir: str | Path, corpus_path: str | Path | None = None,
-               workers: int | None = None, progress: bool = True) -> PreprocessSummary:
+
+def preprocess(
+    recipe: Recipe,
+    workdir: str | Path,
+    corpus_path: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> PreprocessSummary:
     """Build or complete the feature cache of ``recipe``'s corpus in ``workdir``.
 
     Args:
@@ -127,8 +134,13 @@ def preprocess(recipe: Recipe, workdir: str | Path, corpus_path: str | Path | No
     preset = get_preset(recipe.audio.preset)
     _check_workdir(workdir, recipe.audio)
     utterances = _list_corpus(recipe, workdir, corpus_path)
-    splits = assign_splits(utterances, recipe.data.valid_per_speaker, recipe.data.test_per_speaker,
-                           recipe.data.held_out_speakers, recipe.data.split_seed)
+    splits = assign_splits(
+        utterances,
+        recipe.data.valid_per_speaker,
+        recipe.data.test_per_speaker,
+        recipe.data.held_out_speakers,
+        recipe.data.split_seed,
+    )
     cache = workdir / CACHE
     cache.mkdir(parents=True, exist_ok=True)
     for stale in cache.glob(".*.tmp"):  # left by a run killed mid-write
@@ -172,8 +184,11 @@ def preprocess(recipe: Recipe, workdir: str | Path, corpus_path: str | Path | No
         _write_stats(workdir, entries, preset)
         _write_features_info(workdir, recipe, preset, entries)
         summary = PreprocessSummary(
-            processed=len(done) - cached, cached=cached, skipped=skipped,
-            seconds=time.perf_counter() - start, audio_seconds=audio_seconds,
+            processed=len(done) - cached,
+            cached=cached,
+            skipped=skipped,
+            seconds=time.perf_counter() - start,
+            audio_seconds=audio_seconds,
             splits={s: sum(e["split"] == s for e in entries) for s in ("train", "valid", "test")},
             workdir=str(workdir),
         )
@@ -205,16 +220,22 @@ def _list_corpus(recipe: Recipe, workdir: Path, corpus_path) -> list[Utterance]:
     path = corpus_path or recipe.data.corpus_path
     if kind == "demo" and not path:
         path = workdir / "demo_corpus"
-    utterances = read_corpus(kind, Path(path) if path else Path(""), mic=recipe.data.mic,
-                             seed=recipe.data.split_seed)
+    utterances = read_corpus(
+        kind, Path(path) if path else Path(""), mic=recipe.data.mic, seed=recipe.data.split_seed
+    )
     ids = [u.id for u in utterances]
     if len(set(ids)) != len(ids):
         raise WavegenError(f"{path}: utterance ids are not unique")
     return utterances
 
 
-def assign_splits(utterances: list[Utterance], valid_per_speaker: int, test_per_speaker: int,
-                  held_out_speakers: list[str] | tuple = (), seed: int = 1234) -> dict[str, str]:
+def assign_splits(
+    utterances: list[Utterance],
+    valid_per_speaker: int,
+    test_per_speaker: int,
+    held_out_speakers: list[str] | tuple = (),
+    seed: int = 1234,
+) -> dict[str, str]:
     """{id: "train" | "valid" | "test"}, a function of the utterance list and seed only.
 
     Per speaker (in id order) a generator seeded with ``(seed, speaker)`` picks the valid and
@@ -227,9 +248,7 @@ def assign_splits(utterances: list[Utterance], valid_per_speaker: int, test_per_
         by_speaker.setdefault(utt.speaker, []).append(utt.id)
     unknown = sorted(set(held_out_speakers) - set(by_speaker))
     if unknown:
-        raise WavegenError(
-            f"data.held_out_speakers names {', '.join(unknown)}, not speakers of this corpus"
-        )
+        raise WavegenError(f"data.held_out_speakers names {', '.join(unknown)}, not speakers of this corpus")
     if by_speaker and set(held_out_speakers) >= set(by_speaker):
         raise WavegenError("data.held_out_speakers holds out every speaker; nothing is left to train on")
     splits = {}
@@ -264,8 +283,10 @@ def _cached_frames(cache: Path, uid: str, n_mels: int) -> int | None:
 
 # ---- per-utterance work (runs in the worker processes) -----------------------------------------
 
-def process_utterance(utt: Utterance, preset: MelPreset, audio: AudioConfig,
-                      cache: Path) -> tuple[int, float] | str:
+
+def process_utterance(
+    utt: Utterance, preset: MelPreset, audio: AudioConfig, cache: Path
+) -> tuple[int, float] | str:
     """Compute and write one utterance's cache files.
 
     Returns (frames, source seconds) on success, or the reason the file is unusable.
@@ -281,8 +302,10 @@ def process_utterance(utt: Utterance, preset: MelPreset, audio: AudioConfig,
     if peak == 0.0:
         return "silent (every sample is zero)"
     if len(wav) < audio.min_seconds * sr or len(wav) <= preset.n_fft // 2:
-        return (f"too short: {len(wav) / sr:.2f} s after trimming, "
-                f"need at least {audio.min_seconds} s (audio.min_seconds)")
+        return (
+            f"too short: {len(wav) / sr:.2f} s after trimming, "
+            f"need at least {audio.min_seconds} s (audio.min_seconds)"
+        )
     wav = normalize(wav, audio)
     frames = num_frames(len(wav), preset.hop_length)
     # Pad with silence to exactly frames * hop samples and take the mel of that audio, so the
@@ -315,7 +338,7 @@ def trim_silence(wav: np.ndarray, top_db: float, frame_length: int, hop_length: 
     power = np.square(rms)
     db = 10 * np.log10(np.maximum(1e-10, power)) - 10 * np.log10(np.maximum(1e-10, power.max()))
     loud = np.flatnonzero(db > -top_db)
-    return wav[loud[0] * hop_length: min(len(wav), (loud[-1] + 1) * hop_length)]
+    return wav[loud[0] * hop_length : min(len(wav), (loud[-1] + 1) * hop_length)]
 
 
 def normalize(wav: np.ndarray, audio: AudioConfig) -> np.ndarray:
@@ -359,8 +382,13 @@ def _run(todo, preset, audio, cache, workers, progress):
     from tqdm import tqdm
 
     workers = min(workers or os.cpu_count() or 1, max(len(todo), 1))
-    bar = tqdm(total=len(todo), unit="utt", disable=not (progress and sys.stderr.isatty()),
-               file=sys.stderr, desc="preprocess")
+    bar = tqdm(
+        total=len(todo),
+        unit="utt",
+        disable=not (progress and sys.stderr.isatty()),
+        file=sys.stderr,
+        desc="preprocess",
+    )
     jobs = ((utt, preset, audio, cache) for utt in todo)
     with bar:
         if workers <= 1:
@@ -382,21 +410,27 @@ def _run(todo, preset, audio, cache, workers, progress):
 
 # ---- work-dir files -----------------------------------------------------------------------------
 
+
 def _write_manifest(workdir: Path, utterances, splits, done, preset: MelPreset) -> list[dict]:
     entries = []
     for utt in utterances:
         if utt.id not in done:
             continue
         frames = done[utt.id]
-        entries.append({
-            "id": utt.id, "speaker": utt.speaker,
-            "audio": f"{CACHE}/{utt.id}.audio.npy", "mel": f"{CACHE}/{utt.id}.mel.npy",
-            "frames": frames, "seconds": round(frames * preset.hop_length / preset.sample_rate, 4),
-            "split": splits[utt.id], "source": str(utt.path),
-        })
+        entries.append(
+            {
+                "id": utt.id,
+                "speaker": utt.speaker,
+                "audio": f"{CACHE}/{utt.id}.audio.npy",
+                "mel": f"{CACHE}/{utt.id}.mel.npy",
+                "frames": frames,
+                "seconds": round(frames * preset.hop_length / preset.sample_rate, 4),
+                "split": splits[utt.id],
+                "source": str(utt.path),
+            }
+        )
     with atomic_path(workdir / MANIFEST) as tmp:
-        tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries),
-                       encoding="utf-8")
+        tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries), encoding="utf-8")
     return entries
 
 
@@ -422,10 +456,14 @@ def _write_stats(workdir: Path, entries: list[dict], preset: MelPreset) -> None:
 
 def _write_features_info(workdir: Path, recipe: Recipe, preset: MelPreset, entries) -> None:
     info = {
-        "preset": preset.name, "preset_params": preset.to_dict(),
-        "sample_rate": preset.sample_rate, "hop_length": preset.hop_length, "n_mels": preset.n_mels,
+        "preset": preset.name,
+        "preset_params": preset.to_dict(),
+        "sample_rate": preset.sample_rate,
+        "hop_length": preset.hop_length,
+        "n_mels": preset.n_mels,
         "speakers": sorted({e["speaker"] for e in entries}),
-        "corpus": recipe.data.corpus, "recipe": recipe.to_dict(),
+        "corpus": recipe.data.corpus,
+        "recipe": recipe.to_dict(),
     }
     with atomic_path(workdir / FEATURES) as tmp:
         tmp.write_text(json.dumps(info, indent=1) + "\n")

@@ -87,14 +87,19 @@ def items_from_split(vocoder: Vocoder, workdir: Path, split: str, speaker: str |
     info = load_features_info(workdir)
     if info.get("preset") != vocoder.mel_preset:
         raise WavegenError(
-            f"{workdir}: feature cache uses the {info.get('preset')} preset, the model "
-            f"{vocoder.mel_preset}"
+            f"{workdir}: feature cache uses the {info.get('preset')} preset, the model {vocoder.mel_preset}"
         )
     rows = [r for r in load_manifest(workdir) if r["split"] == split]
     if not rows:
         raise WavegenError(f"{workdir}: no utterances in split {split!r}")
-    return [Item(r["id"], torch.from_numpy(np.load(workdir / r["mel"])),
-                 speaker or (r["speaker"] if vocoder.speakers else None)) for r in rows]
+    return [
+        Item(
+            r["id"],
+            torch.from_numpy(np.load(workdir / r["mel"])),
+            speaker or (r["speaker"] if vocoder.speakers else None),
+        )
+        for r in rows
+    ]
 
 
 def shard(items: list[Item]) -> list[Item]:
@@ -103,9 +108,16 @@ def shard(items: list[Item]) -> list[Item]:
     return items[rank::world]
 
 
-def synthesize(vocoder: Vocoder, items: list[Item], outdir: Path, batch_size: int = 8,
-               temperature: float = 1.0, seed: int | None = None, overwrite: bool = False,
-               progress: bool = True) -> dict:
+def synthesize(
+    vocoder: Vocoder,
+    items: list[Item],
+    outdir: Path,
+    batch_size: int = 8,
+    temperature: float = 1.0,
+    seed: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Vocode ``items`` into OUTDIR/<id>.wav; -> summary dict (counts, seconds, realtime factor)."""
     from tqdm import tqdm
 
@@ -119,8 +131,9 @@ def synthesize(vocoder: Vocoder, items: list[Item], outdir: Path, batch_size: in
         group = todo[b : b + batch_size]
         speakers = [it.speaker for it in group] if vocoder.speakers else None
         batch_seed = None if seed is None else seed + b
-        wavs = vocoder.batch([it.mel for it in group], speakers, temperature=temperature,
-                             seed=batch_seed, check=False)
+        wavs = vocoder.batch(
+            [it.mel for it in group], speakers, temperature=temperature, seed=batch_seed, check=False
+        )
         for it, wav in zip(group, wavs):
             write_audio(outdir / f"{it.id}.wav", wav.cpu().numpy(), vocoder.sample_rate)
             seconds = len(wav) / vocoder.sample_rate

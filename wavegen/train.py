@@ -62,8 +62,14 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, workdir: str | Path, run_dir: str | Path,
-                 device: str | None = None, progress: bool = True):
+    def __init__(
+        self,
+        recipe: Recipe,
+        workdir: str | Path,
+        run_dir: str | Path,
+        device: str | None = None,
+        progress: bool = True,
+    ):
         """Check ``recipe`` against the feature cache in ``workdir`` (one-line errors), join the
         process group if launched by torchrun. Nothing is written yet."""
         self.workdir, self.run_dir, self.progress = Path(workdir), Path(run_dir), progress
@@ -95,24 +101,21 @@ class Trainer:
 
         speakers = self.features["speakers"]
         window_frames = r.data.window_samples // self.preset.hop_length
-        train_utts, short = load_split(self.workdir, self.manifest, speakers, "train",
-                                       window_frames)
+        train_utts, short = load_split(self.workdir, self.manifest, speakers, "train", window_frames)
         if not train_utts:
             raise WavegenError(
                 f"{self.workdir / 'manifest.jsonl'}: no train utterance holds a full window of "
                 f"data.window_samples={r.data.window_samples} samples ({short} too short)"
             )
-        valid_utts, valid_short = load_split(self.workdir, self.manifest, speakers, "valid",
-                                             window_frames)
+        valid_utts, valid_short = load_split(self.workdir, self.manifest, speakers, "valid", window_frames)
         self.skipped = {"train": short, "valid": valid_short}
-        args = (r.data.window_samples, self.preset.hop_length, r.model.cin_pad,
-                r.model.quantize_channels)
+        args = (r.data.window_samples, self.preset.hop_length, r.model.cin_pad, r.model.quantize_channels)
         self.train_set = WindowDataset(train_utts, *args)
         self.valid_set = WindowDataset(valid_utts, *args)
-        self.sampler = WindowSampler(self.train_set, r.data.batch_size, r.train.seed,
-                                     self.info.rank, self.info.world_size)
-        self.valid_windows = validation_windows(self.valid_set,
-                                                r.train.valid_batches * r.data.batch_size)
+        self.sampler = WindowSampler(
+            self.train_set, r.data.batch_size, r.train.seed, self.info.rank, self.info.world_size
+        )
+        self.valid_windows = validation_windows(self.valid_set, r.train.valid_batches * r.data.batch_size)
         self.sample_sources, _ = load_split(self.workdir, self.manifest, speakers, "valid", 1)
 
     # ---- resume --------------------------------------------------------------------------
@@ -143,8 +146,16 @@ class Trainer:
         mel = batch["mel"].to(self.device)  # (b, n_mels, W/hop + 2·cin_pad)
         speaker = batch["speaker"].to(self.device) if self.model.speaker_embed is not None else None
         lr = self.optimizer.param_groups[0]["lr"]
-        loss, grad_norm = optimization_step(self.ddp_model, self.optimizer, audio, mel, speaker,
-                                            self.dtype, self.recipe.train.grad_clip, self.ema)
+        loss, grad_norm = optimization_step(
+            self.ddp_model,
+            self.optimizer,
+            audio,
+            mel,
+            speaker,
+            self.dtype,
+            self.recipe.train.grad_clip,
+            self.ema,
+        )
         self.scheduler.step()
         self.sampler.advance()
         self.step += 1
@@ -164,7 +175,7 @@ class Trainer:
         model = self.eval_model.eval()
         total, count, bs = 0.0, 0, self.recipe.data.batch_size
         for i in range(0, len(self.valid_windows), bs):
-            batch = collate([self.valid_set[w] for w in self.valid_windows[i:i + bs]])
+            batch = collate([self.valid_set[w] for w in self.valid_windows[i : i + bs]])
             audio, mel = batch["audio"].to(self.device), batch["mel"].to(self.device)
             speaker = batch["speaker"].to(self.device) if model.speaker_embed is not None else None
             logits = model(audio, mel, speaker)  # float32 whatever the training precision
@@ -181,10 +192,15 @@ class Trainer:
         written = []
         for utt in pick_sample_sources(self.sample_sources, SAMPLE_UTTERANCES):
             mel = np.load(utt.mel)[:, :frames]
-            speaker = (torch.tensor([utt.speaker], device=self.device)
-                       if model.speaker_embed is not None else None)
-            wav = generate_audio(model, torch.from_numpy(mel)[None].to(self.device), speaker,
-                                 seed=self.recipe.train.seed + self.step)
+            speaker = (
+                torch.tensor([utt.speaker], device=self.device) if model.speaker_embed is not None else None
+            )
+            wav = generate_audio(
+                model,
+                torch.from_numpy(mel)[None].to(self.device),
+                speaker,
+                seed=self.recipe.train.seed + self.step,
+            )
             wav = wav[0].float().cpu().numpy()
             name = f"step_{self.step:08d}_{utt.id}.wav"
             path = write_audio(self.run_dir / "samples" / name, wav, sr)
@@ -223,8 +239,9 @@ class Trainer:
             t0 = time.perf_counter()
             ckpt_io.save_checkpoint(path, self.payload())
             ckpt_io.prune_checkpoints(self.run_dir, self.recipe.train.keep_checkpoints)
-            log.info("checkpoint %s (%.1f MB, %.2f s)", path, path.stat().st_size / 1e6,
-                     time.perf_counter() - t0)
+            log.info(
+                "checkpoint %s (%.1f MB, %.2f s)", path, path.stat().st_size / 1e6, time.perf_counter() - t0
+            )
         self.last_checkpoint = path
         return path
 
@@ -236,8 +253,9 @@ class Trainer:
     # ---- the loop --------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         t = self.recipe.train
-        runlog = (RunLog(self.run_dir, t.max_steps, self.step, self.progress)
-                  if self.info.is_main else NullLog())
+        runlog = (
+            RunLog(self.run_dir, t.max_steps, self.step, self.progress) if self.info.is_main else NullLog()
+        )
         try:
             if self.info.is_main:
                 self.start_run()
@@ -259,22 +277,34 @@ class Trainer:
             for path in newer:  # failed verification: set aside, so rotation cannot keep them
                 path.rename(path.with_name(path.name + ".corrupt"))
                 log.warning("%s does not verify; renamed to %s.corrupt", path, path.name)
-        log.info("%s step %d/%d on %s x%d in %s | %d params, receptive field %d | %d train "
-                 "utterances (%d too short), %d valid windows, batch %d x %d samples",
-                 "resuming at" if self.step else "starting at", self.step,
-                 self.recipe.train.max_steps,
-                 self.device, self.info.world_size, self.precision,
-                 self.model.num_params(),
-                 self.model.receptive_field, len(self.train_set.utterances), self.skipped["train"],
-                 len(self.valid_windows), d.batch_size, d.window_samples)
+        log.info(
+            "%s step %d/%d on %s x%d in %s | %d params, receptive field %d | %d train "
+            "utterances (%d too short), %d valid windows, batch %d x %d samples",
+            "resuming at" if self.step else "starting at",
+            self.step,
+            self.recipe.train.max_steps,
+            self.device,
+            self.info.world_size,
+            self.precision,
+            self.model.num_params(),
+            self.model.receptive_field,
+            len(self.train_set.utterances),
+            self.skipped["train"],
+            len(self.valid_windows),
+            d.batch_size,
+            d.window_samples,
+        )
         if m.n_speakers:
             log.info("speakers: %d (%s)", m.n_speakers, ", ".join(self.features["speakers"]))
 
     def batches(self):
         """Iterator over this rank's batches from the sampler's current position."""
         loader = torch.utils.data.DataLoader(
-            self.train_set, batch_sampler=self.sampler, num_workers=self.recipe.data.num_workers,
-            collate_fn=collate)
+            self.train_set,
+            batch_sampler=self.sampler,
+            num_workers=self.recipe.data.num_workers,
+            collate_fn=collate,
+        )
         return iter(loader)
 
     def loop(self, runlog) -> None:
@@ -291,12 +321,25 @@ class Trainer:
                 elapsed = time.perf_counter() - tick
                 speed = (step - tick_step) * d.batch_size * d.window_samples / max(elapsed, 1e-9)
                 metrics["loss"] = mean_over_ranks(metrics["loss"], self.info, self.device)
-                runlog.scalars(step, {"train/loss": metrics["loss"], "train/lr": metrics["lr"],
-                                      "train/grad_norm": metrics["grad_norm"],
-                                      "train/samples_per_s": speed})
+                runlog.scalars(
+                    step,
+                    {
+                        "train/loss": metrics["loss"],
+                        "train/lr": metrics["lr"],
+                        "train/grad_norm": metrics["grad_norm"],
+                        "train/samples_per_s": speed,
+                    },
+                )
                 runlog.progress(step, metrics["loss"], speed)
-                log.info("step %d/%d loss %.4f lr %.3g grad_norm %.3f samples/s %.0f", step,
-                         t.max_steps, metrics["loss"], metrics["lr"], metrics["grad_norm"], speed)
+                log.info(
+                    "step %d/%d loss %.4f lr %.3g grad_norm %.3f samples/s %.0f",
+                    step,
+                    t.max_steps,
+                    metrics["loss"],
+                    metrics["lr"],
+                    metrics["grad_norm"],
+                    speed,
+                )
                 tick, tick_step = time.perf_counter(), step
             # Validate at the end as well, so every finished run reports its bits/sample.
             if (step % t.valid_interval == 0 or step == t.max_steps) and self.info.is_main:
@@ -391,8 +434,13 @@ def get_rng_state(cuda_states: list) -> dict:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": {"version": version, "state": list(words), "gauss": gauss},
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
         "cuda": list(cuda_states),
     }
@@ -401,17 +449,24 @@ def get_rng_state(cuda_states: list) -> dict:
 def set_rng_state(state: dict) -> None:
     p, n = state["python"], state["numpy"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def optimization_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, audio: torch.Tensor,
-                      mel: torch.Tensor | None, speaker: torch.Tensor | None,
-                      dtype: torch.dtype | None, grad_clip: float,
-                      ema: EMA | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def optimization_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    audio: torch.Tensor,
+    mel: torch.Tensor | None,
+    speaker: torch.Tensor | None,
+    dtype: torch.dtype | None,
+    grad_clip: float,
+    ema: EMA | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher-forced cross-entropy, backward, gradient-norm clip (0 = off), optimiser step, EMA.
 
     ``model`` is a WaveNet or its DDP wrapper (same parameters and buffers, in the same order);
@@ -423,8 +478,7 @@ def optimization_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
     loss = F.cross_entropy(logits.float(), audio)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
-                                               grad_clip if grad_clip > 0 else math.inf)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else math.inf)
     optimizer.step()
     if ema is not None:
         ema.update(model)
@@ -441,8 +495,7 @@ class stop_signals:
         if self.trainer.stop_requested:  # a second signal: give up at once
             raise KeyboardInterrupt
         self.trainer.stop_requested = True
-        log.warning("%s received: finishing this step and writing a checkpoint",
-                    signal.Signals(signum).name)
+        log.warning("%s received: finishing this step and writing a checkpoint", signal.Signals(signum).name)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -455,8 +508,14 @@ class stop_signals:
             signal.signal(sig, old)
 
 
-def train(recipe: Recipe, workdir: str | Path, run_dir: str | Path, device: str | None = None,
-          resume: bool | None = None, progress: bool = True) -> TrainResult:
+def train(
+    recipe: Recipe,
+    workdir: str | Path,
+    run_dir: str | Path,
+    device: str | None = None,
+    resume: bool | None = None,
+    progress: bool = True,
+) -> TrainResult:
     """Train ``recipe`` on the feature cache in ``workdir``, writing into ``run_dir``.
 
     ``resume``: None continues from the newest valid checkpoint if there is one; True requires
@@ -468,8 +527,7 @@ def train(recipe: Recipe, workdir: str | Path, run_dir: str | Path, device: str 
     try:
         existing = ckpt_io.list_checkpoints(run_dir)
         if resume is False and existing:
-            raise WavegenError(f"{run_dir}: already holds checkpoints; resume it, or pick another "
-                               "--run-dir")
+            raise WavegenError(f"{run_dir}: already holds checkpoints; resume it, or pick another --run-dir")
         latest = ckpt_io.latest_checkpoint(run_dir) if resume is not False else None
         if latest is None and (resume or existing):
             raise WavegenError(f"{run_dir}: no checkpoint there verifies; nothing to resume from")

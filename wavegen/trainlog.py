@@ -29,8 +29,9 @@ class RunLog:
 
         run_dir.mkdir(parents=True, exist_ok=True)
         self._file = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
-        self._file.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s",
-                                                  "%Y-%m-%d %H:%M:%S"))
+        self._file.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
         self._console = _TqdmHandler()
         self._console.setFormatter(logging.Formatter("%(message)s"))
         self._old_level = log.level
@@ -38,8 +39,14 @@ class RunLog:
         log.addHandler(self._file)
         log.addHandler(self._console)
         self.writer = SummaryWriter(str(run_dir / "tb"))
-        self.bar = tqdm(total=max_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                        disable=not progress, file=sys.stderr)
+        self.bar = tqdm(
+            total=max_steps,
+            initial=start_step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not progress,
+            file=sys.stderr,
+        )
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for name, value in values.items():

@@ -35,8 +35,14 @@ _SCALES = {
 class Vocoder:
     """A WaveNet vocoder bound to its mel preset, speakers and device."""
 
-    def __init__(self, model, preset: MelPreset, speakers: Sequence[str] = (), mel_normalize=False,
-                 device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        model,
+        preset: MelPreset,
+        speakers: Sequence[str] = (),
+        mel_normalize=False,
+        device: str | torch.device = "cpu",
+    ):
         self.model = model.to(device).eval()
         self.preset = preset
         self.speakers = list(speakers)
@@ -60,8 +66,10 @@ class Vocoder:
         return self.model.config.cin_channels
 
     def __repr__(self) -> str:
-        return (f"Vocoder(preset={self.mel_preset!r}, sample_rate={self.sample_rate}, "
-                f"hop_length={self.hop_length}, speakers={len(self.speakers)}, device={self.device})")
+        return (
+            f"Vocoder(preset={self.mel_preset!r}, sample_rate={self.sample_rate}, "
+            f"hop_length={self.hop_length}, speakers={len(self.speakers)}, device={self.device})"
+        )
 
     # ---- front-end ---------------------------------------------------------------------------
     def mel(self, wav, sample_rate: int | None = None) -> torch.Tensor:
@@ -105,8 +113,10 @@ class Vocoder:
         if not torch.isfinite(mel).all():
             raise WavegenError("mel: contains NaN or infinite values")
         expected = "natural-log" if self.preset.log_base == "e" else "log10"
-        want = (f"expected {self.n_mels} {expected} mel bins ({self.preset.name} preset, "
-                f"floor {self.preset.floor:g})")
+        want = (
+            f"expected {self.n_mels} {expected} mel bins ({self.preset.name} preset, "
+            f"floor {self.preset.floor:g})"
+        )
         mean, std = mel.mean().item(), mel.std().item() if mel.numel() > 1 else 0.0
         lo, hi = mel.min().item(), mel.max().item()
         floor = math.log(self.preset.floor) if self.preset.log_base == "e" else math.log10(self.preset.floor)
@@ -122,8 +132,11 @@ class Vocoder:
             }
             looks = min(score, key=score.get)
             if looks != expected:
-                hint = (" (mel_normalize models take raw mels and normalise inside)"
-                        if looks == "normalised" else "")
+                hint = (
+                    " (mel_normalize models take raw mels and normalise inside)"
+                    if looks == "normalised"
+                    else ""
+                )
                 raise WavegenError(f"mel: {want}; the values look {looks} {seen}{hint}")
         if lo < floor - 0.05:
             raise WavegenError(
@@ -154,8 +167,15 @@ class Vocoder:
 
     # ---- synthesis ---------------------------------------------------------------------------
     @torch.inference_mode()
-    def __call__(self, mel, speaker=None, temperature: float = 1.0, seed: int | None = None,
-                 check: bool = True, **kwargs) -> torch.Tensor:
+    def __call__(
+        self,
+        mel,
+        speaker=None,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        check: bool = True,
+        **kwargs,
+    ) -> torch.Tensor:
         """mel (n_mels, T) -> (T·hop,) float waveform; (B, n_mels, T) -> (B, T·hop)."""
         batched = getattr(mel, "ndim", 0) == 3
         m = self.prepare_mel(mel, check)
@@ -166,8 +186,15 @@ class Vocoder:
         return wav if batched else wav[0]
 
     @torch.inference_mode()
-    def batch(self, mels: Sequence, speakers=None, temperature: float = 1.0,
-              seed: int | None = None, check: bool = True, **kwargs) -> list[torch.Tensor]:
+    def batch(
+        self,
+        mels: Sequence,
+        speakers=None,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        check: bool = True,
+        **kwargs,
+    ) -> list[torch.Tensor]:
         """Vocode utterances of different lengths in one batch -> list of (T_i·hop,) waveforms."""
         prepared = [self.prepare_mel(m, check)[0] for m in mels]
         lengths = torch.tensor([m.shape[-1] for m in prepared])
@@ -177,13 +204,21 @@ class Vocoder:
         spk = self.speaker_ids(speakers, len(prepared))
         from .generate import generate
 
-        wav = generate(self.model, padded, speaker=spk, temperature=temperature, seed=seed,
-                       lengths=lengths, **kwargs)
+        wav = generate(
+            self.model, padded, speaker=spk, temperature=temperature, seed=seed, lengths=lengths, **kwargs
+        )
         return [wav[i, : int(n) * self.hop_length] for i, n in enumerate(lengths)]
 
     @torch.inference_mode()
-    def stream(self, mel, speaker=None, temperature: float = 1.0, seed: int | None = None,
-               check: bool = True, **kwargs) -> Iterator[torch.Tensor]:
+    def stream(
+        self,
+        mel,
+        speaker=None,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        check: bool = True,
+        **kwargs,
+    ) -> Iterator[torch.Tensor]:
         """Yield audio chunks, (n,) for a 2-D mel or (B, n) for a batch, as they are produced."""
         batched = getattr(mel, "ndim", 0) == 3
         m = self.prepare_mel(mel, check)
@@ -204,8 +239,9 @@ def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> Vocode
         path = path.parent
     if path.is_dir() and (path / CONFIG).is_file():
         model, config = load_exported(path, device)
-        return Vocoder(model, config["preset"], config.get("speakers", []),
-                       config.get("mel_normalize", False), device)
+        return Vocoder(
+            model, config["preset"], config.get("speakers", []), config.get("mel_normalize", False), device
+        )
     from .checkpoint import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(resolve_checkpoint(path))

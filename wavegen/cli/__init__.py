@@ -32,8 +32,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # a bug: one line unless --debug
         if state.debug:
             raise
-        print(f"wavegen: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"wavegen: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 

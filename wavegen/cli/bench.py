@@ -14,29 +14,36 @@ def _parse_batches(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise WavegenError(
-            f"--batch: expected comma-separated integers like 1,8,32, got {text!r}"
-        ) from None
+        raise WavegenError(f"--batch: expected comma-separated integers like 1,8,32, got {text!r}") from None
 
 
 @app.command()
 def bench(
-    config: str = typer.Option("bench", "--config", help="Built-in config name (bench) or a "
-                               "recipe YAML whose model section is benchmarked."),
+    config: str = typer.Option(
+        "bench",
+        "--config",
+        help="Built-in config name (bench) or a recipe YAML whose model section is benchmarked.",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     batch: str = typer.Option("1,8,32", "--batch", help="Batch sizes to generate with."),
     seconds: float = typer.Option(0.5, "--seconds", help="Seconds of audio generated per row."),
-    baseline_samples: int = typer.Option(1024, "--baseline-samples", help="Samples per row for "
-                                         "the peer's incremental_forward (0 = skip the peer)."),
-    train_steps: int = typer.Option(3, "--train-steps", help="Timed training steps per "
-                                    "precision and for the peer (after one warm-up step)."),
-    compact: bool = typer.Option(False, "--json", help="Print the JSON on one line and no "
-                                 "progress messages."),
+    baseline_samples: int = typer.Option(
+        1024,
+        "--baseline-samples",
+        help="Samples per row for the peer's incremental_forward (0 = skip the peer).",
+    ),
+    train_steps: int = typer.Option(
+        3,
+        "--train-steps",
+        help="Timed training steps per precision and for the peer (after one warm-up step).",
+    ),
+    compact: bool = typer.Option(
+        False, "--json", help="Print the JSON on one line and no progress messages."
+    ),
 ) -> None:
     """Measure training and generation speed; print one JSON object."""
     from ..bench import run_bench  # torch-heavy: import only when benchmarking
 
     log = None if compact else (lambda line: typer.echo(f"wavegen bench: {line}", err=True))
-    result = run_bench(config, device, _parse_batches(batch), seconds, baseline_samples,
-                       train_steps, log=log)
+    result = run_bench(config, device, _parse_batches(batch), seconds, baseline_samples, train_steps, log=log)
     typer.echo(json.dumps(result) if compact else json.dumps(result, indent=2))

@@ -25,7 +25,9 @@ def demo(
     tr = report["training"]
     typer.echo("")
     if "loss_first" in tr:
-        typer.echo(f"training loss {tr['loss_first']:.3f} -> {tr['loss_last']:.3f} nats/sample "
-                   f"over {tr['steps']} steps")
+        typer.echo(
+            f"training loss {tr['loss_first']:.3f} -> {tr['loss_last']:.3f} nats/sample "
+            f"over {tr['steps']} steps"
+        )
     typer.echo(f"synthesized WAVs: {workdir / 'synth'}")
     typer.echo(f"report: {workdir / 'report.md'}")

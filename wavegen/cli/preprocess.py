@@ -24,8 +24,9 @@ def preprocess(
     """Resample, trim, normalise and compute mels for a corpus; resumable and idempotent."""
     rec = load_recipe(recipe, overrides)
     workdir = workdir if workdir is not None else Path("exp") / rec.name
-    summary = run_preprocess(rec, workdir, corpus_path=corpus.resolve() if corpus else None,
-                             workers=workers or None)
+    summary = run_preprocess(
+        rec, workdir, corpus_path=corpus.resolve() if corpus else None, workers=workers or None
+    )
     for item in summary.skipped:
         typer.echo(f"skipped {item['id']} ({item['file']}): {item['reason']}", err=True)
     splits = ", ".join(f"{n} {name}" for name, n in summary.splits.items())

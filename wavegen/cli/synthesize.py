@@ -13,14 +13,16 @@ from ._app import app
 
 @app.command()
 def synthesize(
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c",
-                                    help="Exported model folder, run dir or checkpoint file."),
+    checkpoint: Path = typer.Option(
+        ..., "--checkpoint", "-c", help="Exported model folder, run dir or checkpoint file."
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the 16-bit WAVs."),
     wav: list[Path] = typer.Option(None, "--wav", help="Audio file or folder (repeatable): copy-synthesis."),
     mel: list[Path] = typer.Option(None, "--mel", help=".npy/.pt mel file or folder (repeatable)."),
     split: str = typer.Option(None, "--split", help="Corpus split of --workdir: train, valid or test."),
-    workdir: Path = typer.Option(None, "--workdir",
-                                 help="Feature cache for --split (default: the run dir's parent)."),
+    workdir: Path = typer.Option(
+        None, "--workdir", help="Feature cache for --split (default: the run dir's parent)."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     batch: int = typer.Option(8, "--batch", min=1, help="Utterances generated together."),
     speaker: str = typer.Option(None, "--speaker", help="Speaker id for multi-speaker models."),
@@ -50,10 +52,19 @@ def synthesize(
         items = items_from_split(vocoder, workdir, split, speaker)
     if speaker is not None:
         vocoder.speaker_ids(speaker, 1)  # unknown speakers fail before any work
-    summary = run(vocoder, shard(items), output, batch_size=batch, temperature=temperature,
-                  seed=seed, overwrite=overwrite)
-    typer.echo(f"wrote {summary['synthesized']} WAVs to {output} "
-               f"({summary['audio_seconds']} s of audio, realtime factor {summary['realtime_factor']})",
-               err=json_out)
+    summary = run(
+        vocoder,
+        shard(items),
+        output,
+        batch_size=batch,
+        temperature=temperature,
+        seed=seed,
+        overwrite=overwrite,
+    )
+    typer.echo(
+        f"wrote {summary['synthesized']} WAVs to {output} "
+        f"({summary['audio_seconds']} s of audio, realtime factor {summary['realtime_factor']})",
+        err=json_out,
+    )
     if json_out:
         typer.echo(json.dumps(summary))

@@ -13,18 +13,22 @@ from ._app import app
 @app.command()
 def train(
     recipe: Path = typer.Argument(..., help="Recipe YAML (may `extends:` a base)."),
-    workdir: Path = typer.Option(None, "--workdir", help="Feature cache "
-                                 "[default: exp/<recipe name>]."),
-    run_dir: Path = typer.Option(None, "--run-dir", help="Where checkpoints and logs go "
-                                 "[default: <workdir>/run]."),
+    workdir: Path = typer.Option(None, "--workdir", help="Feature cache [default: exp/<recipe name>]."),
+    run_dir: Path = typer.Option(
+        None, "--run-dir", help="Where checkpoints and logs go [default: <workdir>/run]."
+    ),
     max_steps: int = typer.Option(None, "--max-steps", help="Override train.max_steps."),
-    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … [default: cuda if "
-                               "available]."),
-    overrides: list[str] = typer.Option(None, "--set", help="Override a recipe value, e.g. "
-                                        "--set train.lr=0.0005 (repeatable)."),
-    resume: bool = typer.Option(None, "--resume/--no-resume", help="Require a checkpoint to "
-                                "continue from / require a fresh run dir [default: continue if "
-                                "the run dir has checkpoints]."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … [default: cuda if available]."),
+    overrides: list[str] = typer.Option(
+        None, "--set", help="Override a recipe value, e.g. --set train.lr=0.0005 (repeatable)."
+    ),
+    resume: bool = typer.Option(
+        None,
+        "--resume/--no-resume",
+        help="Require a checkpoint to "
+        "continue from / require a fresh run dir [default: continue if "
+        "the run dir has checkpoints].",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train RECIPE; a run dir with checkpoints continues where it stopped."""
@@ -36,8 +40,9 @@ def train(
         items.append(f"train.max_steps={max_steps}")
     r = load_recipe(recipe, items)
     workdir = workdir or Path("exp") / r.name
-    result = run_training(r, workdir, run_dir or workdir / "run", device=device, resume=resume,
-                          progress=progress)
+    result = run_training(
+        r, workdir, run_dir or workdir / "run", device=device, resume=resume, progress=progress
+    )
     if not env_info().is_main:
         return
     how = "stopped by signal" if result.stopped else "finished"

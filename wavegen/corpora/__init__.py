@@ -46,6 +46,12 @@ def read_corpus(kind: str, path: str | Path, mic: str = "mic1", seed: int = 0) -
 
 
 __all__ = [
-    "CORPORA", "Utterance", "make_demo_corpus", "read_corpus", "read_folder", "read_ljspeech",
-    "read_speaker_info", "read_vctk",
+    "CORPORA",
+    "Utterance",
+    "make_demo_corpus",
+    "read_corpus",
+    "read_folder",
+    "read_ljspeech",
+    "read_speaker_info",
+    "read_vctk",
 ]

@@ -41,14 +41,17 @@ SPEAKERS = (
     ("demo_m2", 130.0, 0.95, 0.005),
 )
 # F1, F2, F3, F4 (Hz) of an adult male; speakers scale them.
-VOWELS = np.array([
-    [730, 1090, 2440, 3400],  # a
-    [530, 1840, 2480, 3500],  # e
-    [270, 2290, 3010, 3700],  # i
-    [570, 840, 2410, 3300],  # o
-    [300, 870, 2240, 3300],  # u
-    [660, 1720, 2410, 3400],  # ae
-], dtype=np.float64)
+VOWELS = np.array(
+    [
+        [730, 1090, 2440, 3400],  # a
+        [530, 1840, 2480, 3500],  # e
+        [270, 2290, 3010, 3700],  # i
+        [570, 840, 2410, 3300],  # o
+        [300, 870, 2240, 3300],  # u
+        [660, 1720, 2410, 3400],  # ae
+    ],
+    dtype=np.float64,
+)
 BANDWIDTHS = np.array([80.0, 100.0, 140.0, 200.0])  # Hz, of the four formants
 
 
@@ -60,8 +63,13 @@ def make_demo_corpus(out_dir: str | Path, seed: int = 0) -> Path:
     """
     out_dir = Path(out_dir)
     marker = out_dir / MARKER
-    expected = {"version": VERSION, "seed": seed, "sample_rate": SAMPLE_RATE,
-                "speakers": [s[0] for s in SPEAKERS], "utterances_per_speaker": UTTERANCES_PER_SPEAKER}
+    expected = {
+        "version": VERSION,
+        "seed": seed,
+        "sample_rate": SAMPLE_RATE,
+        "speakers": [s[0] for s in SPEAKERS],
+        "utterances_per_speaker": UTTERANCES_PER_SPEAKER,
+    }
     if marker.is_file():
         try:
             if json.loads(marker.read_text()) == expected:
@@ -78,8 +86,9 @@ def make_demo_corpus(out_dir: str | Path, seed: int = 0) -> Path:
     return out_dir
 
 
-def synthesize_utterance(rng: np.random.Generator, f0_mean: float, formant_scale: float,
-                         breathiness: float) -> np.ndarray:
+def synthesize_utterance(
+    rng: np.random.Generator, f0_mean: float, formant_scale: float, breathiness: float
+) -> np.ndarray:
     """One utterance, (T,) float64 in [-1, 1], T between 1.5 and 3 s at 22050 Hz."""
     from scipy.signal import lfilter  # imported here: scipy.signal takes a second to import
 
@@ -93,10 +102,10 @@ def synthesize_utterance(rng: np.random.Generator, f0_mean: float, formant_scale
     while t < total - tail - int(0.12 * sr):
         if rng.random() < 0.35:
             n = int(rng.uniform(0.05, 0.11) * sr)
-            fricative[t:t + n] = True
+            fricative[t : t + n] = True
             t += n
         n = min(int(rng.uniform(0.12, 0.35) * sr), total - tail - t)
-        voiced[t:t + n] = True
+        voiced[t : t + n] = True
         t += n
         if rng.random() < 0.3:
             t += int(rng.uniform(0.08, 0.22) * sr)
@@ -130,12 +139,14 @@ def _glottal_source(rng: np.random.Generator, total: int, f0_mean: float) -> np.
         period = max(int(round(sr / f0)), 8)
         phi = np.arange(period) / period
         opening, closing = 0.4, 0.16
-        pulse = np.where(phi < opening, 0.5 * (1 - np.cos(np.pi * phi / opening)),
-                         np.where(phi < opening + closing,
-                                  np.cos(np.pi * (phi - opening) / (2 * closing)), 0.0))
-        out[t:t + period] += pulse * (1 + 0.05 * rng.standard_normal())  # shimmer
+        pulse = np.where(
+            phi < opening,
+            0.5 * (1 - np.cos(np.pi * phi / opening)),
+            np.where(phi < opening + closing, np.cos(np.pi * (phi - opening) / (2 * closing)), 0.0),
+        )
+        out[t : t + period] += pulse * (1 + 0.05 * rng.standard_normal())  # shimmer
         t += period
-    return np.diff(out[:total + 1])  # lip radiation ~ first difference
+    return np.diff(out[: total + 1])  # lip radiation ~ first difference
 
 
 def _formant_track(rng: np.random.Generator, total: int, scale: float) -> np.ndarray:
@@ -149,7 +160,7 @@ def _formant_track(rng: np.random.Generator, total: int, scale: float) -> np.nda
         glide, hold = int(rng.integers(4, 10)), int(rng.integers(5, 20))  # blocks of 10 ms
         ramp = np.linspace(0, 1, glide, endpoint=False)[:, None]
         segment = np.vstack([current + (target - current) * ramp, np.repeat(target[None], hold, 0)])
-        track[b:b + len(segment)] = segment[:blocks - b]
+        track[b : b + len(segment)] = segment[: blocks - b]
         b += len(segment)
         current = target
     return track * scale
@@ -178,7 +189,7 @@ def _resonators(x: np.ndarray, freqs: np.ndarray) -> np.ndarray:
             section = np.array([1.0, -2 * r * np.cos(2 * np.pi * min(f, 0.45 * sr) / sr), r * r])
             a = np.convolve(a, section)
             gain *= section.sum()  # unit gain at DC keeps levels comparable across vowels
-        y[start:start + BLOCK], state = lfilter([gain], a, x[start:start + BLOCK], zi=state)
+        y[start : start + BLOCK], state = lfilter([gain], a, x[start : start + BLOCK], zi=state)
     return y
 
 

@@ -32,9 +32,16 @@ class Conditioner:
         batch: rows, needed when there is no mel.
     """
 
-    def __init__(self, model: WaveNet, weights: StepWeights, mel: torch.Tensor | None,
-                 lengths: torch.Tensor | None, speaker: torch.Tensor | None, batch: int,
-                 span: int = 8192):
+    def __init__(
+        self,
+        model: WaveNet,
+        weights: StepWeights,
+        mel: torch.Tensor | None,
+        lengths: torch.Tensor | None,
+        speaker: torch.Tensor | None,
+        batch: int,
+        span: int = 8192,
+    ):
         self.model = model
         # The upsampled mel (C_in values per step, far fewer than L·G) is made ``span`` samples
         # at a time and sliced by the smaller conditioning chunks, so context frames are rare.
@@ -61,7 +68,7 @@ class Conditioner:
         if self.ragged:
             # Edge-pad each row at its own end, as model.pad_mel would pad it alone.
             rows = [
-                F.pad(mel[b: b + 1, :, : int(n)], (pad, pad + frames - int(n)), mode="replicate")
+                F.pad(mel[b : b + 1, :, : int(n)], (pad, pad + frames - int(n)), mode="replicate")
                 for b, n in enumerate(lengths.tolist())
             ]
             self.mel = torch.cat(rows)
@@ -109,14 +116,14 @@ class Conditioner:
         f_lo, f_hi = t0 // hop, -(-t1 // hop)
         a, b = max(0, f_lo - self.context), min(self.frames, f_hi + self.context)
         pad = self.model.config.cin_pad
-        x = self.mel[:, :, a: b + 2 * pad]
+        x = self.mel[:, :, a : b + 2 * pad]
         c = ups.conv_in(x) if ups.conv_in is not None else x  # (B, C, b − a) frames [a, b)
         c = self._masked(c, a, 1)
         rate = 1
         for s, phase in zip(ups.scales, self.phases):
             rate *= s
             c = self._masked(stretch_stage(c, phase), a * rate, rate)
-        return c[:, :, t0 - a * hop: t1 - a * hop]
+        return c[:, :, t0 - a * hop : t1 - a * hop]
 
     def _cached(self, t0: int, t1: int) -> torch.Tensor:
         start, up = self._cache or (0, None)
@@ -124,7 +131,7 @@ class Conditioner:
             end = min(self.frames * self.hop, t0 + max(self.span, t1 - t0))
             start, up = t0, self.upsampled(t0, end)
             self._cache = (start, up)
-        return up[:, :, t0 - start: t1 - start]
+        return up[:, :, t0 - start : t1 - start]
 
     @torch.no_grad()
     def chunk(self, t0: int, t1: int, out: torch.Tensor) -> None:

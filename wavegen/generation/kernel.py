@@ -35,25 +35,46 @@ _f32p = ctypes.POINTER(ctypes.c_float)
 
 class WGModel(ctypes.Structure):
     _fields_ = [
-        ("layers", ctypes.c_int32), ("kernel", ctypes.c_int32), ("R", ctypes.c_int32),
-        ("G", ctypes.c_int32), ("S", ctypes.c_int32), ("Q", ctypes.c_int32),
+        ("layers", ctypes.c_int32),
+        ("kernel", ctypes.c_int32),
+        ("R", ctypes.c_int32),
+        ("G", ctypes.c_int32),
+        ("S", ctypes.c_int32),
+        ("Q", ctypes.c_int32),
         ("ring_total", ctypes.c_int32),
-        ("dilation", _i32p), ("ring_off", _i32p), ("ring_size", _i32p),
-        ("embed", _f32p), ("conv_w", _f32p), ("os_w", _f32p), ("os_b", _f32p),
-        ("post1_w", _f32p), ("post1_b", _f32p), ("post2_w", _f32p), ("post2_b", _f32p),
+        ("dilation", _i32p),
+        ("ring_off", _i32p),
+        ("ring_size", _i32p),
+        ("embed", _f32p),
+        ("conv_w", _f32p),
+        ("os_w", _f32p),
+        ("os_b", _f32p),
+        ("post1_w", _f32p),
+        ("post1_b", _f32p),
+        ("post2_w", _f32p),
+        ("post2_b", _f32p),
         ("decode", _f32p),
     ]
 
 
 class WGRun(ctypes.Structure):
     _fields_ = [
-        ("batch", ctypes.c_int32), ("steps", ctypes.c_int32), ("threads", ctypes.c_int32),
-        ("t0", ctypes.c_int64), ("temperature", ctypes.c_float),
-        ("rings", _f32p), ("prev", _i64p),
-        ("cond", _f32p), ("cond_stride", ctypes.c_int64),
-        ("uniform", _f32p), ("forced", _i64p), ("limit", _i64p),
-        ("audio", _f32p), ("audio_stride", ctypes.c_int64),
-        ("classes", _i64p), ("logits", _f32p),
+        ("batch", ctypes.c_int32),
+        ("steps", ctypes.c_int32),
+        ("threads", ctypes.c_int32),
+        ("t0", ctypes.c_int64),
+        ("temperature", ctypes.c_float),
+        ("rings", _f32p),
+        ("prev", _i64p),
+        ("cond", _f32p),
+        ("cond_stride", ctypes.c_int64),
+        ("uniform", _f32p),
+        ("forced", _i64p),
+        ("limit", _i64p),
+        ("audio", _f32p),
+        ("audio_stride", ctypes.c_int64),
+        ("classes", _i64p),
+        ("logits", _f32p),
     ]
 
 
@@ -92,9 +113,7 @@ def _build(target: Path) -> None:
         src = Path(tmp) / "wavegen_sampler.cpp"
         src.write_text(SOURCE)
         out = Path(tmp) / target.name
-        proc = subprocess.run(
-            [compiler, *_FLAGS, str(src), "-o", str(out)], capture_output=True, text=True
-        )
+        proc = subprocess.run([compiler, *_FLAGS, str(src), "-o", str(out)], capture_output=True, text=True)
         if proc.returncode != 0:
             first = (proc.stderr.strip().splitlines() or ["?"])[0]
             raise RuntimeError(f"{compiler} failed: {first}")
@@ -121,6 +140,7 @@ def load_kernel():
     except (OSError, RuntimeError, subprocess.SubprocessError) as err:
         warnings.warn(
             f"wavegen: compiled CPU sampler unavailable ({err}); using the slower torch step",
-            RuntimeWarning, stacklevel=2,
+            RuntimeWarning,
+            stacklevel=2,
         )
     return _lib

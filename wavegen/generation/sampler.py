@@ -69,13 +69,24 @@ class Sampler:
             only, see the module doc).
     """
 
-    def __init__(self, model: WaveNet, mel: torch.Tensor | None = None,
-                 speaker: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
-                 num_samples: int | None = None, temperature: float = 1.0,
-                 seed: int | None = None, forced: torch.Tensor | None = None,
-                 keep_logits: bool = False, backend: str = "auto", chunk: int | None = None,
-                 threads: int | None = None, span: int | None = None,
-                 dtype: torch.dtype = torch.float32, compact: bool | None = None):
+    def __init__(
+        self,
+        model: WaveNet,
+        mel: torch.Tensor | None = None,
+        speaker: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
+        num_samples: int | None = None,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        forced: torch.Tensor | None = None,
+        keep_logits: bool = False,
+        backend: str = "auto",
+        chunk: int | None = None,
+        threads: int | None = None,
+        span: int | None = None,
+        dtype: torch.dtype = torch.float32,
+        compact: bool | None = None,
+    ):
         if backend not in BACKENDS:
             raise WavegenError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.device = device = model.embed.weight.device
@@ -101,8 +112,7 @@ class Sampler:
             lengths = torch.as_tensor(lengths, dtype=torch.int64, device=device).reshape(-1)
             if len(lengths) != batch or int(lengths.min()) < 1 or int(lengths.max()) * hop > total:
                 raise WavegenError(
-                    f"lengths: expected {batch} frame counts in 1 … {total // hop}, "
-                    f"got {lengths.tolist()}"
+                    f"lengths: expected {batch} frame counts in 1 … {total // hop}, got {lengths.tolist()}"
                 )
         if speaker is not None:
             speaker = torch.as_tensor(speaker, dtype=torch.int64, device=device).reshape(-1)
@@ -119,8 +129,13 @@ class Sampler:
             span = min(SPAN_MAX, max(self.chunk, COND_BUDGET_BYTES // per_step))
         self.conditioner = Conditioner(model, self.weights, mel, lengths, speaker, batch, span)
         self.state = StepState(
-            self.weights, batch, self.chunk, temperature, forced=forced is not None,
-            keep_logits=keep_logits, start_class=model.start_class,
+            self.weights,
+            batch,
+            self.chunk,
+            temperature,
+            forced=forced is not None,
+            keep_logits=keep_logits,
+            start_class=model.start_class,
         )
         limit = lengths * hop if lengths is not None else torch.full((batch,), total)
         self.state.limit.copy_(limit)
@@ -184,7 +199,7 @@ class Sampler:
             u = torch.rand(n, self.batch, generator=self.generator)  # time-major: see module doc
             s.uniform[:n].copy_(u.to(self.device).index_select(1, self.rows))
         if s.forced is not None:
-            forced = self.forced_all[:, self.chunk_start: self.chunk_end]
+            forced = self.forced_all[:, self.chunk_start : self.chunk_end]
             s.forced[:n].copy_(forced.index_select(0, self.rows).t())
         s.i.zero_()
 
@@ -197,8 +212,11 @@ class Sampler:
         n = min(n, self.remaining)
         t0 = self.t
         audio = torch.zeros(self.batch, n, device=self.device)
-        logits = None if self.state.logits is None else torch.zeros(
-            self.batch, n, self.weights.classes, device=self.device)
+        logits = (
+            None
+            if self.state.logits is None
+            else torch.zeros(self.batch, n, self.weights.classes, device=self.device)
+        )
         done = 0
         while done < n:
             if self.t == self.chunk_end:
@@ -206,10 +224,9 @@ class Sampler:
             s, i0 = self.state, self.t - self.chunk_start
             steps = min(n - done, self.chunk_end - self.t)
             self._steps(i0, steps)
-            audio[:, done: done + steps].index_copy_(0, self.rows, s.audio[:, i0: i0 + steps])
+            audio[:, done : done + steps].index_copy_(0, self.rows, s.audio[:, i0 : i0 + steps])
             if logits is not None:
-                logits[:, done: done + steps].index_copy_(0, self.rows,
-                                                          s.logits[:, i0: i0 + steps])
+                logits[:, done : done + steps].index_copy_(0, self.rows, s.logits[:, i0 : i0 + steps])
             done += steps
             self.t += steps
         if logits is not None:
@@ -238,21 +255,44 @@ class Sampler:
     def _kernel_steps(self, i0: int, steps: int) -> None:
         s, w = self.state, self.weights
         if self._runner is None:
-            ints = [torch.tensor(v, dtype=torch.int32) for v in
-                    (w.dilations, w.ring_offsets, w.ring_sizes)]
+            ints = [torch.tensor(v, dtype=torch.int32) for v in (w.dilations, w.ring_offsets, w.ring_sizes)]
             model = WGModel(
-                w.layers, w.kernel_size, w.residual, w.gate, w.skip, w.classes, w.ring_total,
-                *[ptr(v) for v in ints], ptr(w.embed), ptr(w.conv_w), ptr(w.os_w), ptr(w.os_b),
-                ptr(w.post1_w), ptr(w.post1_b), ptr(w.post2_w), ptr(w.post2_b), ptr(w.decode),
+                w.layers,
+                w.kernel_size,
+                w.residual,
+                w.gate,
+                w.skip,
+                w.classes,
+                w.ring_total,
+                *[ptr(v) for v in ints],
+                ptr(w.embed),
+                ptr(w.conv_w),
+                ptr(w.os_w),
+                ptr(w.os_b),
+                ptr(w.post1_w),
+                ptr(w.post1_b),
+                ptr(w.post2_w),
+                ptr(w.post2_b),
+                ptr(w.decode),
             )
             self._runner = (model, ints)  # the int tensors must live as long as the struct
         B, LG, Q = s.batch, w.layers * w.gate, w.classes
         run = WGRun(
-            B, steps, self.threads, self.t, s.temperature, ptr(s.rings), ptr(s.prev),
-            ptr(s.cond, i0 * LG), self.chunk * LG,
+            B,
+            steps,
+            self.threads,
+            self.t,
+            s.temperature,
+            ptr(s.rings),
+            ptr(s.prev),
+            ptr(s.cond, i0 * LG),
+            self.chunk * LG,
             ptr(s.uniform, i0 * B) if s.mode == "sample" else None,
             ptr(s.forced, i0 * B) if s.forced is not None else None,
-            ptr(s.limit), ptr(s.audio, i0), self.chunk, None,
+            ptr(s.limit),
+            ptr(s.audio, i0),
+            self.chunk,
+            None,
             ptr(s.logits, i0 * Q) if s.logits is not None else None,
         )
         load_kernel().wg_run(self._runner[0], run)

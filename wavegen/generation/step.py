@@ -35,11 +35,31 @@ class StepState:
     """
 
     # Every buffer with a batch dimension, and which dimension that is.
-    _BATCH_DIMS = {"rings": 0, "prev": 0, "cond": 0, "uniform": 1, "forced": 1, "limit": 0,
-                   "audio": 0, "logits": 0, "_x": 0, "_h": 0, "_o": 0, "_skip": 0}
+    _BATCH_DIMS = {
+        "rings": 0,
+        "prev": 0,
+        "cond": 0,
+        "uniform": 1,
+        "forced": 1,
+        "limit": 0,
+        "audio": 0,
+        "logits": 0,
+        "_x": 0,
+        "_h": 0,
+        "_o": 0,
+        "_skip": 0,
+    }
 
-    def __init__(self, weights: StepWeights, batch: int, chunk: int, temperature: float = 1.0,
-                 forced: bool = False, keep_logits: bool = False, start_class: int = 0):
+    def __init__(
+        self,
+        weights: StepWeights,
+        batch: int,
+        chunk: int,
+        temperature: float = 1.0,
+        forced: bool = False,
+        keep_logits: bool = False,
+        start_class: int = 0,
+    ):
         w = self.weights = weights
         dev, dt = w.embed.device, w.embed.dtype
         L, k, B = w.layers, w.kernel_size, batch
@@ -94,7 +114,7 @@ class StepState:
             self.rings.index_copy_(1, write[layer], x[:, None, :])
             stacked = self.rings.index_select(1, taps[layer]).view(B, k * R)
             h = torch.addmm(cond[:, layer], stacked, w.conv_w[layer], out=self._h)
-            z = torch.tanh(h[:, : G // 2]).mul_(torch.sigmoid(h[:, G // 2:]))
+            z = torch.tanh(h[:, : G // 2]).mul_(torch.sigmoid(h[:, G // 2 :]))
             o = torch.addmm(w.os_b[layer], z, w.os_w[layer], out=self._o)
             x.add_(o[:, :R]).mul_(math.sqrt(0.5))
             skip.add_(o[:, R:])

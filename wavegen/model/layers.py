@@ -70,7 +70,7 @@ class ResidualLayer(nn.Module):
         B, T, _ = x.shape
         d = self.dilation
         padded = F.pad(x.to(dtype), (0, 0, self.padding, 0))
-        parts = [padded[:, j * d:j * d + T] for j in range(self.kernel_size)]  # oldest tap first
+        parts = [padded[:, j * d : j * d + T] for j in range(self.kernel_size)]  # oldest tap first
         weight = self.conv.weight.permute(0, 2, 1).reshape(self.conv.out_channels, -1)  # (G, k·R)
         if c is not None and self.cond is not None:
             parts.append(c)

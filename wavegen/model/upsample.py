@@ -26,9 +26,7 @@ class Upsampler(nn.Module):
         super().__init__()
         self.scales = list(scales)
         self.cin_pad = cin_pad
-        self.conv_in = (
-            nn.Conv1d(cin_channels, cin_channels, 2 * cin_pad + 1, bias=False) if cin_pad else None
-        )
+        self.conv_in = nn.Conv1d(cin_channels, cin_channels, 2 * cin_pad + 1, bias=False) if cin_pad else None
         # (1, 1, 1, 2s+1) smoothing taps per stage, kept as Conv2d weights (the checkpoint format).
         self.stages = nn.ModuleList()
         for s in self.scales:

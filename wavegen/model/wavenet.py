@@ -31,8 +31,13 @@ class WaveNet(nn.Module):
         gin = c.gin_channels if c.n_speakers else 0
         self.layers = nn.ModuleList(
             ResidualLayer(
-                c.residual_channels, c.gate_channels, c.skip_channels, c.kernel_size,
-                dilation=2 ** (i % per_stack), cin_channels=c.cin_channels, gin_channels=gin,
+                c.residual_channels,
+                c.gate_channels,
+                c.skip_channels,
+                c.kernel_size,
+                dilation=2 ** (i % per_stack),
+                cin_channels=c.cin_channels,
+                gin_channels=gin,
             )
             for i in range(c.layers)
         )
@@ -138,8 +143,9 @@ class WaveNet(nn.Module):
             skips = skips + s
         return self.post(skips * math.sqrt(1.0 / len(self.layers)))
 
-    def _forward_time_major(self, inputs: torch.Tensor, c: torch.Tensor | None,
-                            g: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+    def _forward_time_major(
+        self, inputs: torch.Tensor, c: torch.Tensor | None, g: torch.Tensor | None, dtype: torch.dtype
+    ) -> torch.Tensor:
         """(B, T) input classes, (B, C_in, T) upsampled mel, (B, G_in, 1) -> (B, Q, T) logits."""
         if c is not None:
             c = c.transpose(1, 2).to(dtype, memory_format=torch.contiguous_format)  # (B, T, C_in)
@@ -156,8 +162,14 @@ class WaveNet(nn.Module):
         return logits.transpose(1, 2)  # (B, Q, T), classes contiguous in memory
 
     # ---- sampling ----------------------------------------------------------------------------
-    def generate(self, mel: torch.Tensor | None = None, speaker: torch.Tensor | None = None,
-                 temperature: float = 1.0, seed: int | None = None, **kwargs) -> torch.Tensor:
+    def generate(
+        self,
+        mel: torch.Tensor | None = None,
+        speaker: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
         """Sample waveforms, (B, T) float in [-1, 1]; see :func:`wavegen.generate.generate`."""
         from ..generate import generate  # the sampler imports this module
 
