@@ -6,7 +6,10 @@ import torch
 
 from tests.helpers import make_feature_cache
 from wavegen.config import ModelConfig
-from wavegen.dataset import (
+from wavegen.errors import WavegenError
+from wavegen.model import WaveNet
+from wavegen.mulaw import mulaw_encode
+from wavegen.training.dataset import (
     WindowDataset,
     WindowSampler,
     collate,
@@ -14,9 +17,6 @@ from wavegen.dataset import (
     read_feature_cache,
     validation_windows,
 )
-from wavegen.errors import WavegenError
-from wavegen.model import WaveNet
-from wavegen.mulaw import mulaw_encode
 
 HOP = 256
 

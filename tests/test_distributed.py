@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from tests.helpers import make_feature_cache, write_recipe
-from wavegen import checkpoint as ck
 from wavegen.config import model_config_from_dict
-from wavegen.distributed import env_info
 from wavegen.errors import WavegenError
 from wavegen.model import WaveNet
+from wavegen.training import checkpoint as ck
+from wavegen.training.distributed import env_info
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from wavegen.ema import EMA
+from wavegen.training.ema import EMA
 
 
 class Tiny(nn.Module):

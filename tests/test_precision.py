@@ -6,8 +6,8 @@ import torch
 from tests.helpers import make_feature_cache, write_recipe
 from wavegen.config import load_recipe
 from wavegen.errors import WavegenError
-from wavegen.precision import compute_dtype, native_bf16
-from wavegen.train import Trainer
+from wavegen.training import Trainer
+from wavegen.training.precision import compute_dtype, native_bf16
 
 CPU = torch.device("cpu")
 

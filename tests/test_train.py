@@ -14,11 +14,11 @@ import soundfile as sf
 import torch
 
 from tests.helpers import make_feature_cache, write_recipe
-from wavegen import checkpoint as ck
 from wavegen.config import TrainConfig, load_recipe
 from wavegen.errors import WavegenError
-from wavegen.optim import lr_factor
-from wavegen.train import Trainer, train
+from wavegen.training import Trainer, train
+from wavegen.training import checkpoint as ck
+from wavegen.training.optim import lr_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -145,7 +145,7 @@ def test_ema_is_what_validation_and_samples_use(cache, tmp_path, monkeypatch):
         seen.append(model)
         return torch.zeros(1, mel.shape[-1] * 256)
 
-    monkeypatch.setattr("wavegen.train.generate_audio", fake_generate)
+    monkeypatch.setattr("wavegen.training.trainer.generate_audio", fake_generate)
     trainer2 = Trainer(r, cache, tmp_path / "run2", progress=False)
     trainer2.build()
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import wavegen
-from wavegen.checkpoint import save_checkpoint
 from wavegen.config import Recipe
 from wavegen.errors import WavegenError
 from wavegen.export import export_model
 from wavegen.features import get_preset, mel_spectrogram
 from wavegen.model import WaveNet
+from wavegen.training.checkpoint import save_checkpoint
 
 LJ = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ljspeech-mini"
 

@@ -24,15 +24,15 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig, load_recipe
-from .ema import EMA
 from .errors import WavegenError
 from .features import get_preset
 from .generate import generate
 from .generation import Sampler
 from .model import WaveNet
 from .peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
-from .precision import compute_dtype, resolve_precision
-from .train import optimization_step
+from .training import optimization_step
+from .training.ema import EMA
+from .training.precision import compute_dtype, resolve_precision
 
 # The issue's reference model: 24 layers in 4 stacks (dilations 1 … 32), kernel 3, residual 64,
 # gate 128, skip 64 channels, 256 μ-law classes, 80 mels upsampled ×256, no speakers.
@@ -106,7 +106,7 @@ def _train_batch(config: ModelConfig, device: torch.device):
 
 
 def train_throughput(model: WaveNet, precision: str, steps: int = 3) -> float:
-    """Samples/s of ``wavegen train``'s step (:func:`wavegen.train.optimization_step`, clip 1
+    """Samples/s of ``wavegen train``'s step (:func:`wavegen.training.optimization_step`, clip 1
     and EMA) on batch 2 × 8192 in ``precision`` (median of ``steps``)."""
     device = model.embed.weight.device
     dtype = compute_dtype(precision, device)

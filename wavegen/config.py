@@ -20,7 +20,7 @@ import yaml
 from .errors import WavegenError
 
 CORPORA = ("ljspeech", "vctk", "folder", "demo")  # data.corpus kinds (wavegen.corpora readers)
-PRECISIONS = ("auto", "bf16", "fp32")  # train.precision (wavegen.precision)
+PRECISIONS = ("auto", "bf16", "fp32")  # train.precision (wavegen.training.precision)
 
 
 @dataclass

@@ -42,7 +42,7 @@ def run_demo(
     from .export import export_model
     from .preprocess import preprocess
     from .synthesize import items_from_split, synthesize
-    from .train import train
+    from .training import train
     from .vocoder import load_vocoder
 
     workdir = Path(workdir)

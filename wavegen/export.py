@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 
 from .audio import atomic_path
-from .checkpoint import latest_checkpoint, load_checkpoint, model_from_checkpoint
 from .config import model_config_from_dict
 from .errors import WavegenError
 from .features import MelPreset
+from .training.checkpoint import latest_checkpoint, load_checkpoint, model_from_checkpoint
 
 FORMAT = "wavegen-vocoder-1"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"

@@ -242,7 +242,7 @@ def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> Vocode
         return Vocoder(
             model, config["preset"], config.get("speakers", []), config.get("mel_normalize", False), device
         )
-    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .training.checkpoint import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(resolve_checkpoint(path))
     preset = ckpt.get("preset")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .config import PRECISIONS
-from .errors import WavegenError
+from ..config import PRECISIONS
+from ..errors import WavegenError
 
 
 def native_bf16(device: torch.device) -> bool:

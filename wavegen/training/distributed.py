@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .errors import WavegenError
+from ..errors import WavegenError
 
 
 @dataclass(frozen=True)

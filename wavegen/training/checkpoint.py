@@ -24,12 +24,12 @@ from pathlib import Path
 
 import torch
 
-from .audio import atomic_path
-from .config import model_config_from_dict
-from .errors import WavegenError
+from ..audio import atomic_path
+from ..config import model_config_from_dict
+from ..errors import WavegenError
 
 FORMAT = "wavegen-checkpoint-1"
-log = logging.getLogger("wavegen.checkpoint")
+log = logging.getLogger(__name__)
 _STEP_NAME = re.compile(r"^step_(\d{8,})\.pt$")
 
 
@@ -180,7 +180,7 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True):
 
     Uses the EMA weights when ``use_ema`` and the checkpoint has them, else the raw weights.
     """
-    from .model import WaveNet
+    from ..model import WaveNet
 
     try:
         config = model_config_from_dict(ckpt["recipe"]["model"])

@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import WavegenError
-from .mulaw import mulaw_encode
+from ..errors import WavegenError
+from ..mulaw import mulaw_encode
 
 
 # ---- reading the cache ----------------------------------------------------------------------
 def read_feature_cache(workdir: str | Path) -> tuple[list[dict], dict, dict]:
     """(manifest entries, features.json, stats.json) of a feature cache, or a WavegenError."""
-    from .preprocess import load_features_info, load_manifest, load_stats
+    from ..preprocess import load_features_info, load_manifest, load_stats
 
     workdir = Path(workdir)
     if not workdir.is_dir():

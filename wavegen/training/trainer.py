@@ -7,7 +7,7 @@
 
 :func:`train` does all of that. Each optimisation step draws a global batch of
 ``data.batch_size`` windows (split over DDP ranks), computes teacher-forced cross-entropy on the
-μ-law targets (in ``train.precision``: see :mod:`wavegen.precision`), clips the gradient norm,
+μ-law targets (in ``train.precision``: see :mod:`wavegen.training.precision`), clips the gradient norm,
 steps Adam(W) and the LambdaLR schedule, then updates the EMA weights. Validation and audio
 samples use the EMA model. SIGINT/SIGTERM finish the current step, write a checkpoint and return
 normally.
@@ -29,10 +29,13 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from ..audio import atomic_path, write_audio
+from ..config import Recipe, from_dict, validate
+from ..errors import WavegenError
+from ..features import get_preset, mel_spectrogram
+from ..model import WaveNet
 from . import checkpoint as ckpt_io
 from . import distributed
-from .audio import atomic_path, write_audio
-from .config import Recipe, from_dict, validate
 from .dataset import (
     WindowDataset,
     WindowSampler,
@@ -42,14 +45,12 @@ from .dataset import (
     validation_windows,
 )
 from .ema import EMA
-from .errors import WavegenError
-from .features import get_preset, mel_spectrogram
-from .model import WaveNet
 from .optim import build_optimizer, build_scheduler
 from .precision import compute_dtype, resolve_precision
-from .trainlog import NullLog, RunLog
+from .runlog import NullLog, RunLog
+from .step import optimization_step
 
-log = logging.getLogger("wavegen.train")
+log = logging.getLogger(__name__)
 SAMPLE_UTTERANCES = 2  # valid utterances rendered as audio at each sample_interval
 
 
@@ -423,7 +424,7 @@ def pick_sample_sources(utts: list, count: int) -> list:
 
 def generate_audio(model: WaveNet, mel: torch.Tensor, speaker, seed: int) -> torch.Tensor:
     """(1, n_mels, F) raw mel -> (1, F·hop) waveform from the cached generator."""
-    from .generate import generate
+    from ..generate import generate
 
     return generate(model, mel, speaker=speaker, temperature=1.0, seed=seed)
 
@@ -455,34 +456,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def optimization_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    audio: torch.Tensor,
-    mel: torch.Tensor | None,
-    speaker: torch.Tensor | None,
-    dtype: torch.dtype | None,
-    grad_clip: float,
-    ema: EMA | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher-forced cross-entropy, backward, gradient-norm clip (0 = off), optimiser step, EMA.
-
-    ``model`` is a WaveNet or its DDP wrapper (same parameters and buffers, in the same order);
-    audio (b, W) int64 classes, mel (b, n_mels, W/hop + 2·cin_pad), speaker (b,) or None; the
-    forward runs in ``dtype`` (see :meth:`WaveNet.forward`). -> (loss, gradient norm).
-    """
-    logits = model(audio, mel, speaker, dtype=dtype)  # (b, Q, W)
-    # Mean over this rank's equal share; DDP averages gradients -> mean over the global batch.
-    loss = F.cross_entropy(logits.float(), audio)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else math.inf)
-    optimizer.step()
-    if ema is not None:
-        ema.update(model)
-    return loss, grad_norm
 
 
 class stop_signals:
