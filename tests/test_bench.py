@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from wavegen.bench import BENCH_CONFIG, resolve_config
+from wavegen.bench.peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
 from wavegen.cli import main
 from wavegen.config import ModelConfig
 from wavegen.model import WaveNet
-from wavegen.peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
 
 TINY_RECIPE = """\
 audio: {preset: tacotron2}

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from .config import ModelConfig
-from .model import WaveNet
+from ..config import ModelConfig
+from ..model import WaveNet
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """``wavegen bench``: training and generation throughput, with the peer measured alongside.
 
-The peer is r9y9/wavenet_vocoder, re-implemented in :mod:`wavegen.peer`: its per-sample
+The peer is r9y9/wavenet_vocoder, re-implemented in :mod:`wavegen.bench.peer`: its per-sample
 ``incremental_forward`` loop on the same model's weights, and its training step on its own
 model of the same configuration. Both run in the same process on the same machine, so the
 speed-ups are measured, not quoted.
@@ -23,16 +23,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig, load_recipe
-from .errors import WavegenError
-from .features import get_preset
-from .generate import generate
-from .generation import Sampler
-from .model import WaveNet
+from ..config import ModelConfig, load_recipe
+from ..errors import WavegenError
+from ..features import get_preset
+from ..generate import generate
+from ..generation import Sampler
+from ..model import WaveNet
+from ..training import optimization_step
+from ..training.ema import EMA
+from ..training.precision import compute_dtype, resolve_precision
 from .peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
-from .training import optimization_step
-from .training.ema import EMA
-from .training.precision import compute_dtype, resolve_precision
 
 # The issue's reference model: 24 layers in 4 stacks (dilations 1 … 32), kernel 3, residual 64,
 # gate 128, skip 64 channels, 256 μ-law classes, 80 mels upsampled ×256, no speakers.
@@ -125,7 +125,7 @@ def train_throughput(model: WaveNet, precision: str, steps: int = 3) -> float:
 
 
 def peer_train_throughput(config: ModelConfig, device: torch.device, steps: int = 3) -> float:
-    """Samples/s of the peer's training step (:func:`wavegen.peer.peer_train_step`), fp32."""
+    """Samples/s of the peer's training step (:func:`wavegen.bench.peer.peer_train_step`), fp32."""
     torch.manual_seed(0)
     model = PeerWaveNet(config).to(device).train()
     audio, mel, _ = _train_batch(config, device)
@@ -158,7 +158,7 @@ def generate_throughput(model: WaveNet, batch: int, seconds: float, sample_rate:
 
 def stream_first_chunk_ms(model: WaveNet, device, chunk_samples: int = 4096) -> float:
     """Milliseconds from calling ``stream`` on a 5 s mel (batch 1) to its first audio chunk."""
-    from .generate import stream
+    from ..generate import stream
 
     hop = model.hop_length
     mel, speaker = _random_inputs(model.config, 1, max(1, 5 * 22050 // hop), device, torch.Generator())
