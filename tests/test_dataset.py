@@ -14,9 +14,9 @@ from wavegen.training.dataset import (
     WindowSampler,
     collate,
     load_split,
-    read_feature_cache,
     validation_windows,
 )
+from wavegen.workdir import read_feature_cache
 
 HOP = 256
 

@@ -13,7 +13,7 @@ import torch
 import wavegen
 from wavegen.demo import run_demo
 from wavegen.features import mel_spectrogram
-from wavegen.preprocess import load_manifest
+from wavegen.workdir import load_manifest
 
 STEPS = [
     "train.max_steps=80",

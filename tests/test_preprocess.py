@@ -15,15 +15,8 @@ from wavegen.config import Recipe, from_dict
 from wavegen.corpora import Utterance
 from wavegen.errors import WavegenError
 from wavegen.features import get_preset, mel_spectrogram
-from wavegen.preprocess import (
-    assign_splits,
-    load_features_info,
-    load_manifest,
-    load_stats,
-    normalize,
-    preprocess,
-    trim_silence,
-)
+from wavegen.preprocess import assign_splits, normalize, preprocess, trim_silence
+from wavegen.workdir import load_features_info, load_manifest, load_stats
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,8 @@ import yaml
 from wavegen.config import load_recipe
 from wavegen.corpora.demo import SPEAKERS, UTTERANCES_PER_SPEAKER
 from wavegen.features import get_preset
-from wavegen.preprocess import load_features_info, load_manifest, preprocess
+from wavegen.preprocess import preprocess
+from wavegen.workdir import load_features_info, load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"

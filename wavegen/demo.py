@@ -19,6 +19,7 @@ from .audio import atomic_path
 from .config import Recipe, load_recipe
 from .errors import WavegenError
 from .mulaw import mulaw_encode
+from .workdir import load_manifest
 
 DEMO_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo" / "config.yaml"
 
@@ -114,8 +115,6 @@ def loss_curve(run_dir: Path) -> dict:
 
 def mulaw_entropy_bits(workdir: Path, split: str) -> float:
     """Entropy of the μ-law class histogram of a split: the bits/sample of a model without memory."""
-    from .preprocess import load_manifest
-
     counts = np.zeros(256)
     for row in load_manifest(workdir):
         if row["split"] == split:

@@ -1,24 +1,14 @@
 """Corpus -> feature cache + manifest, the input of training and synthesis.
 
-Layout of a work dir (the contract the trainer and synthesizer read)::
-
-    manifest.jsonl         one JSON object per usable utterance: id, speaker, audio, mel, frames,
-                           seconds, split, source (paths relative to the work dir)
-    cache/<id>.audio.npy   float32 (frames * hop,) audio at the preset's rate
-    cache/<id>.mel.npy     float32 (n_mels, frames) raw preset log-mel of exactly that audio
-    features.json          preset, rates, sorted speakers, corpus kind, resolved recipe
-    stats.json             per-bin mean and std of the train split's mel frames
-    preprocess.log         every run's summary and skipped files (id, file, reason)
-
-Every file is written atomically, the per-utterance files as soon as they are done and the
-manifest (rebuilt from the finished cache files) periodically and at the end, so a killed run
-loses at most the utterances in flight and a rerun skips everything already cached.
+What a work dir holds is :mod:`wavegen.workdir`. Every file is written atomically, the
+per-utterance files as soon as they are done and the manifest (rebuilt from the finished cache
+files) periodically and at the end, so a killed run loses at most the utterances in flight and a
+rerun skips everything already cached.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import os
 import random
 import sys
@@ -28,20 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import atomic_path, read_audio, write_npy
+from . import workdir as workdir_io
+from .audio import read_audio, write_npy
 from .config import AudioConfig, Recipe
 from .corpora import Utterance, read_corpus
 from .errors import WavegenError
 from .features import MelPreset, get_preset, mel_spectrogram, num_frames
 
-MANIFEST = "manifest.jsonl"
-FEATURES = "features.json"
-STATS = "stats.json"
-LOG = "preprocess.log"
-CACHE = "cache"
 MANIFEST_EVERY = 30.0  # seconds between manifest rewrites during a run
-# Audio settings that change what is in the cache: a work dir made with other values is refused.
-CACHE_AFFECTING = ("preset", "trim_top_db", "normalize", "peak_level", "loudness_db")
 
 
 @dataclass
@@ -60,51 +44,6 @@ class PreprocessSummary:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "realtime_factor": self.realtime_factor}
-
-
-# ---- public readers of a work dir ------------------------------------------------------------
-
-
-def load_manifest(workdir: str | Path) -> list[dict]:
-    """The manifest's entries, in file order (sorted by id)."""
-    path = Path(workdir) / MANIFEST
-    if not path.is_file():
-        raise WavegenError(f"{path}: no manifest; run `wavegen preprocess` for this work dir first")
-    entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            raise WavegenError(f"{path}:{number}: not valid JSON") from None
-        missing = {"id", "speaker", "audio", "mel", "frames", "seconds", "split"} - set(entry)
-        if missing:
-            raise WavegenError(f"{path}:{number}: entry lacks {', '.join(sorted(missing))}")
-        entries.append(entry)
-    return entries
-
-
-def load_features_info(workdir: str | Path) -> dict:
-    """features.json: preset, preset_params, sample_rate, hop_length, n_mels, speakers, ..."""
-    return _read_json(Path(workdir) / FEATURES, ("preset", "sample_rate", "hop_length", "speakers"))
-
-
-def load_stats(workdir: str | Path) -> dict:
-    """stats.json: {"mean": [n_mels], "std": [n_mels]} of the train split's mel frames."""
-    return _read_json(Path(workdir) / STATS, ("mean", "std"))
-
-
-def _read_json(path: Path, required: tuple[str, ...]) -> dict:
-    if not path.is_file():
-        raise WavegenError(f"{path}: missing; run `wavegen preprocess` for this work dir first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        raise WavegenError(f"{path}: corrupt (not valid JSON)") from None
-    if not isinstance(data, dict) or any(k not in data for k in required):
-        raise WavegenError(f"{path}: corrupt (expected keys {', '.join(required)})")
-    return data
 
 
 # ---- the pipeline -----------------------------------------------------------------------------
@@ -132,7 +71,7 @@ def preprocess(
     start = time.perf_counter()
     workdir = Path(workdir)
     preset = get_preset(recipe.audio.preset)
-    _check_workdir(workdir, recipe.audio)
+    workdir_io.check_workdir(workdir, recipe.audio)
     utterances = _list_corpus(recipe, workdir, corpus_path)
     splits = assign_splits(
         utterances,
@@ -141,7 +80,7 @@ def preprocess(
         recipe.data.held_out_speakers,
         recipe.data.split_seed,
     )
-    cache = workdir / CACHE
+    cache = workdir_io.cache_dir(workdir)
     cache.mkdir(parents=True, exist_ok=True)
     for stale in cache.glob(".*.tmp"):  # left by a run killed mid-write
         stale.unlink(missing_ok=True)
@@ -149,19 +88,19 @@ def preprocess(
     done: dict[str, int] = {}  # id -> frames, for every finished utterance
     todo = []
     for utt in utterances:
-        frames = _cached_frames(cache, utt.id, preset.n_mels)
+        frames = workdir_io.cached_frames(cache, utt.id, preset.n_mels)
         if frames is None:
             todo.append(utt)
         else:
             done[utt.id] = frames
     cached = len(done)
-    if not (workdir / FEATURES).is_file():  # claim the work dir for these settings right away
-        _write_features_info(workdir, recipe, preset, [{"speaker": u.speaker} for u in utterances])
+    if not (workdir / workdir_io.FEATURES).is_file():  # claim the work dir for these settings right away
+        workdir_io.write_features_info(workdir, recipe, preset, [{"speaker": u.speaker} for u in utterances])
 
     skipped: list[dict] = []
     audio_seconds = 0.0
     last_write = time.monotonic()
-    with _LogFile(workdir / LOG) as log:
+    with _LogFile(workdir / workdir_io.LOG) as log:
         log.write(f"run: {len(utterances)} utterances listed, {cached} cached, {len(todo)} to do")
         for utt, result in _run(todo, preset, recipe.audio, cache, workers, progress):
             if isinstance(result, str):
@@ -171,18 +110,18 @@ def preprocess(
             done[utt.id], source_seconds = result
             audio_seconds += source_seconds
             if time.monotonic() - last_write > MANIFEST_EVERY:
-                _write_manifest(workdir, utterances, splits, done, preset)
+                workdir_io.write_manifest(workdir, utterances, splits, done, preset)
                 last_write = time.monotonic()
         if not done:
             log.write("no usable utterance left")
             reason = skipped[0]["reason"] if skipped else "nothing listed"
             raise WavegenError(
                 f"no usable utterance in the corpus ({len(skipped)} skipped, e.g. {reason}); "
-                f"see {workdir / LOG}"
+                f"see {workdir / workdir_io.LOG}"
             )
-        entries = _write_manifest(workdir, utterances, splits, done, preset)
-        _write_stats(workdir, entries, preset)
-        _write_features_info(workdir, recipe, preset, entries)
+        entries = workdir_io.write_manifest(workdir, utterances, splits, done, preset)
+        workdir_io.write_stats(workdir, entries, preset)
+        workdir_io.write_features_info(workdir, recipe, preset, entries)
         summary = PreprocessSummary(
             processed=len(done) - cached,
             cached=cached,
@@ -198,21 +137,6 @@ def preprocess(
             f"({summary.realtime_factor:.0f}x real time), splits {summary.splits}"
         )
     return summary
-
-
-def _check_workdir(workdir: Path, audio: AudioConfig) -> None:
-    """Refuse a work dir whose cache was made with other audio settings (never mix caches)."""
-    path = workdir / FEATURES
-    if not path.is_file():
-        return
-    info = load_features_info(workdir)
-    old = info.get("recipe", {}).get("audio", {"preset": info["preset"]})
-    for key in CACHE_AFFECTING:
-        if key in old and old[key] != getattr(audio, key):
-            raise WavegenError(
-                f"{workdir} was preprocessed with audio.{key}={old[key]!r}, the recipe has "
-                f"{getattr(audio, key)!r}; use another --workdir (or delete that one)"
-            )
 
 
 def _list_corpus(recipe: Recipe, workdir: Path, corpus_path) -> list[Utterance]:
@@ -265,22 +189,6 @@ def assign_splits(
     return splits
 
 
-def _cached_frames(cache: Path, uid: str, n_mels: int) -> int | None:
-    """Frames of a finished utterance (both files present and consistent), else None."""
-    audio, mel = cache / f"{uid}.audio.npy", cache / f"{uid}.mel.npy"
-    if not (audio.is_file() and mel.is_file()):
-        return None
-    try:  # headers only: cheap even for 13,100 utterances
-        mel_shape = np.load(mel, mmap_mode="r").shape
-        audio_shape = np.load(audio, mmap_mode="r").shape
-    except (ValueError, OSError):
-        return None
-    if len(mel_shape) != 2 or mel_shape[0] != n_mels or len(audio_shape) != 1:
-        return None
-    frames = mel_shape[1]
-    return frames if audio_shape[0] % frames == 0 and audio_shape[0] // frames > 1 else None
-
-
 # ---- per-utterance work (runs in the worker processes) -----------------------------------------
 
 
@@ -313,8 +221,9 @@ def process_utterance(
     wav = np.pad(wav, (0, frames * preset.hop_length - len(wav))).astype(np.float32)
     mel = mel_spectrogram(wav, preset)[:, :frames].astype(np.float32)
     # audio first, mel last: a finished utterance is one whose two files both exist.
-    write_npy(cache / f"{utt.id}.audio.npy", wav)
-    write_npy(cache / f"{utt.id}.mel.npy", mel)
+    audio_path, mel_path = workdir_io.cache_files(cache, utt.id)
+    write_npy(audio_path, wav)
+    write_npy(mel_path, mel)
     return frames, source_seconds
 
 
@@ -406,67 +315,6 @@ def _run(todo, preset, audio, cache, workers, progress):
             finally:  # on an interrupt, drop the queue instead of finishing it
                 for future in futures:
                     future.cancel()
-
-
-# ---- work-dir files -----------------------------------------------------------------------------
-
-
-def _write_manifest(workdir: Path, utterances, splits, done, preset: MelPreset) -> list[dict]:
-    entries = []
-    for utt in utterances:
-        if utt.id not in done:
-            continue
-        frames = done[utt.id]
-        entries.append(
-            {
-                "id": utt.id,
-                "speaker": utt.speaker,
-                "audio": f"{CACHE}/{utt.id}.audio.npy",
-                "mel": f"{CACHE}/{utt.id}.mel.npy",
-                "frames": frames,
-                "seconds": round(frames * preset.hop_length / preset.sample_rate, 4),
-                "split": splits[utt.id],
-                "source": str(utt.path),
-            }
-        )
-    with atomic_path(workdir / MANIFEST) as tmp:
-        tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries), encoding="utf-8")
-    return entries
-
-
-def _write_stats(workdir: Path, entries: list[dict], preset: MelPreset) -> None:
-    """Per-bin mean and std over every mel frame of the train split (float64 sums)."""
-    total = np.zeros(preset.n_mels)
-    total_sq = np.zeros(preset.n_mels)
-    count = 0
-    for e in entries:
-        if e["split"] != "train":
-            continue
-        mel = np.load(workdir / e["mel"]).astype(np.float64)
-        total += mel.sum(axis=1)
-        total_sq += np.square(mel).sum(axis=1)
-        count += mel.shape[1]
-    if count == 0:
-        raise WavegenError("the train split is empty; lower data.valid_per_speaker/test_per_speaker")
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0)).clip(min=1e-5)
-    with atomic_path(workdir / STATS) as tmp:
-        tmp.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist(), "frames": count}) + "\n")
-
-
-def _write_features_info(workdir: Path, recipe: Recipe, preset: MelPreset, entries) -> None:
-    info = {
-        "preset": preset.name,
-        "preset_params": preset.to_dict(),
-        "sample_rate": preset.sample_rate,
-        "hop_length": preset.hop_length,
-        "n_mels": preset.n_mels,
-        "speakers": sorted({e["speaker"] for e in entries}),
-        "corpus": recipe.data.corpus,
-        "recipe": recipe.to_dict(),
-    }
-    with atomic_path(workdir / FEATURES) as tmp:
-        tmp.write_text(json.dumps(info, indent=1) + "\n")
 
 
 class _LogFile:

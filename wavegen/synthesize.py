@@ -19,6 +19,7 @@ from .audio import read_audio, write_audio
 from .corpora.folder import AUDIO_SUFFIXES
 from .errors import WavegenError
 from .vocoder import Vocoder
+from .workdir import load_features_info, load_manifest
 
 MEL_SUFFIXES = {".npy", ".pt"}
 
@@ -82,8 +83,6 @@ def items_from_mels(vocoder: Vocoder, paths: list[Path], speaker: str | None) ->
 
 
 def items_from_split(vocoder: Vocoder, workdir: Path, split: str, speaker: str | None) -> list[Item]:
-    from .preprocess import load_features_info, load_manifest
-
     info = load_features_info(workdir)
     if info.get("preset") != vocoder.mel_preset:
         raise WavegenError(

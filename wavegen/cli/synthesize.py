@@ -35,6 +35,7 @@ def synthesize(
     from ..synthesize import items_from_mels, items_from_split, items_from_wavs, shard
     from ..synthesize import synthesize as run
     from ..vocoder import load_vocoder
+    from ..workdir import is_workdir
 
     sources = [bool(wav), bool(mel), split is not None]
     if sum(sources) != 1:
@@ -46,7 +47,7 @@ def synthesize(
         items = items_from_mels(vocoder, mel, speaker)
     else:
         if workdir is None:
-            workdir = checkpoint.parent if (checkpoint.parent / "manifest.jsonl").is_file() else None
+            workdir = checkpoint.parent if is_workdir(checkpoint.parent) else None
         if workdir is None:
             raise WavegenError("--split needs --workdir (the preprocessed feature cache)")
         items = items_from_split(vocoder, workdir, split, speaker)

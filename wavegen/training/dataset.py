@@ -31,17 +31,7 @@ import torch
 
 from ..errors import WavegenError
 from ..mulaw import mulaw_encode
-
-
-# ---- reading the cache ----------------------------------------------------------------------
-def read_feature_cache(workdir: str | Path) -> tuple[list[dict], dict, dict]:
-    """(manifest entries, features.json, stats.json) of a feature cache, or a WavegenError."""
-    from ..preprocess import load_features_info, load_manifest, load_stats
-
-    workdir = Path(workdir)
-    if not workdir.is_dir():
-        raise WavegenError(f"{workdir}: no feature cache here (run `wavegen preprocess` first)")
-    return load_manifest(workdir), load_features_info(workdir), load_stats(workdir)
+from ..workdir import MANIFEST
 
 
 # ---- one split of the cache ------------------------------------------------------------------
@@ -74,7 +64,7 @@ def load_split(
             )
         except KeyError as err:
             raise WavegenError(
-                f"{workdir / 'manifest.jsonl'}: entry {entry.get('id')!r} has no valid {err} "
+                f"{workdir / MANIFEST}: entry {entry.get('id')!r} has no valid {err} "
                 "(speaker must be listed in features.json)"
             ) from None
         if utt.frames < window_frames:

@@ -34,6 +34,7 @@ from ..config import Recipe, from_dict, validate
 from ..errors import WavegenError
 from ..features import get_preset, mel_spectrogram
 from ..model import WaveNet
+from ..workdir import FEATURES, MANIFEST, STATS, read_feature_cache
 from . import checkpoint as ckpt_io
 from . import distributed
 from .dataset import (
@@ -41,7 +42,6 @@ from .dataset import (
     WindowSampler,
     collate,
     load_split,
-    read_feature_cache,
     validation_windows,
 )
 from .ema import EMA
@@ -105,7 +105,7 @@ class Trainer:
         train_utts, short = load_split(self.workdir, self.manifest, speakers, "train", window_frames)
         if not train_utts:
             raise WavegenError(
-                f"{self.workdir / 'manifest.jsonl'}: no train utterance holds a full window of "
+                f"{self.workdir / MANIFEST}: no train utterance holds a full window of "
                 f"data.window_samples={r.data.window_samples} samples ({short} too short)"
             )
         valid_utts, valid_short = load_split(self.workdir, self.manifest, speakers, "valid", window_frames)
@@ -367,7 +367,7 @@ class Trainer:
 # ---- helpers -------------------------------------------------------------------------------
 def resolve_recipe(recipe: Recipe, features: dict, workdir: Path) -> Recipe:
     """Check the recipe against features.json; resolve model.n_speakers = -1."""
-    where = workdir / "features.json"
+    where = workdir / FEATURES
     preset = get_preset(recipe.audio.preset)
     cached = features.get("preset")
     if cached != preset.name:
@@ -398,7 +398,7 @@ def copy_stats(model: WaveNet, stats: dict, workdir: Path) -> None:
     mean, std = (torch.tensor(stats.get(k, []), dtype=torch.float32) for k in ("mean", "std"))
     n = model.config.cin_channels
     if mean.shape != (n,) or std.shape != (n,):
-        raise WavegenError(f"{workdir / 'stats.json'}: expected mean and std of {n} values each")
+        raise WavegenError(f"{workdir / STATS}: expected mean and std of {n} values each")
     model.mel_mean.copy_(mean)
     model.mel_std.copy_(std.clamp_min(1e-5))  # a constant mel bin must not divide by zero
 

@@ -1,0 +1,193 @@
+"""The work-dir contract: what ``wavegen preprocess`` writes and training and synthesis read.
+
+Layout of a work dir::
+
+    manifest.jsonl         one JSON object per usable utterance: id, speaker, audio, mel, frames,
+                           seconds, split, source (paths relative to the work dir)
+    cache/<id>.audio.npy   float32 (frames * hop,) audio at the preset's rate
+    cache/<id>.mel.npy     float32 (n_mels, frames) raw preset log-mel of exactly that audio
+    features.json          preset, rates, sorted speakers, corpus kind, resolved recipe
+    stats.json             per-bin mean and std of the train split's mel frames
+    preprocess.log         every run's summary and skipped files (id, file, reason)
+
+Every reader and writer of these files is here, and every file name is spelled here only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .audio import atomic_path
+from .config import AudioConfig, Recipe
+from .errors import WavegenError
+from .features import MelPreset
+
+MANIFEST = "manifest.jsonl"
+FEATURES = "features.json"
+STATS = "stats.json"
+LOG = "preprocess.log"
+CACHE = "cache"
+# Audio settings that change what is in the cache: a work dir made with other values is refused.
+CACHE_AFFECTING = ("preset", "trim_top_db", "normalize", "peak_level", "loudness_db")
+
+
+def cache_dir(workdir: str | Path) -> Path:
+    return Path(workdir) / CACHE
+
+
+def cache_files(cache: Path, uid: str) -> tuple[Path, Path]:
+    """(audio, mel) cache files of utterance ``uid`` in the folder ``cache``."""
+    return cache / f"{uid}.audio.npy", cache / f"{uid}.mel.npy"
+
+
+def is_workdir(path: str | Path) -> bool:
+    """Whether ``path`` holds a preprocessed feature cache (a manifest)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+# ---- readers --------------------------------------------------------------------------------
+
+
+def load_manifest(workdir: str | Path) -> list[dict]:
+    """The manifest's entries, in file order (sorted by id)."""
+    path = Path(workdir) / MANIFEST
+    if not path.is_file():
+        raise WavegenError(f"{path}: no manifest; run `wavegen preprocess` for this work dir first")
+    entries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise WavegenError(f"{path}:{number}: not valid JSON") from None
+        missing = {"id", "speaker", "audio", "mel", "frames", "seconds", "split"} - set(entry)
+        if missing:
+            raise WavegenError(f"{path}:{number}: entry lacks {', '.join(sorted(missing))}")
+        entries.append(entry)
+    return entries
+
+
+def load_features_info(workdir: str | Path) -> dict:
+    """features.json: preset, preset_params, sample_rate, hop_length, n_mels, speakers, ..."""
+    return _read_json(Path(workdir) / FEATURES, ("preset", "sample_rate", "hop_length", "speakers"))
+
+
+def load_stats(workdir: str | Path) -> dict:
+    """stats.json: {"mean": [n_mels], "std": [n_mels]} of the train split's mel frames."""
+    return _read_json(Path(workdir) / STATS, ("mean", "std"))
+
+
+def _read_json(path: Path, required: tuple[str, ...]) -> dict:
+    if not path.is_file():
+        raise WavegenError(f"{path}: missing; run `wavegen preprocess` for this work dir first")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise WavegenError(f"{path}: corrupt (not valid JSON)") from None
+    if not isinstance(data, dict) or any(k not in data for k in required):
+        raise WavegenError(f"{path}: corrupt (expected keys {', '.join(required)})")
+    return data
+
+
+def read_feature_cache(workdir: str | Path) -> tuple[list[dict], dict, dict]:
+    """(manifest entries, features.json, stats.json) of a feature cache, or a WavegenError."""
+    workdir = Path(workdir)
+    if not workdir.is_dir():
+        raise WavegenError(f"{workdir}: no feature cache here (run `wavegen preprocess` first)")
+    return load_manifest(workdir), load_features_info(workdir), load_stats(workdir)
+
+
+def check_workdir(workdir: Path, audio: AudioConfig) -> None:
+    """Refuse a work dir whose cache was made with other audio settings (never mix caches)."""
+    path = workdir / FEATURES
+    if not path.is_file():
+        return
+    info = load_features_info(workdir)
+    old = info.get("recipe", {}).get("audio", {"preset": info["preset"]})
+    for key in CACHE_AFFECTING:
+        if key in old and old[key] != getattr(audio, key):
+            raise WavegenError(
+                f"{workdir} was preprocessed with audio.{key}={old[key]!r}, the recipe has "
+                f"{getattr(audio, key)!r}; use another --workdir (or delete that one)"
+            )
+
+
+def cached_frames(cache: Path, uid: str, n_mels: int) -> int | None:
+    """Frames of a finished utterance (both files present and consistent), else None."""
+    audio, mel = cache_files(cache, uid)
+    if not (audio.is_file() and mel.is_file()):
+        return None
+    try:  # headers only: cheap even for 13,100 utterances
+        mel_shape = np.load(mel, mmap_mode="r").shape
+        audio_shape = np.load(audio, mmap_mode="r").shape
+    except (ValueError, OSError):
+        return None
+    if len(mel_shape) != 2 or mel_shape[0] != n_mels or len(audio_shape) != 1:
+        return None
+    frames = mel_shape[1]
+    return frames if audio_shape[0] % frames == 0 and audio_shape[0] // frames > 1 else None
+
+
+# ---- writers
+
+
+def write_manifest(workdir: Path, utterances, splits, done, preset: MelPreset) -> list[dict]:
+    entries = []
+    for utt in utterances:
+        if utt.id not in done:
+            continue
+        frames = done[utt.id]
+        entries.append(
+            {
+                "id": utt.id,
+                "speaker": utt.speaker,
+                "audio": f"{CACHE}/{utt.id}.audio.npy",  # relative to the work dir
+                "mel": f"{CACHE}/{utt.id}.mel.npy",
+                "frames": frames,
+                "seconds": round(frames * preset.hop_length / preset.sample_rate, 4),
+                "split": splits[utt.id],
+                "source": str(utt.path),
+            }
+        )
+    with atomic_path(workdir / MANIFEST) as tmp:
+        tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries), encoding="utf-8")
+    return entries
+
+
+def write_stats(workdir: Path, entries: list[dict], preset: MelPreset) -> None:
+    """Per-bin mean and std over every mel frame of the train split (float64 sums)."""
+    total = np.zeros(preset.n_mels)
+    total_sq = np.zeros(preset.n_mels)
+    count = 0
+    for e in entries:
+        if e["split"] != "train":
+            continue
+        mel = np.load(workdir / e["mel"]).astype(np.float64)
+        total += mel.sum(axis=1)
+        total_sq += np.square(mel).sum(axis=1)
+        count += mel.shape[1]
+    if count == 0:
+        raise WavegenError("the train split is empty; lower data.valid_per_speaker/test_per_speaker")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0)).clip(min=1e-5)
+    with atomic_path(workdir / STATS) as tmp:
+        tmp.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist(), "frames": count}) + "\n")
+
+
+def write_features_info(workdir: Path, recipe: Recipe, preset: MelPreset, entries) -> None:
+    info = {
+        "preset": preset.name,
+        "preset_params": preset.to_dict(),
+        "sample_rate": preset.sample_rate,
+        "hop_length": preset.hop_length,
+        "n_mels": preset.n_mels,
+        "speakers": sorted({e["speaker"] for e in entries}),
+        "corpus": recipe.data.corpus,
+        "recipe": recipe.to_dict(),
+    }
+    with atomic_path(workdir / FEATURES) as tmp:
+        tmp.write_text(json.dumps(info, indent=1) + "\n")
