@@ -15,8 +15,7 @@ import torch
 
 from wavegen.config import ModelConfig
 from wavegen.errors import WavegenError
-from wavegen.generate import generate, stream, teacher_forced_logits
-from wavegen.generation import Sampler, StepState, cuda_graph, kernel
+from wavegen.generation import Sampler, StepState, cuda_graph, generate, kernel, stream, teacher_forced_logits
 from wavegen.generation.conditioning import Conditioner
 from wavegen.generation.sampler import COND_BUDGET_BYTES, default_chunk
 from wavegen.generation.weights import StepWeights
@@ -384,7 +383,7 @@ def test_memory_bounded_by_chunk_not_length():
 _MEMORY_PROBE = """
 import sys, torch
 from wavegen import ModelConfig, WaveNet
-from wavegen.generate import generate
+from wavegen.generation import generate
 
 def kib(key):
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))

@@ -10,7 +10,7 @@ from .audio import read_audio, write_audio
 from .config import AudioConfig, DataConfig, ModelConfig, Recipe, TrainConfig, load_recipe
 from .errors import WavegenError
 from .features import PRESETS, MelPreset, get_preset, mel_spectrogram
-from .generate import generate, stream
+from .generation import generate, stream
 from .model import WaveNet
 from .mulaw import mulaw_decode, mulaw_encode
 from .vocoder import Vocoder, load_vocoder

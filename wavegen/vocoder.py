@@ -180,7 +180,7 @@ class Vocoder:
         batched = getattr(mel, "ndim", 0) == 3
         m = self.prepare_mel(mel, check)
         spk = self.speaker_ids(speaker, m.shape[0])
-        from .generate import generate
+        from .generation import generate
 
         wav = generate(self.model, m, speaker=spk, temperature=temperature, seed=seed, **kwargs)
         return wav if batched else wav[0]
@@ -202,7 +202,7 @@ class Vocoder:
         for i, m in enumerate(prepared):  # the generator edge-pads each row at its own length
             padded[i, :, : m.shape[-1]] = m
         spk = self.speaker_ids(speakers, len(prepared))
-        from .generate import generate
+        from .generation import generate
 
         wav = generate(
             self.model, padded, speaker=spk, temperature=temperature, seed=seed, lengths=lengths, **kwargs
@@ -223,7 +223,7 @@ class Vocoder:
         batched = getattr(mel, "ndim", 0) == 3
         m = self.prepare_mel(mel, check)
         spk = self.speaker_ids(speaker, m.shape[0])
-        from .generate import stream
+        from .generation import stream
 
         for chunk in stream(self.model, m, speaker=spk, temperature=temperature, seed=seed, **kwargs):
             yield chunk if batched else chunk[0]

@@ -26,8 +26,7 @@ import torch.nn.functional as F
 from ..config import ModelConfig, load_recipe
 from ..errors import WavegenError
 from ..features import get_preset
-from ..generate import generate
-from ..generation import Sampler
+from ..generation import Sampler, generate
 from ..model import WaveNet
 from ..training import optimization_step
 from ..training.ema import EMA
@@ -158,7 +157,7 @@ def generate_throughput(model: WaveNet, batch: int, seconds: float, sample_rate:
 
 def stream_first_chunk_ms(model: WaveNet, device, chunk_samples: int = 4096) -> float:
     """Milliseconds from calling ``stream`` on a 5 s mel (batch 1) to its first audio chunk."""
-    from ..generate import stream
+    from ..generation import stream
 
     hop = model.hop_length
     mel, speaker = _random_inputs(model.config, 1, max(1, 5 * 22050 // hop), device, torch.Generator())

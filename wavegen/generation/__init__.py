@@ -1,15 +1,17 @@
-"""The cached incremental sampler behind :mod:`wavegen.generate`.
+"""Fast autoregressive generation: the cached incremental sampler and its API.
 
+generate.py      generate(), stream(), teacher_forced_logits(): the API
+sampler.py       Sampler: drives a batch through chunks with one of the step backends
 weights.py       a WaveNet's weights rearranged for one-sample steps
 conditioning.py  V·c + U·g for a chunk of steps, upsampling only the frames it needs
 step.py          StepState: static buffers and the one-sample step in plain torch
 kernel.py        the same loop compiled from C++ (kernel_source.py), called via ctypes
 cuda_graph.py    the torch step captured in a CUDA graph
-sampler.py       Sampler: drives a batch through chunks with one of those backends
 """
 
+from .generate import generate, stream, teacher_forced_logits
 from .sampler import BACKENDS, Sampler
 from .step import StepState
 from .weights import StepWeights
 
-__all__ = ["BACKENDS", "Sampler", "StepState", "StepWeights"]
+__all__ = ["BACKENDS", "Sampler", "StepState", "StepWeights", "generate", "stream", "teacher_forced_logits"]

@@ -170,7 +170,7 @@ class WaveNet(nn.Module):
         seed: int | None = None,
         **kwargs,
     ) -> torch.Tensor:
-        """Sample waveforms, (B, T) float in [-1, 1]; see :func:`wavegen.generate.generate`."""
-        from ..generate import generate  # the sampler imports this module
+        """Sample waveforms, (B, T) float in [-1, 1]; see :func:`wavegen.generation.generate`."""
+        from ..generation import generate  # the sampler imports this module
 
         return generate(self, mel, speaker, temperature, seed, **kwargs)

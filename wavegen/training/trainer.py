@@ -424,7 +424,7 @@ def pick_sample_sources(utts: list, count: int) -> list:
 
 def generate_audio(model: WaveNet, mel: torch.Tensor, speaker, seed: int) -> torch.Tensor:
     """(1, n_mels, F) raw mel -> (1, F·hop) waveform from the cached generator."""
-    from ..generate import generate
+    from ..generation import generate
 
     return generate(model, mel, speaker=speaker, temperature=1.0, seed=seed)
 

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 
 import torch
 
-from .errors import WavegenError
-from .generation import Sampler
-from .model import WaveNet
+from ..errors import WavegenError
+from ..model import WaveNet
+from .sampler import Sampler
 
 
 def stream(
