@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from wavegen import ModelConfig, WaveNet
+from wavegen.bench import BENCH_CONFIG
 from wavegen.errors import WavegenError
 from wavegen.model import Upsampler
 
@@ -121,7 +122,7 @@ def test_receptive_field_reported_equals_measured(kernel_size, layers, stacks):
 
 
 def test_bench_sized_model_receptive_field_and_params():
-    model = WaveNet(ModelConfig())  # the defaults are the `bench` architecture
+    model = WaveNet(BENCH_CONFIG)
     assert model.receptive_field == 1 + 2 * 4 * 63
     assert 1.0e6 < model.num_params() < 1.2e6
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wavegen.config import load_recipe
+from wavegen.config import Recipe, load_recipe, validate
 from wavegen.corpora.demo import SPEAKERS, UTTERANCES_PER_SPEAKER
+from wavegen.errors import WavegenError
 from wavegen.features import get_preset
 from wavegen.preprocess import preprocess
 from wavegen.workdir import load_features_info, load_manifest
@@ -60,6 +61,27 @@ def test_recipe_overrides_only_what_differs(name):
     copies = {k: v for k, v in own.items() if k in base and base[k] == v}
     assert not copies, f"{name} repeats base.yaml values: {copies}"
     assert set(own) <= set(base), f"{name} sets keys base.yaml does not document"
+
+
+def test_base_yaml_is_the_schema_defaults():
+    """One source of defaults: base.yaml states every key of wavegen.config with its default."""
+    base = leaf_keys(yaml.safe_load((RECIPES / "base.yaml").read_text()))
+    defaults = leaf_keys(Recipe().to_dict())
+    defaults.pop("name")
+    assert base == defaults
+
+
+def test_names_are_checked_as_literals(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("train:\n  decay: linear\n")
+    with pytest.raises(
+        WavegenError, match="train.decay must be one of exponential, cosine, none, got 'linear'"
+    ):
+        load_recipe(path)
+    recipe = Recipe()
+    recipe.data.mic = "mic3"  # built in Python: validate() checks it
+    with pytest.raises(WavegenError, match="data.mic must be one of mic1, mic2, both"):
+        validate(recipe)
 
 
 @pytest.mark.parametrize("path", ["base.yaml"] + [f"{n}/config.yaml" for n in NAMES])

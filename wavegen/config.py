@@ -1,4 +1,4 @@
-"""The one typed configuration schema: audio, model, data and train sections of a recipe.
+"""The one typed configuration schema and the source of every default: audio, model, data, train.
 
 A recipe is YAML holding values for these dataclasses; ``extends: base.yaml`` (relative to the
 recipe) merges a base file first, so variants override a few keys instead of copying a file.
@@ -13,36 +13,43 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from .errors import WavegenError
 
-CORPORA = ("ljspeech", "vctk", "folder", "demo")  # data.corpus kinds (wavegen.corpora readers)
-PRECISIONS = ("auto", "bf16", "fp32")  # train.precision (wavegen.training.precision)
+# The allowed values of the keys that take a name; from_dict refuses anything else.
+Normalize = Literal["none", "peak", "loudness"]
+Corpus = Literal["ljspeech", "vctk", "folder", "demo"]  # the wavegen.corpora readers
+Mic = Literal["mic1", "mic2", "both"]
+Optimizer = Literal["adam", "adamw"]
+Decay = Literal["exponential", "cosine", "none"]
+Precision = Literal["auto", "bf16", "fp32"]  # see wavegen.training.precision
+CORPORA = typing.get_args(Corpus)
+PRECISIONS = typing.get_args(Precision)
 
 
 @dataclass
 class AudioConfig:
     preset: str = "tacotron2"  # mel front-end preset (wavegen.features.PRESETS)
     trim_top_db: float = 60.0  # silence trim: dB below the peak counted as silence; 0 = off
-    normalize: str = "none"  # "none", "peak" or "loudness"
+    normalize: Normalize = "none"  # gain before the mel: none, peak (peak_level) or loudness
     peak_level: float = 0.95  # target peak for normalize=peak (linear)
     loudness_db: float = -23.0  # target RMS level in dBFS for normalize=loudness
     min_seconds: float = 0.5  # utterances shorter than this (after trimming) are skipped
-    mel_normalize: bool = False  # mean/variance-normalise mels with train-split stats (in the model)
+    mel_normalize: bool = True  # mean/variance-normalise mels with train-split stats (in the model)
 
 
 @dataclass
 class ModelConfig:
     quantize_channels: int = 256  # μ-law classes (input embedding and output logits)
-    layers: int = 24  # dilated residual layers in all
-    stacks: int = 4  # dilation cycles: dilations 1, 2, … 2^(layers/stacks − 1) in each
+    layers: int = 30  # dilated residual layers in all
+    stacks: int = 3  # dilation cycles: dilations 1, 2, … 2^(layers/stacks − 1) in each
     kernel_size: int = 3  # taps of each dilated causal convolution (2 or 3)
-    residual_channels: int = 64
-    gate_channels: int = 128  # split in two halves for tanh and sigmoid
-    skip_channels: int = 64
+    residual_channels: int = 512
+    gate_channels: int = 512  # split in two halves for tanh and sigmoid
+    skip_channels: int = 256
     cin_channels: int = 80  # mel bins for local conditioning; 0 = unconditioned
     cin_pad: int = 2  # mel frames of context each side for the upsampler's input conv
     upsample_scales: list[int] = field(default_factory=lambda: [4, 4, 4, 4])  # product = hop
@@ -52,27 +59,27 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    corpus: str = "folder"  # "ljspeech", "vctk", "folder" or "demo"
+    corpus: Corpus = "folder"
     corpus_path: str = ""  # where the corpus is unpacked (relative to the recipe or absolute)
-    mic: str = "mic1"  # VCTK 0.92 microphone: "mic1", "mic2" or "both"
+    mic: Mic = "mic1"  # VCTK 0.92 microphone
     valid_per_speaker: int = 2  # held-out validation utterances per speaker
     test_per_speaker: int = 2  # held-out test utterances per speaker
     held_out_speakers: list[str] = field(default_factory=list)  # whole speakers kept for test
     split_seed: int = 1234  # seed of the deterministic train/valid/test split
-    window_samples: int = 8192  # audio samples per training window (multiple of hop)
+    window_samples: int = 10240  # audio samples per training window (multiple of hop)
     batch_size: int = 8  # windows per optimisation step (global, across DDP ranks)
-    num_workers: int = 0  # DataLoader worker processes
+    num_workers: int = 2  # DataLoader worker processes
 
 
 @dataclass
 class TrainConfig:
-    max_steps: int = 500_000
-    optimizer: str = "adam"  # "adam" or "adamw"
+    max_steps: int = 1_000_000
+    optimizer: Optimizer = "adam"
     lr: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
     warmup_steps: int = 4000  # linear warm-up from 0 to lr
-    decay: str = "exponential"  # "exponential", "cosine" or "none"
+    decay: Decay = "exponential"
     decay_rate: float = 0.5  # exponential: lr halves every decay_steps
     decay_steps: int = 200_000
     min_lr: float = 1e-5
@@ -80,7 +87,7 @@ class TrainConfig:
     ema_decay: float = 0.9999  # exponential moving average of the weights; 0 = off
     # Products in "bf16" (mixed precision: float32 master weights, sums and loss) or "fp32";
     # "auto" = bf16 where the hardware has it (CUDA, CPUs with AVX512-BF16 or AMX), else fp32.
-    precision: str = "auto"
+    precision: Precision = "auto"
     seed: int = 1234
     log_interval: int = 100  # steps between TensorBoard scalars
     valid_interval: int = 5000  # steps between validation (bits per sample)
@@ -122,6 +129,11 @@ def _coerce(tp, value, path: str):
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)
     origin = typing.get_origin(tp)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed or isinstance(value, bool):
+            raise WavegenError(f"{path} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+        return value
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
@@ -242,21 +254,14 @@ def validate(recipe: Recipe) -> None:
             f"data.window_samples ({recipe.data.window_samples}) must be a multiple of the hop "
             f"length ({preset.hop_length})"
         )
-    if recipe.audio.normalize not in ("none", "peak", "loudness"):
-        raise WavegenError(f"audio.normalize must be none, peak or loudness, got {recipe.audio.normalize!r}")
-    if recipe.data.corpus not in CORPORA:
-        raise WavegenError(f"data.corpus must be one of {', '.join(CORPORA)}, got {recipe.data.corpus!r}")
+    for section in ("audio", "model", "data"):
+        _check_names(getattr(recipe, section), section)
     validate_train(recipe.train)
 
 
 def validate_train(cfg: TrainConfig) -> None:
     """Checks of the train section that its types cannot express."""
-    if cfg.optimizer not in ("adam", "adamw"):
-        raise WavegenError(f"train.optimizer must be adam or adamw, got {cfg.optimizer!r}")
-    if cfg.precision not in PRECISIONS:
-        raise WavegenError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
-    if cfg.decay not in ("exponential", "cosine", "none"):
-        raise WavegenError(f"train.decay must be exponential, cosine or none, got {cfg.decay!r}")
+    _check_names(cfg, "train")
     if len(cfg.betas) != 2:
         raise WavegenError(f"train.betas must be two numbers, got {cfg.betas}")
     if not 0.0 <= cfg.ema_decay < 1.0:
@@ -274,6 +279,14 @@ def validate_train(cfg: TrainConfig) -> None:
     ):
         if getattr(cfg, key) < 1:
             raise WavegenError(f"train.{key} must be at least 1, got {getattr(cfg, key)}")
+
+
+def _check_names(section, where: str) -> None:
+    """The Literal-typed keys of a section built in Python (from_dict checks those it builds)."""
+    hints = typing.get_type_hints(type(section))
+    for f in dataclasses.fields(section):
+        if typing.get_origin(hints[f.name]) is Literal:
+            _coerce(hints[f.name], getattr(section, f.name), f"{where}.{f.name}")
 
 
 def model_config_from_dict(data: dict) -> ModelConfig:

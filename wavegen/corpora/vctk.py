@@ -14,13 +14,15 @@ without transcripts (p315) is still a speaker, since a vocoder needs audio only.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
+from ..config import Mic
 from ..errors import WavegenError
 from .utterance import Utterance
 
 AUDIO_DIRS = {"0.92": "wav48_silence_trimmed", "0.80": "wav48"}
-MICS = ("mic1", "mic2", "both")
+MICS = typing.get_args(Mic)
 
 
 def find_vctk_root(path: Path) -> tuple[Path, str]:
