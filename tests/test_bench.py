@@ -128,7 +128,7 @@ def _copy_into_peer(model: WaveNet, peer: PeerWaveNet) -> None:
             for name in ("out", "skip"):
                 mine, theirs = getattr(ly, name), getattr(pl, name)
                 theirs.weight, theirs.bias.data = mine.weight.clone(), mine.bias.clone()
-        for mine, theirs in ((model.post[1], peer.post[1]), (model.post[3], peer.post[3])):
+        for mine, theirs in ((model.post_hidden, peer.post[1]), (model.post_logits, peer.post[3])):
             theirs.weight, theirs.bias.data = mine.weight.clone(), mine.bias.clone()
 
 

@@ -158,7 +158,7 @@ def test_ema_is_what_validation_and_samples_use(cache, tmp_path, monkeypatch):
     # The checkpoint's EMA weights are what model_from_checkpoint (export/synthesis) loads.
     payload = trainer2.payload()
     model = ck.model_from_checkpoint(payload)
-    assert torch.equal(model.state_dict()["post.3.weight"], payload["ema"]["post.3.weight"])
+    assert torch.equal(model.state_dict()["post_logits.weight"], payload["ema"]["post_logits.weight"])
 
 
 def test_run_dir_has_log_tensorboard_samples_and_best(cache, tmp_path):

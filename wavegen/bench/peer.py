@@ -70,7 +70,7 @@ def naive_generate(
             s = F.linear(z, ly.skip.weight[:, :, 0], ly.skip.bias)
             x = (x + F.linear(z, ly.out.weight[:, :, 0], ly.out.bias)) * math.sqrt(0.5)
             skips = skips + s
-        logits = model.post(skips[:, :, None] * math.sqrt(1.0 / len(model.layers)))[:, :, 0]
+        logits = model.head(skips[:, :, None] * math.sqrt(1.0 / len(model.layers)))[:, :, 0]
         if forced is not None:
             all_logits.append(logits)
             prev = forced[:, t]

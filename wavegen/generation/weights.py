@@ -67,7 +67,7 @@ class StepWeights:
             [torch.cat([ly.out.weight[:, :, 0], ly.skip.weight[:, :, 0]]).t() for ly in layers]
         )
         os_b = torch.stack([torch.cat([ly.out.bias, ly.skip.bias]) for ly in layers])
-        post1, post2 = model.post[1], model.post[3]
+        post1, post2 = model.post_hidden, model.post_logits
         sizes = [ly.padding + 1 for ly in layers]
         offsets = [sum(sizes[:i]) for i in range(L)]
         device = conv_w.device

@@ -43,12 +43,10 @@ class WaveNet(nn.Module):
         )
         self.upsampler = Upsampler(c.cin_channels, c.upsample_scales, c.cin_pad) if c.cin_channels else None
         self.speaker_embed = nn.Embedding(c.n_speakers, c.gin_channels) if c.n_speakers else None
-        self.post = nn.Sequential(
-            nn.ReLU(),
-            nn.Conv1d(c.skip_channels, c.skip_channels, 1),
-            nn.ReLU(),
-            nn.Conv1d(c.skip_channels, c.quantize_channels, 1),
-        )
+        # The output head: relu -> post_hidden -> relu -> post_logits (1×1 convs), see head().
+        self.post_hidden = nn.Conv1d(c.skip_channels, c.skip_channels, 1)
+        self.post_logits = nn.Conv1d(c.skip_channels, c.quantize_channels, 1)
+        self._register_load_state_dict_pre_hook(_rename_old_head_keys)
         # Mel statistics for presets that normalise (identity otherwise); saved with the weights.
         self.register_buffer("mel_mean", torch.zeros(max(c.cin_channels, 1)))
         self.register_buffer("mel_std", torch.ones(max(c.cin_channels, 1)))
@@ -141,7 +139,11 @@ class WaveNet(nn.Module):
         for layer in self.layers:
             x, s = layer(x, c, g)
             skips = skips + s
-        return self.post(skips * math.sqrt(1.0 / len(self.layers)))
+        return self.head(skips * math.sqrt(1.0 / len(self.layers)))
+
+    def head(self, skips: torch.Tensor) -> torch.Tensor:
+        """(B, S, T) scaled skip sum -> (B, Q, T) logits."""
+        return self.post_logits(F.relu(self.post_hidden(F.relu(skips))))
 
     def _forward_time_major(
         self, inputs: torch.Tensor, c: torch.Tensor | None, g: torch.Tensor | None, dtype: torch.dtype
@@ -157,8 +159,9 @@ class WaveNet(nn.Module):
             x, s = layer.forward_time_major(x, c, g, dtype)
             skips = s.to(x.dtype) if skips is None else skips + s  # summed in full precision
         h = F.relu(skips * math.sqrt(1.0 / len(self.layers))).to(dtype)
-        h = F.relu(F.linear(h, self.post[1].weight[:, :, 0].to(dtype), self.post[1].bias.to(dtype)))
-        logits = F.linear(h, self.post[3].weight[:, :, 0].to(dtype), self.post[3].bias.to(dtype))
+        hidden, out = self.post_hidden, self.post_logits
+        h = F.relu(F.linear(h, hidden.weight[:, :, 0].to(dtype), hidden.bias.to(dtype)))
+        logits = F.linear(h, out.weight[:, :, 0].to(dtype), out.bias.to(dtype))
         return logits.transpose(1, 2)  # (B, Q, T), classes contiguous in memory
 
     # ---- sampling ----------------------------------------------------------------------------
@@ -174,3 +177,16 @@ class WaveNet(nn.Module):
         from ..generation import generate  # the sampler imports this module
 
         return generate(self, mel, speaker, temperature, seed, **kwargs)
+
+
+# Checkpoints and exports written before the head had names kept it as ``post``, an
+# nn.Sequential(ReLU, Conv1d, ReLU, Conv1d): its indices 1 and 3 are post_hidden and post_logits.
+_OLD_HEAD_KEYS = {"post.1.": "post_hidden.", "post.3.": "post_logits."}
+
+
+def _rename_old_head_keys(state_dict, prefix, *args) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + "post.")]:
+        rest = key[len(prefix) :]
+        for old, new in _OLD_HEAD_KEYS.items():
+            if rest.startswith(old):
+                state_dict[prefix + new + rest[len(old) :]] = state_dict.pop(key)
