@@ -260,3 +260,20 @@ def test_configuration_errors_are_one_line(cache, tmp_path, extra, message):
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert lines[0].startswith("wavegen: error:") and message in lines[0], lines[0]
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+@pytest.mark.parametrize("n_speakers", [0, -1])
+def test_models_without_mel_train_export_and_generate(cache, tmp_path, n_speakers):
+    """cin_channels 0 (unconditional, or speaker-only) with the default mel_normalize: true."""
+    from wavegen.export import export_model, load_exported
+    from wavegen.generation import generate
+
+    r = recipe(tmp_path, ["model.cin_channels=0", f"model.n_speakers={n_speakers}", "train.max_steps=3"])
+    assert r.audio.mel_normalize
+    result = train(r, cache, tmp_path / "run", device="cpu", progress=False)
+    assert result.step == 3 and math.isfinite(result.valid_bits)
+    model, config = load_exported(export_model(tmp_path / "run", tmp_path / "export"))
+    assert model.upsampler is None and config["model"]["cin_channels"] == 0
+    speaker = torch.tensor([1]) if n_speakers else None
+    audio = generate(model, None, speaker, seed=0, num_samples=300)
+    assert audio.shape == (1, 300) and bool(torch.isfinite(audio).all())

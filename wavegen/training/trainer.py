@@ -92,7 +92,7 @@ class Trainer:
         r = self.recipe
         torch.manual_seed(r.train.seed)  # identical initial weights on every rank
         model = WaveNet(r.model)
-        if r.audio.mel_normalize:
+        if r.audio.mel_normalize and r.model.cin_channels:  # no mel, nothing to normalise
             copy_stats(model, self.stats, self.workdir)
         self.model = model.to(self.device)
         self.ddp_model = distributed.wrap(self.model, self.info, self.device)
