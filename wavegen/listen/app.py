@@ -211,13 +211,9 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """ASGI wrapper refusing request bodies over ``limit`` bytes with 413, before the app reads
-    them: by the declared Content-Length, or by counting a chunked body as it arrives."""
+    them: by the declared Content-Length, or by counting a chunked body as the app reads it."""
 
     def __init__(self, app, limit: int):
         self.app = app
@@ -231,7 +227,6 @@ class BodyLimit:
             await self._drain(receive, int(declared) if declared.isdigit() else 0)
             return await self._refuse(send)
         received = 0
-        started = False
 
         async def counting_receive():
             nonlocal received
@@ -239,19 +234,11 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _TooLarge
+                    # Raised inside the endpoint's request.body(): the app's handler answers 413.
+                    raise HTTPException(413, "request body too large")
             return message
 
-        async def watching_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, watching_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, counting_receive, send)
 
     async def _drain(self, receive, declared: int) -> None:
         # Reading the refused body (up to a bound) lets the client finish sending and then read

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..errors import WavegenError
 
+TABLES = ("meta", "listeners", "answers", "ratings", "choices")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS listeners (
@@ -85,6 +86,8 @@ class Conflict(Exception):
 
 
 class Store:
+    TABLES = TABLES
+
     def __init__(self, path: str | Path, test_id: str):
         self.path = Path(path)
         self.lock = threading.Lock()
@@ -199,7 +202,7 @@ class Store:
 
     def rows(self, table: str) -> list[dict]:
         """All rows of ``ratings``, ``choices``, ``answers`` or ``listeners`` as dicts."""
-        if table not in ("ratings", "choices", "answers", "listeners"):
+        if table not in TABLES:
             raise ValueError(table)
         with self.lock:
             cursor = self.db.execute(f"SELECT * FROM {table} ORDER BY rowid")

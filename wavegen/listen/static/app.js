@@ -431,13 +431,15 @@ function mushraPage(page, next) {
       value: "0",
       "aria-label": `Rating of version ${i + 1}`,
     });
-    slider.addEventListener("input", () => {
+    const rated = () => {
       values[i] = Number(slider.value);
       moved[i] = true;
       output.textContent = slider.value;
       selected = i;
       app.page.refresh();
-    });
+    };
+    // A click that lands on the current value fires no "input"; it is still a rating (of 0, say).
+    for (const type of ["input", "change", "pointerup"]) slider.addEventListener(type, rated);
     sliders.push(slider);
     return el("div", { class: "column" }, output, slider, playButton(String(i + 1), i + 1));
   });
