@@ -649,6 +649,7 @@ async function submit(page, answer, started) {
 function renderDone(state) {
   app.page = null;
   app.player.stop();
+  statusLine("");
   view().replaceChildren(
     el(
       "section",
