@@ -132,6 +132,8 @@ def prepare_test(
         raise WavegenError(f"{out_dir}: already exists and is not empty; choose a new -o for a new test")
     if items_per_listener is not None and items_per_listener < 1:
         raise WavegenError(f"--items must be at least 1, got {items_per_listener}")
+    if not -70.0 < loudness_lufs < 0.0:
+        raise WavegenError(f"--loudness {loudness_lufs:g}: expected a level between -70 and 0 LUFS")
     if max_seconds is not None and max_seconds <= 0:
         raise WavegenError(f"--max-seconds must be positive, got {max_seconds}")
 
