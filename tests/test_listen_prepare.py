@@ -1,0 +1,198 @@
+"""wavegen listen prepare: matched items, one rate and length, loudness, anchors, atomic test dirs."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+
+from tests.listen_helpers import RATE, make_systems, voice
+from wavegen.errors import WavegenError
+from wavegen.listen import load_test, prepare_test
+from wavegen.listen.plan import assigned_items, make_plan
+from wavegen.listen.spec import ANCHORS
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    return make_systems(tmp_path_factory.mktemp("systems"), n_items=2)
+
+
+@pytest.fixture(scope="module")
+def mushra(folders, tmp_path_factory):
+    ref, systems = folders
+    out = tmp_path_factory.mktemp("tests") / "mushra"
+    return out, prepare_test("mushra", out, systems, reference=ref, seed=3)
+
+
+def test_mushra_stimuli_are_matched_in_rate_length_and_loudness(mushra, folders):
+    out, test = mushra
+    assert test == load_test(out)  # what prepare returns is what test.json says
+    assert test.sample_rate == RATE and test.loudness_lufs == -23.0
+    assert [it.id for it in test.items] == ["utt_one", "utt_two"]
+    meter = pyloudnorm.Meter(RATE)
+    for item in test.items:
+        # the hidden reference, both anchors and the two systems; ids reveal nothing
+        assert sorted(c.system for c in item.conditions) == [
+            "anchor35",
+            "anchor70",
+            "griffinlim",
+            "reference",
+            "sysalpha",
+        ]
+        assert sorted(c.id for c in item.conditions) == ["c1", "c2", "c3", "c4", "c5"]
+        lengths = set()
+        for c in item.conditions:
+            wav, sr = sf.read(out / c.file)
+            assert sr == RATE
+            lengths.add(len(wav))
+            loudness = meter.integrated_loudness(wav)
+            assert abs(loudness - (-23.0)) <= 0.5, (c.file, loudness)
+            assert abs(c.gain_db - (-23.0 - c.source_lufs)) < 1e-2  # the gain is recorded
+            assert np.abs(wav).max() <= 10 ** (-1 / 20) + 1e-4  # peak at most -1 dBFS: not clipped
+            assert "/" not in c.file[len("stimuli/") :] and c.system not in c.file  # opaque names
+        # sysalpha was 50 ms longer at 16 kHz: resampled and cut to the reference's length
+        assert lengths == {int(1.2 * RATE)}
+    # the systems' folders were matched by file name
+    assert {c.source for c in test.items[0].conditions if c.system == "sysalpha"} == {
+        str(folders[1]["sysalpha"] / "utt_one.wav")
+    }
+
+
+def test_anchors_have_nothing_above_their_cutoff(mushra):
+    out, test = mushra
+    for item in test.items:
+        for anchor, cutoff in ANCHORS.items():
+            wav, sr = sf.read(out / item.by_system(anchor).file)
+            spectrum = np.abs(np.fft.rfft(wav))
+            freqs = np.fft.rfftfreq(len(wav), 1 / sr)
+            passband = spectrum[freqs <= cutoff].max()
+            above = spectrum[freqs > cutoff].max()
+            assert 20 * np.log10(above / passband) <= -60, (anchor, 20 * np.log10(above / passband))
+        # ...while the reference itself does have energy up there (the check could fail)
+        ref, sr = sf.read(out / item.by_system("reference").file)
+        spectrum = np.abs(np.fft.rfft(ref))
+        freqs = np.fft.rfftfreq(len(ref), 1 / sr)
+        assert 20 * np.log10(spectrum[freqs > 7000].max() / spectrum.max()) > -40
+
+
+def test_never_clipped_lowers_the_target_for_all(tmp_path):
+    ref, sysdir = tmp_path / "ref", tmp_path / "peaky"
+    ref.mkdir(), sysdir.mkdir()
+    quiet = voice(1.0, RATE, 150, seed=1)
+    # Rare full-scale clicks in a very quiet signal: at -23 LUFS its peak would go far over 0 dBFS.
+    clicks = 0.02 * quiet
+    clicks[::5000] = 0.99
+    sf.write(ref / "a.wav", quiet, RATE, subtype="FLOAT")
+    sf.write(sysdir / "a.wav", clicks, RATE, subtype="FLOAT")
+    test = prepare_test("mos", tmp_path / "t", {"peaky": sysdir}, reference=ref)
+    assert test.loudness_lufs < -23.0
+    meter = pyloudnorm.Meter(RATE)
+    for c in test.items[0].conditions:
+        wav, _ = sf.read(tmp_path / "t" / c.file)
+        assert np.abs(wav).max() <= 10 ** (-1 / 20) + 1e-4
+        assert abs(meter.integrated_loudness(wav) - test.loudness_lufs) <= 0.5  # still matched
+    assert max(c.peak_dbfs for c in test.items[0].conditions) == pytest.approx(-1.0, abs=0.01)
+
+
+def test_items_matched_by_name_and_unmatched_reported(folders, tmp_path):
+    ref, systems = folders
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "utt_one.wav").write_bytes((systems["griffinlim"] / "utt_one.wav").read_bytes())
+    (partial / "unrelated.wav").write_bytes((systems["griffinlim"] / "utt_two.wav").read_bytes())
+    test = prepare_test("ab", tmp_path / "t", {"sysalpha": systems["sysalpha"], "partial": partial})
+    assert [it.id for it in test.items] == ["utt_one"]
+    assert test.extra["unmatched"] == ["unrelated", "utt_two"]
+    assert sorted(c.system for c in test.items[0].conditions) == ["partial", "sysalpha"]
+
+
+def test_bad_arguments_leave_nothing_behind(folders, tmp_path):
+    ref, systems = folders
+    out = tmp_path / "t"
+    with pytest.raises(WavegenError, match="needs --ref"):
+        prepare_test("mushra", out, systems)
+    with pytest.raises(WavegenError, match="at most 12 conditions"):
+        prepare_test("mushra", out, {f"s{i}": systems["sysalpha"] for i in range(10)}, reference=ref)
+    with pytest.raises(WavegenError, match="reserved"):
+        prepare_test("mos", out, {"anchor35": systems["sysalpha"]}, reference=ref)
+    with pytest.raises(WavegenError, match="--type"):
+        prepare_test("abc", out, systems, reference=ref)
+    with pytest.raises(WavegenError, match="--gold"):
+        prepare_test("mos", out, systems, gold=True)
+    with pytest.raises(WavegenError, match="only 2 items"):
+        prepare_test("mos", out, systems, reference=ref, items_per_listener=3)
+    # A silent file in the middle of the work: an error naming it, and no test dir, no scratch.
+    silent = tmp_path / "silent"
+    silent.mkdir()
+    sf.write(silent / "utt_one.wav", voice(1.2, RATE, 100, 0), RATE)
+    sf.write(silent / "utt_two.wav", np.zeros(int(1.2 * RATE), np.float32), RATE)
+    with pytest.raises(WavegenError, match="utt_two.wav.*silent"):
+        prepare_test("mushra", out, {"silent": silent}, reference=ref)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["silent"]
+    # An existing test is never overwritten.
+    prepare_test("mos", out, {"sysalpha": systems["sysalpha"]}, reference=ref)
+    before = (out / "test.json").read_text()
+    with pytest.raises(WavegenError, match="already exists"):
+        prepare_test("mos", out, {"sysalpha": systems["sysalpha"]}, reference=ref)
+    assert (out / "test.json").read_text() == before
+
+
+def test_cli_prepare_and_one_line_errors(folders, tmp_path, capsys):
+    from wavegen.cli import main
+
+    ref, systems = folders
+    with pytest.raises(SystemExit) as exit_info:  # typer's standalone mode exits, with 0 on success
+        alpha = f"sysalpha={systems['sysalpha']}"
+        main(
+            [
+                "listen",
+                "prepare",
+                "--type",
+                "abx",
+                "--ref",
+                str(ref),
+                "--sys",
+                alpha,
+                "-o",
+                str(tmp_path / "x"),
+            ]
+        )
+    assert exit_info.value.code in (0, None)
+    assert json.loads((tmp_path / "x" / "test.json").read_text())["type"] == "abx"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["listen", "prepare", "--type", "mushra", "--sys", "nodir", "-o", str(tmp_path / "y")])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["wavegen: error: --sys 'nodir': expected NAME=DIR"]
+    assert not (tmp_path / "y").exists()
+
+
+def test_plans_per_type_and_balanced_subsets(folders, tmp_path):
+    ref, systems = folders
+    mos = prepare_test("mos", tmp_path / "mos", systems, reference=ref, gold=True)
+    plan = make_plan(mos, "listener-a", 0)
+    assert len(plan["pages"]) == 2 * 3  # every (item, condition), one per page
+    assert plan == plan | {}  # JSON-able dict
+    assert make_plan(mos, "listener-a", 0)["items"] == plan["items"]  # seeded per listener
+    tokens = [t for p in plan["pages"] for t in p["stimuli"]] + plan["training"]["stimuli"]
+    assert len(set(tokens)) == len(tokens) == len(plan["audio"])  # a token per slot, never reused
+    ab = prepare_test("ab", tmp_path / "ab", systems, reference=ref)
+    assert len(make_plan(ab, "x", 0)["pages"]) == 2 * 3  # 3 systems -> 3 pairs per item
+    abx = prepare_test("abx", tmp_path / "abx", systems, reference=ref)
+    pages = make_plan(abx, "x", 0)["pages"]
+    assert len(pages) == 2 * 2 and all(p["x"] for p in pages)
+
+    # Balanced subsets: 5 items, 2 per listener; after any number of listeners the counts differ
+    # by at most one.
+    many = make_systems(tmp_path / "five", n_items=5, seconds=0.6)
+    test = prepare_test("mos", tmp_path / "m5", many[1], reference=many[0], items_per_listener=2, seed=1)
+    counts = Counter()
+    for seq in range(12):
+        subset = assigned_items(test, seq)
+        assert len(set(subset)) == 2
+        counts.update(subset)
+        assert max(counts.values()) - min(counts[i.id] for i in test.items) <= 1
