@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..device import resolve_device
 from ..errors import WavegenError
 
 
@@ -53,11 +54,8 @@ def init(device: str | None) -> tuple[DistInfo, torch.device]:
     ``cuda:LOCAL_RANK``.
     """
     info = env_info()
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    dev = resolve_device(device)
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise WavegenError(f"--device {name}: CUDA is not available on this machine")
         if info.enabled:
             dev = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(dev)
