@@ -7,6 +7,7 @@ Every problem with a file (missing, empty, unreadable, truncated, non-finite) ra
 from __future__ import annotations
 
 import errno
+import io
 import os
 import secrets
 from pathlib import Path
@@ -89,9 +90,13 @@ def write_audio(path: str | os.PathLike, wav, sample_rate: int, subtype: str = "
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Save ``array`` as .npy atomically (temporary name, fsync, rename)."""
     path = Path(path)
+    # Serialised in memory, then one plain write: numpy's own file writer reports a full disk
+    # as "N requested and M written" without errno; a Python write raises OSError(ENOSPC).
     with atomic_path(path) as tmp:
+        buffer = io.BytesIO()
+        np.save(buffer, array)
         with open(tmp, "wb") as f:
-            np.save(f, array)
+            f.write(buffer.getbuffer())
     return path
 
 
@@ -158,12 +163,6 @@ def write_error_message(path: str | os.PathLike, err: OSError) -> str:
     """One line for a failed write of ``path``: '<path>: cannot write: <reason> [ENOSPC]'."""
     reason = err.strerror or str(err) or type(err).__name__
     code = f" [{errno.errorcode[err.errno]}]" if err.errno in errno.errorcode else ""
-    if err.errno is None:  # numpy reports a short write without errno: say whether the disk is full
-        try:
-            st = os.statvfs(Path(path).parent)
-            reason += f" ({st.f_bavail * st.f_frsize} bytes free on that file system)"
-        except OSError:
-            pass
     hint = {
         errno.ENOSPC: "; free some space or write elsewhere",
         errno.EDQUOT: "; free some space or write elsewhere",

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from . import workdir as workdir_io
-from .audio import read_audio, write_npy
+from .audio import read_audio, write_error_message, write_npy
 from .config import AudioConfig, Recipe
 from .corpora import Utterance, read_corpus
-from .errors import WavegenError
+from .errors import OutputError, WavegenError
 from .features import MelPreset, get_preset, mel_spectrogram, num_frames
+from .interrupt import ignore_interrupts_in_worker
 
 MANIFEST_EVERY = 30.0  # seconds between manifest rewrites during a run
 
@@ -102,16 +103,22 @@ def preprocess(
     last_write = time.monotonic()
     with _LogFile(workdir / workdir_io.LOG) as log:
         log.write(f"run: {len(utterances)} utterances listed, {cached} cached, {len(todo)} to do")
-        for utt, result in _run(todo, preset, recipe.audio, cache, workers, progress):
-            if isinstance(result, str):
-                skipped.append({"id": utt.id, "file": str(utt.path), "reason": result})
-                log.write(f"skipped {utt.id} ({utt.path}): {result}")
-                continue
-            done[utt.id], source_seconds = result
-            audio_seconds += source_seconds
-            if time.monotonic() - last_write > MANIFEST_EVERY:
-                workdir_io.write_manifest(workdir, utterances, splits, done, preset)
-                last_write = time.monotonic()
+        try:
+            for utt, result in _run(todo, preset, recipe.audio, cache, workers, progress):
+                if isinstance(result, str):
+                    skipped.append({"id": utt.id, "file": str(utt.path), "reason": result})
+                    log.write(f"skipped {utt.id} ({utt.path}): {result}")
+                    continue
+                done[utt.id], source_seconds = result
+                audio_seconds += source_seconds
+                if time.monotonic() - last_write > MANIFEST_EVERY:
+                    workdir_io.write_manifest(workdir, utterances, splits, done, preset)
+                    last_write = time.monotonic()
+        except OutputError as err:
+            raise OutputError(
+                f"{err} (preprocessing stopped; the {len(done)} utterances in the cache are kept "
+                "and a rerun continues from them)"
+            ) from None
         if not done:
             log.write("no usable utterance left")
             reason = skipped[0]["reason"] if skipped else "nothing listed"
@@ -203,6 +210,8 @@ def process_utterance(
         wav, sr = read_audio(utt.path, sample_rate=preset.sample_rate)
     except WavegenError as err:
         return str(err).removeprefix(f"{utt.path}: ")
+    except OSError as err:  # permission denied, I/O error, ... on this input: skip it
+        return f"not readable ({err.strerror or err})"
     source_seconds = len(wav) / sr
     if audio.trim_top_db > 0:
         wav = trim_silence(wav, audio.trim_top_db, preset.win_length, preset.hop_length)
@@ -220,7 +229,8 @@ def process_utterance(
     # cached mel describes the cached audio exactly (the extra last frame is dropped).
     wav = np.pad(wav, (0, frames * preset.hop_length - len(wav))).astype(np.float32)
     mel = mel_spectrogram(wav, preset)[:, :frames].astype(np.float32)
-    # audio first, mel last: a finished utterance is one whose two files both exist.
+    # audio first, mel last: a finished utterance is one whose two files both exist. A failed
+    # write raises OutputError: the cache is unwritable, which no other input would change.
     audio_path, mel_path = workdir_io.cache_files(cache, utt.id)
     write_npy(audio_path, wav)
     write_npy(mel_path, mel)
@@ -276,12 +286,15 @@ def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
+    ignore_interrupts_in_worker()  # a Ctrl-C reaches the whole group: the main process decides
 
 
 def _work(args):
     utt, preset, audio, cache = args
     try:
         return utt, process_utterance(utt, preset, audio, cache)
+    except (OutputError, MemoryError):
+        raise  # the cache or the machine fails, not this input: stop the run
     except Exception as err:  # one bad file must not stop the corpus; reported with its reason
         return utt, f"{type(err).__name__}: {err}"
 
@@ -329,7 +342,14 @@ class _LogFile:
         return self
 
     def write(self, line: str) -> None:
-        self.file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        try:
+            self.file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        except OSError as err:
+            raise OutputError(write_error_message(self.path, err)) from None
 
     def __exit__(self, *exc) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            if exc[0] is None:
+                raise
