@@ -478,3 +478,57 @@ def test_real_full_tmpfs_is_an_error_and_a_rerun_with_space_resumes(tmp_path):
     assert out["tmp_first"] == "0" and int(out["done_first"]) >= 1
     assert out["second"] == "0", r.stderr
     assert f"{out['done_first']} already cached" in r.stdout, (r.stdout, r.stderr)
+
+
+# ---- one writer per work dir, and a work dir is one cache (#10 item 4) -------------------------
+
+
+def test_a_work_dir_in_use_is_refused_by_preprocess_and_demo(tmp_path):
+    """The work dir's OS lock held (here by this test process): a second `wavegen preprocess`
+    and a `wavegen demo` on it stop at once with one line naming the holder."""
+    from wavegen.dirlock import folder_lock
+
+    corpus = make_corpus(tmp_path / "corpus", speakers=("s1",), per_speaker=3)
+    (tmp_path / "r.yaml").write_text(f"data: {{corpus: folder, corpus_path: {corpus}}}\n")
+    with folder_lock(tmp_path / "work", "work dir"):
+        for args in (["preprocess", "r.yaml", "--workdir", "work"], ["demo", "--workdir", "work"]):
+            r = run_cli(*args, cwd=tmp_path)
+            assert r.returncode == 1, r.stderr
+            lines = r.stderr.strip().splitlines()
+            assert len(lines) == 1 and f"this work dir is in use by pid {os.getpid()} (" in lines[0], r.stderr
+        assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["wavegen.lock"]
+
+
+def test_a_work_dir_of_another_corpus_is_refused_and_kept(tmp_path):
+    """`wavegen demo --workdir <an LJSpeech work dir>` used to replace its manifest, features
+    and stats; now it stops, saying which corpus the work dir holds."""
+    corpus, _ = make_ljspeech(tmp_path, good=3)
+    workdir = tmp_path / "work"
+    preprocess(recipe(corpus, corpus="ljspeech"), workdir, workers=1)
+    before = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file() and p.suffix != ".log"}
+    r = run_cli("demo", "--workdir", str(workdir), cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert f"{workdir} holds the cache of the ljspeech corpus at {corpus.resolve()}" in lines[0]
+    assert "the demo corpus" in lines[0] and "use another --workdir" in lines[0]
+    after = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file() and p.suffix != ".log"}
+    assert after == before and not (workdir / "demo_corpus").exists()
+
+
+def test_a_work_dir_made_from_another_folder_or_split_is_refused(tmp_path):
+    first = make_corpus(tmp_path / "a", speakers=("s1",), per_speaker=3)
+    second = make_corpus(tmp_path / "b", speakers=("s1",), per_speaker=3)
+    workdir = tmp_path / "work"
+    preprocess(recipe(first), workdir, workers=1)
+    assert load_features_info(workdir)["corpus_path"] == str(first.resolve())
+    with pytest.raises(WavegenError, match=rf"folder corpus at {second.resolve()}: use another --workdir"):
+        preprocess(recipe(second), workdir, workers=1)
+    with pytest.raises(WavegenError, match=r"data.valid_per_speaker=1, the recipe has 0"):
+        preprocess(recipe(first, valid_per_speaker=0), workdir, workers=1)
+    with pytest.raises(WavegenError, match=r"audio.min_seconds=0.3, the recipe has 0.1"):
+        rec = recipe(first)
+        rec.audio.min_seconds = 0.1
+        preprocess(rec, workdir, workers=1)
+    again = preprocess(recipe(first), workdir, workers=1)  # the same settings: resumes
+    assert again.cached == 3 and again.processed == 0

@@ -277,3 +277,42 @@ def test_models_without_mel_train_export_and_generate(cache, tmp_path, n_speaker
     speaker = torch.tensor([1]) if n_speakers else None
     audio = generate(model, None, speaker, seed=0, num_samples=300)
     assert audio.shape == (1, 300) and bool(torch.isfinite(audio).all())
+
+
+def start_training(tmp_path, cache, run, *extra):
+    """`wavegen train` in its own process, returned once step 1 is logged."""
+    args = ["tiny.yaml", "--workdir", str(cache), "--run-dir", str(run), "--no-progress", *extra]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wavegen", "train", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ONE_THREAD,
+    )
+    log = run / "train.log"
+    while proc.poll() is None and not (log.is_file() and "step 1/" in log.read_text()):
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()
+    return proc, args
+
+
+def test_one_training_per_run_dir_and_kill_9_leaves_no_stale_lock(cache, tmp_path):
+    """#10 item 4: a second train on a run dir in use is refused naming the holder; after the
+    holder is killed with SIGKILL a third one runs."""
+    write_recipe(tmp_path / "tiny.yaml", train={"checkpoint_interval": 100000, "valid_interval": 100000})
+    run = tmp_path / "run"
+    first, args = start_training(tmp_path, cache, run, "--max-steps", "1000000")
+    try:
+        second = run_cli("train", *args, "--max-steps", "2", cwd=tmp_path)
+        assert second.returncode == 1
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
+        assert lines[0].startswith(f"wavegen: error: {run}: this run dir is in use by pid {first.pid} (")
+        assert "wavegen train tiny.yaml" in lines[0] and "started " in lines[0]
+    finally:
+        first.kill()
+        first.communicate()
+    third = run_cli("train", *args, "--max-steps", "2", cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    assert ck.load_checkpoint(ck.latest_checkpoint(run))["step"] == 2

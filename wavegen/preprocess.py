@@ -22,6 +22,7 @@ from . import workdir as workdir_io
 from .audio import read_audio, write_error_message, write_npy
 from .config import AudioConfig, Recipe
 from .corpora import Utterance, read_corpus
+from .dirlock import folder_lock
 from .errors import OutputError, WavegenError
 from .features import MelPreset, get_preset, mel_spectrogram, num_frames
 from .interrupt import ignore_interrupts_in_worker
@@ -66,14 +67,23 @@ def preprocess(
         progress: show a tqdm bar on stderr (only when stderr is a terminal).
 
     Raises:
-        WavegenError: missing corpus, a work dir made with other audio settings, or no usable
-            utterance at all (the reasons are then in the summary log).
+        WavegenError: missing corpus, a work dir in use by another process (wavegen.dirlock) or
+            made from another corpus or with other settings (workdir.check_workdir), or no
+            usable utterance at all (the reasons are then in the summary log).
+        OutputError: the cache cannot be written (no space left, ...): the utterances already
+            finished are kept and a rerun continues from them.
     """
-    start = time.perf_counter()
     workdir = Path(workdir)
+    with folder_lock(workdir, "work dir"):  # one preprocess (or demo) per work dir
+        return _preprocess(recipe, workdir, corpus_path, workers, progress)
+
+
+def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -> PreprocessSummary:
+    start = time.perf_counter()
     preset = get_preset(recipe.audio.preset)
-    workdir_io.check_workdir(workdir, recipe.audio)
-    utterances = _list_corpus(recipe, workdir, corpus_path)
+    corpus_path = _corpus_path(recipe, workdir, corpus_path)
+    workdir_io.check_workdir(workdir, recipe, corpus_path)  # before the demo corpus is generated
+    utterances = _list_corpus(recipe, corpus_path)
     splits = assign_splits(
         utterances,
         recipe.data.valid_per_speaker,
@@ -96,7 +106,8 @@ def preprocess(
             done[utt.id] = frames
     cached = len(done)
     if not (workdir / workdir_io.FEATURES).is_file():  # claim the work dir for these settings right away
-        workdir_io.write_features_info(workdir, recipe, preset, [{"speaker": u.speaker} for u in utterances])
+        speakers = [{"speaker": u.speaker} for u in utterances]
+        workdir_io.write_features_info(workdir, recipe, preset, speakers, corpus_path)
 
     skipped: list[dict] = []
     audio_seconds = 0.0
@@ -128,7 +139,7 @@ def preprocess(
             )
         entries = workdir_io.write_manifest(workdir, utterances, splits, done, preset)
         workdir_io.write_stats(workdir, entries, preset)
-        workdir_io.write_features_info(workdir, recipe, preset, entries)
+        workdir_io.write_features_info(workdir, recipe, preset, entries, corpus_path)
         summary = PreprocessSummary(
             processed=len(done) - cached,
             cached=cached,
@@ -146,14 +157,15 @@ def preprocess(
     return summary
 
 
-def _list_corpus(recipe: Recipe, workdir: Path, corpus_path) -> list[Utterance]:
-    kind = recipe.data.corpus
+def _corpus_path(recipe: Recipe, workdir: Path, corpus_path) -> Path:
     path = corpus_path or recipe.data.corpus_path
-    if kind == "demo" and not path:
+    if recipe.data.corpus == "demo" and not path:
         path = workdir / "demo_corpus"
-    utterances = read_corpus(
-        kind, Path(path) if path else Path(""), mic=recipe.data.mic, seed=recipe.data.split_seed
-    )
+    return Path(path) if path else Path("")
+
+
+def _list_corpus(recipe: Recipe, path: Path) -> list[Utterance]:
+    utterances = read_corpus(recipe.data.corpus, path, mic=recipe.data.mic, seed=recipe.data.split_seed)
     ids = [u.id for u in utterances]
     if len(set(ids)) != len(ids):
         raise WavegenError(f"{path}: utterance ids are not unique")

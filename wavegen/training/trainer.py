@@ -15,6 +15,7 @@ normally.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -31,6 +32,7 @@ import yaml
 
 from ..audio import atomic_path, write_audio
 from ..config import Recipe, from_dict, validate
+from ..dirlock import folder_lock
 from ..errors import WavegenError
 from ..features import get_preset, mel_spectrogram
 from ..model import WaveNet
@@ -495,19 +497,24 @@ def train(
     one; False requires that ``run_dir`` has none (never silently mix two runs).
     """
     trainer = Trainer(recipe, workdir, run_dir, device=device, progress=progress)
+    # One run per run dir: only the main rank writes, so only it holds the lock (wavegen.dirlock).
+    lock = folder_lock(run_dir, "run dir") if trainer.info.is_main else contextlib.nullcontext()
     # Denormal floats appear in early gradients and make CPU steps several times slower.
     flush = torch.set_flush_denormal(True)
     try:
-        existing = ckpt_io.list_checkpoints(run_dir)
-        if resume is False and existing:
-            raise WavegenError(f"{run_dir}: already holds checkpoints; resume it, or pick another --run-dir")
-        latest = ckpt_io.latest_checkpoint(run_dir) if resume is not False else None
-        if latest is None and (resume or existing):
-            raise WavegenError(f"{run_dir}: no checkpoint there verifies; nothing to resume from")
-        trainer.build()
-        if latest is not None:
-            trainer.resume(latest)
-        return trainer.fit()
+        with lock:
+            existing = ckpt_io.list_checkpoints(run_dir)
+            if resume is False and existing:
+                raise WavegenError(
+                    f"{run_dir}: already holds checkpoints; resume it, or pick another --run-dir"
+                )
+            latest = ckpt_io.latest_checkpoint(run_dir) if resume is not False else None
+            if latest is None and (resume or existing):
+                raise WavegenError(f"{run_dir}: no checkpoint there verifies; nothing to resume from")
+            trainer.build()
+            if latest is not None:
+                trainer.resume(latest)
+            return trainer.fit()
     finally:
         if flush:
             torch.set_flush_denormal(False)
