@@ -119,7 +119,7 @@ def test_tiny_model_learns(cache, tmp_path):
     trainer.build()
     before = trainer.validate()
     batches = trainer.batches()
-    losses = [trainer.train_step(next(batches))["loss"] for _ in range(60)]
+    losses = [trainer.train_step(next(batches))["loss"].item() for _ in range(60)]
     after = trainer.validate()
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.5, losses
     assert after < before - 0.5, (before, after)
@@ -212,7 +212,8 @@ def test_resume_flags(cache, tmp_path):
         train(other, cache, tmp_path / "run", progress=False)
 
 
-def test_sigterm_writes_a_checkpoint_and_resume_continues(cache, tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_writes_a_checkpoint_exits_128_plus_it_and_resume_continues(cache, tmp_path, sig, code):
     write_recipe(tmp_path / "tiny.yaml", train={"checkpoint_interval": 100000, "valid_interval": 100000})
     run = tmp_path / "run"
     args = ["tiny.yaml", "--workdir", str(cache), "--run-dir", str(run), "--no-progress"]
@@ -228,10 +229,11 @@ def test_sigterm_writes_a_checkpoint_and_resume_continues(cache, tmp_path):
     while proc.poll() is None and not (log.is_file() and "step 1/" in log.read_text()):
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate()
-    assert proc.returncode == 0, err
+    assert proc.returncode == code, err  # 128 + signal: a `set -e` script stops here
     assert "stopped by signal" in err and "Traceback" not in err
+    assert f"stopped by {sig.name} at step" in log.read_text()
     step = ck.load_checkpoint(ck.latest_checkpoint(run))["step"]
     assert step >= 1
     r = run_cli("train", *args, "--max-steps", str(step + 2), cwd=tmp_path)
@@ -316,3 +318,130 @@ def test_one_training_per_run_dir_and_kill_9_leaves_no_stale_lock(cache, tmp_pat
     third = run_cli("train", *args, "--max-steps", "2", cwd=tmp_path)
     assert third.returncode == 0, third.stderr
     assert ck.load_checkpoint(ck.latest_checkpoint(run))["step"] == 2
+
+
+# ---- divergence (#10 item 5) -------------------------------------------------------------------
+
+
+def test_a_huge_lr_stops_with_the_step_and_writes_no_nan_checkpoint(cache, tmp_path):
+    """lr 1e30: the weights explode after step 1 and step 2's loss is not finite. The run stops
+    with one line naming step 2 at the next sync (step 3, a checkpoint step), writing nothing."""
+    write_recipe(
+        tmp_path / "tiny.yaml",
+        train={
+            "lr": 1e30,
+            "max_steps": 6,
+            "log_interval": 5,
+            "checkpoint_interval": 3,
+            "valid_interval": 3,
+            "grad_clip": 0.0,
+        },
+    )
+    run = tmp_path / "run"
+    r = run_cli("train", "tiny.yaml", "--workdir", str(cache), "--run-dir", str(run), cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("wavegen: error: training diverged at step 2: the loss is ")
+    assert "Traceback" not in r.stderr and "lower train.lr (now 1e+30)" in lines[-1]
+    assert ck.list_checkpoints(run) == [] and not (run / "checkpoints" / "best.pt").exists()
+    assert "training diverged at step 2" in (run / "train.log").read_text()
+
+
+def test_a_poisoned_batch_names_its_step_and_best_stays_finite(cache, tmp_path):
+    """A NaN mel in the 5th batch: the error names step 5 at the next sync (step 8); the step-4
+    checkpoint and best.pt stay the newest, finite, and step 8 is never written."""
+    r = recipe(
+        tmp_path,
+        train={"max_steps": 8, "log_interval": 8, "checkpoint_interval": 4, "valid_interval": 4},
+    )
+    run = tmp_path / "run"
+    trainer = Trainer(r, cache, run, progress=False)
+    trainer.build()
+    clean = trainer.batches
+
+    def poisoned():
+        for i, batch in enumerate(clean()):
+            if i == 4:
+                batch["mel"][:] = float("nan")
+            yield batch
+
+    trainer.batches = poisoned
+    with pytest.raises(WavegenError, match=r"training diverged at step 5: the loss is nan"):
+        trainer.fit()
+    assert [p.name for _, p in ck.list_checkpoints(run)] == ["step_00000004.pt"]
+    best = ck.load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["step"] == 4 and all(torch.isfinite(v).all() for v in best["model"].values())
+    assert ck.latest_checkpoint(run) == ck.step_path(run, 4)
+
+
+def test_non_finite_weights_are_never_saved(cache, tmp_path):
+    r = recipe(tmp_path, train={"max_steps": 2})
+    trainer = Trainer(r, cache, tmp_path / "run", progress=False)
+    trainer.build()
+    with torch.no_grad():
+        trainer.ema.model.post_logits.weight[0, 0] = float("inf")
+    for save in (trainer.save_checkpoint, trainer.save_best):
+        with pytest.raises(WavegenError, match="training diverged at step 0: a weight is not finite"):
+            save()
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+# ---- host-device syncs (#14 item 4) ------------------------------------------------------------
+
+SYNCS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__array__", "__format__")
+
+
+def test_the_loop_syncs_only_at_log_checkpoint_and_validation_steps(cache, tmp_path, monkeypatch):
+    """Every call by wavegen code that makes the host wait for a tensor's value (item, float,
+    bool, tolist, cpu, ...) is recorded with the step: all happen at the sync points (log every 4,
+    checkpoint every 6, validation at the end), none inside a training step."""
+    r = recipe(
+        tmp_path,
+        data={"num_workers": 0},  # the loader in this process: its code is watched as well
+        train={"max_steps": 12, "log_interval": 4, "checkpoint_interval": 6, "valid_interval": 12},
+    )
+    trainer = Trainer(r, cache, tmp_path / "run", progress=False)
+    trainer.build()
+    package = str(Path(__file__).resolve().parents[1] / "wavegen")
+    calls = []
+
+    def watch(name):
+        real = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, **kwargs):
+            caller = sys._getframe(1)
+            if caller.f_code.co_filename.startswith(package):
+                stack, frame = [], caller
+                while frame is not None:
+                    stack.append(frame.f_code.co_name)
+                    frame = frame.f_back
+                calls.append((trainer.step, name, caller.f_code.co_name, stack))
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+
+    for name in SYNCS:
+        watch(name)
+    trainer.fit()
+    monkeypatch.undo()
+    assert trainer.step == 12
+    in_steps = [c[:3] for c in calls if {"train_step", "optimization_step", "add"} & set(c[3])]
+    assert not in_steps, in_steps
+    assert {c[0] for c in calls} <= {4, 6, 8, 12}, sorted({c[:3] for c in calls})
+    assert {4, 8} <= {c[0] for c in calls if c[1] == "tolist"}  # the meter is read when logging
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the sync check is CUDA's)")
+def test_cuda_steps_between_sync_points_never_wait(cache, tmp_path):
+    """On a GPU, torch's sync debug mode makes any host-device sync inside a step an error."""
+    r = recipe(tmp_path, data={"num_workers": 0}, train={"max_steps": 3, "log_interval": 3})
+    trainer = Trainer(r, cache, tmp_path / "run", device="cuda", progress=False)
+    trainer.build()
+    batches = trainer.batches()
+    trainer.train_step(next(batches))  # the first step allocates and may sync
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        trainer.train_step(next(batches))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert trainer.meter.read().count == 2
