@@ -1,6 +1,7 @@
 """The CLI layer: `wavegen mel`, one-line errors without tracebacks, --debug."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -228,3 +229,96 @@ def test_preprocess_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
     again = run(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert f"{12 - done} processed, {done} already cached" in again.stdout
+
+
+def test_read_only_file_system_is_one_line_for_every_writing_command(tmp_path):
+    """A real read-only tmpfs (mounted in a user namespace: works as root, where chmod does not
+    stop writes): mel, preprocess, train and demo each exit 1 with one line naming the path."""
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare(1) on this machine")
+    probe = subprocess.run(["unshare", "-Urm", "true"], capture_output=True, text=True)
+    if probe.returncode:
+        pytest.skip(f"cannot make a user namespace here: {probe.stderr.strip()}")
+    sf.write(tmp_path / "a.wav", np.zeros(4000, np.float32), 22050)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    sf.write(corpus / "u.wav", np.zeros(22050, np.float32), 22050)
+    (tmp_path / "r.yaml").write_text(f"data: {{corpus: folder, corpus_path: {corpus}}}\n")
+    write_recipe(tmp_path / "tiny.yaml")
+    make_feature_cache(tmp_path / "work", n_utts=2)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    wavegen = f"{sys.executable} -m wavegen"
+    commands = {
+        "mel": f"mel a.wav -o {ro}/x.npy",
+        "preprocess": f"preprocess r.yaml --workdir {ro}/w",
+        "train": f"train tiny.yaml --workdir work --run-dir {ro}/run --device cpu",
+        "demo": f"demo --workdir {ro}/d",
+    }
+    script = f"mount -t tmpfs -o ro,size=1m tmpfs {ro} || exit 99\n" + "".join(
+        f"echo '== {name}'; {wavegen} {args}; echo \"rc=$?\"\n" for name, args in commands.items()
+    )
+    r = subprocess.run(
+        ["unshare", "-Urm", "sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, env=ONE_THREAD
+    )
+    if r.returncode == 99:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace: {r.stderr.strip()}")
+    assert r.stdout.count("rc=1") == len(commands), (r.stdout, r.stderr)
+    errors = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("[")]
+    assert len(errors) == len(commands), r.stderr
+    for line, name in zip(errors, commands):
+        assert line.startswith(f"wavegen: error: {ro}/") and "Read-only file system" in line, (name, line)
+
+
+SLOW_SYNTHESIS = """
+import sys, time
+import wavegen.vocoder as v
+real = v.Vocoder.batch
+def slow(self, *args, **kwargs):  # real audio, then time for the signal to land mid-list
+    wavs = real(self, *args, **kwargs)
+    time.sleep(0.3)
+    return wavs
+v.Vocoder.batch = slow
+from wavegen.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143)])
+def test_synthesize_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
+    """Only whole WAVs are left, the command exits 143 with one line, a rerun does the rest."""
+    from wavegen.config import load_recipe
+    from wavegen.training import train
+
+    # Two speakers: a single-speaker model cannot synthesize before #10 item 1 (harden-b) lands.
+    cache = make_feature_cache(tmp_path / "work", n_utts=2, speakers=("a", "b"))
+    train(load_recipe(write_recipe(tmp_path / "tiny.yaml", train={"max_steps": 1})), cache, tmp_path / "run")
+    mels = sorted((cache / "cache").glob("*.mel.npy"))
+    args = ["synthesize", "-c", "run", "--batch", "1", "-o", "out", "--speaker", "a"]
+    args += [a for m in mels for a in ("--mel", str(m))]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SYNTHESIS, *args],
+        cwd=tmp_path,
+        env=ONE_THREAD,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out = tmp_path / "out"
+    while proc.poll() is None and not (out.is_dir() and list(out.glob("*.wav"))):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    # One line of our own (after the progress bar's last redraw) and no traceback.
+    assert "Traceback" not in err and err.count("wavegen:") == 1, err
+    assert f"wavegen: stopped by {sig.name}\n" in err, err
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    done = sorted(out.glob("*.wav"))
+    assert 1 <= len(done) < len(mels)
+    for wav in done:
+        assert sf.info(wav).frames > 0
+    again = run(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(list(out.glob("*.wav"))) == len(mels)
