@@ -6,7 +6,9 @@ The loop reads the meter (:meth:`TrainMeter.read`, one transfer) at ``train.log_
 before every validation, audio sample and checkpoint, like nanoGPT reads ``loss.item()`` only
 when it logs. Under DDP the read at log and checkpoint steps is collective: the sums are added
 over the ranks, and the first bad step and the stop signal are agreed by every rank in the same
-all-reduce, so all ranks stop at the same step.
+all-reduce, so all ranks stop at the same step. Before a validation or an audio sample, which
+only the main rank runs, its read is local: if it finds a bad step the main rank stops with the
+error and torchrun ends the other ranks.
 
 Divergence is not skipped: a non-finite loss or gradient stops the run at the next read with an
 error naming the step. With float32 sums and no fp16 loss scaling (bf16 has float32's range), a

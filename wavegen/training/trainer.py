@@ -294,15 +294,16 @@ class Trainer:
             self.diverged(self.step, "a weight is not finite")
 
     def diverged(self, step: int, what: str) -> None:
-        last = (
-            f"the last checkpoint, {self.last_checkpoint}, is intact"
+        t = self.recipe.train
+        saved = (
+            f"the last checkpoint, {self.last_checkpoint}, is from before it"
             if self.last_checkpoint
-            else ("no checkpoint was written")
+            else "no checkpoint has been written"
         )
+        clip = " or set train.grad_clip (now 0 = off)" if t.grad_clip == 0 else ""
         message = (
-            f"training diverged at step {step}: {what}; nothing after that step was saved and "
-            f"{last}; lower train.lr (now {self.recipe.train.lr:g}) or train.grad_clip "
-            f"(now {self.recipe.train.grad_clip:g}) and resume"
+            f"training diverged at step {step}: {what}; nothing from that step on was saved and "
+            f"{saved}; lower train.lr (now {t.lr:g}){clip} and resume"
         )
         log.error("%s", message)
         raise WavegenError(message)
