@@ -3,6 +3,7 @@
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -274,7 +275,14 @@ def test_models_without_mel_train_export_and_generate(cache, tmp_path, n_speaker
     assert r.audio.mel_normalize
     result = train(r, cache, tmp_path / "run", device="cpu", progress=False)
     assert result.step == 3 and math.isfinite(result.valid_bits)
-    model, config = load_exported(export_model(tmp_path / "run", tmp_path / "export"))
+    old_umask = os.umask(0o002)
+    try:
+        exported = export_model(tmp_path / "run", tmp_path / "export")
+    finally:
+        os.umask(old_umask)
+    for name in ("model.safetensors", "config.json"):  # the umask's modes, not mkstemp's 0600
+        assert stat.S_IMODE((exported / name).stat().st_mode) == 0o664, name
+    model, config = load_exported(exported)
     assert model.upsampler is None and config["model"]["cin_channels"] == 0
     speaker = torch.tensor([1]) if n_speakers else None
     audio = generate(model, None, speaker, seed=0, num_samples=300)

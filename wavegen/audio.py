@@ -103,8 +103,9 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
 class atomic_path:
     """Context manager giving a temporary path beside ``path``; renamed over it on success.
 
-    The temporary file is created like any new file (mode 0o666 less the umask), so the result
-    has the permissions ``open(path, "w")`` would give it. On an exception in the block, or if
+    The temporary file is created like any new file (mode 0o666 less the umask), and given that
+    mode again if the writer changed it (safetensors writes 0600), so the result has the
+    permissions ``open(path, "w")`` would give it. On an exception in the block, or if
     the final fsync or rename fails, the temporary file is removed and ``path`` is untouched. An
     ``OSError`` on the way (no space left, permission denied, read-only file system, ``path`` a
     folder, ...) becomes an :class:`~wavegen.errors.OutputError` naming ``path``.
@@ -127,6 +128,9 @@ class atomic_path:
         if exc_type is None:
             try:
                 with open(self.tmp, "rb+") as f:
+                    mode = 0o666 & ~_umask()
+                    if os.fstat(f.fileno()).st_mode & 0o777 != mode:  # a writer that made it 0600
+                        os.fchmod(f.fileno(), mode)
                     os.fsync(f.fileno())
                 os.replace(self.tmp, self.path)
                 return
@@ -157,6 +161,20 @@ def _new_temporary(path: Path) -> Path:
             continue
         return tmp
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where /proc allows (os.umask cannot)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_error_message(path: str | os.PathLike, err: OSError) -> str:
