@@ -82,6 +82,8 @@ def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -
     start = time.perf_counter()
     preset = get_preset(recipe.audio.preset)
     corpus_path = _corpus_path(recipe, workdir, corpus_path)
+    if corpus_path is None:
+        _list_corpus(recipe, None)  # the corpus reader's own error: no corpus given
     workdir_io.check_workdir(workdir, recipe, corpus_path)  # before the demo corpus is generated
     utterances = _list_corpus(recipe, corpus_path)
     splits = assign_splits(
@@ -157,15 +159,18 @@ def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -
     return summary
 
 
-def _corpus_path(recipe: Recipe, workdir: Path, corpus_path) -> Path:
+def _corpus_path(recipe: Recipe, workdir: Path, corpus_path) -> Path | None:
+    """Where the corpus is (None: not given; reading it then says so)."""
     path = corpus_path or recipe.data.corpus_path
     if recipe.data.corpus == "demo" and not path:
         path = workdir / "demo_corpus"
-    return Path(path) if path else Path("")
+    return Path(path) if path else None
 
 
-def _list_corpus(recipe: Recipe, path: Path) -> list[Utterance]:
-    utterances = read_corpus(recipe.data.corpus, path, mic=recipe.data.mic, seed=recipe.data.split_seed)
+def _list_corpus(recipe: Recipe, path: Path | None) -> list[Utterance]:
+    utterances = read_corpus(
+        recipe.data.corpus, path or Path(""), mic=recipe.data.mic, seed=recipe.data.split_seed
+    )
     ids = [u.id for u in utterances]
     if len(set(ids)) != len(ids):
         raise WavegenError(f"{path}: utterance ids are not unique")
