@@ -1,10 +1,14 @@
 """Audio I/O: formats become float32 mono in [-1, 1]; bad files raise a clear error."""
 
+import errno
+import os
+import stat
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegen.audio import atomic_path, read_audio, resample, write_audio
+from wavegen.audio import atomic_path, read_audio, resample, write_audio, write_npy
 from wavegen.errors import WavegenError
 
 
@@ -124,3 +128,67 @@ def test_failed_write_leaves_nothing_and_keeps_old_file(tmp_path):
     with pytest.raises(WavegenError, match="NaN"):
         write_audio(tmp_path / "bad.wav", np.array([np.nan]), 16000)
     assert not (tmp_path / "bad.wav").exists()
+
+
+# ---- failed writes (#10 items 6 and 7) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_honour_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        write_audio(tmp_path / "a.wav", tone(), 16000)
+        write_npy(tmp_path / "a.npy", np.zeros(3, np.float32))
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    for name in ("a.wav", "a.npy", "a.txt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_a_directory_as_output_is_refused_without_leftovers(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(WavegenError, match="is a directory"):
+        write_npy(tmp_path / "out", np.zeros(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_a_failed_rename_removes_the_temporary_file(tmp_path, monkeypatch):
+    def failing_replace(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(WavegenError, match=r"x\.npy: cannot write"):
+        write_npy(tmp_path / "x.npy", np.zeros(3))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_is_one_error_naming_the_file(tmp_path, monkeypatch):
+    """A simulated ENOSPC while writing: a WavegenError naming the target, no temporary left."""
+
+    def full(f, array):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)
+    with pytest.raises(WavegenError) as err:
+        write_npy(tmp_path / "m.npy", np.zeros(3))
+    assert str(err.value).startswith(f"{tmp_path / 'm.npy'}: cannot write")
+    assert "No space left on device" in str(err.value) and "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_folder_is_one_error_naming_the_file(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("running as root: chmod does not stop root from writing (see the tmpfs tests)")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(WavegenError, match=r"a\.wav: cannot write.*Permission denied"):
+            write_audio(folder / "a.wav", tone(), 16000)
+    finally:
+        folder.chmod(0o755)
+    assert list(folder.iterdir()) == []

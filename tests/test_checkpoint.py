@@ -1,7 +1,10 @@
 """Checkpoints: atomic writes with checksums, safe loading, fallback past corrupt files, rotation."""
 
+import errno
 import hashlib
 import logging
+import os
+import stat
 
 import pytest
 import torch
@@ -80,8 +83,7 @@ def test_interrupted_write_leaves_previous_checkpoints_intact(tmp_path, monkeypa
     before = first.read_bytes()
 
     def dying_save(obj, f, *args, **kwargs):
-        with open(f, "wb") as out:
-            out.write(b"PK\x03\x04 half a zip")  # what a SIGKILL mid-write leaves behind
+        f.write(b"PK\x03\x04 half a zip")  # what a SIGKILL mid-write leaves behind
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", dying_save)
@@ -170,3 +172,33 @@ def test_foreign_files_are_clear_errors(tmp_path):
         ck.load_checkpoint(bad, verify=False)
     with pytest.raises(WavegenError, match="no such checkpoint"):
         ck.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_disk_full_is_one_error_and_leaves_nothing(tmp_path, monkeypatch):
+    """A simulated ENOSPC while the .pt is written: an error naming it, no temporary, no sidecar."""
+    (first,) = write_steps(tmp_path, [1])
+    real_open = open
+
+    def full_disk_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        if "w" in mode and str(file).endswith(".tmp") and ".step_00000002.pt." in str(file):
+            f.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return f
+
+    monkeypatch.setattr("builtins.open", full_disk_open)
+    path = ck.step_path(tmp_path, 2)
+    with pytest.raises(WavegenError, match=r"step_00000002\.pt: cannot write: No space left on device"):
+        ck.save_checkpoint(path, payload(2))
+    monkeypatch.undo()
+    assert sorted(p.name for p in first.parent.iterdir()) == ["step_00000001.pt", "step_00000001.pt.sha256"]
+
+
+def test_checkpoints_honour_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        (path,) = write_steps(tmp_path, [1])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(path.with_name(path.name + ".sha256").stat().st_mode) == 0o640

@@ -233,3 +233,17 @@ def test_demo_regenerates_an_incomplete_copy(tmp_path):
 def test_utterance_sorts_by_id():
     a, b = Utterance("b", "s", Path("b.wav")), Utterance("a", "s", Path("a.wav"))
     assert sorted([a, b])[0].id == "a"
+
+
+def test_ljspeech_metadata_encoding(tmp_path):
+    """A byte-order mark is accepted; text that is not UTF-8 is one line naming file and line."""
+    meta = tmp_path / "metadata.csv"
+    meta.write_bytes("\ufeffLJ001-0001|Café|Café\r\nLJ001-0002|b|b\r\n".encode())
+    utts = read_ljspeech(tmp_path)
+    assert [u.id for u in utts] == ["LJ001-0001", "LJ001-0002"] and utts[0].text == "Café"
+    meta.write_bytes("LJ001-0001|a|a\nLJ001-0002|Caf\xe9|Caf\xe9\n".encode("latin-1"))
+    with pytest.raises(WavegenError) as err:
+        read_ljspeech(tmp_path)
+    assert str(err.value) == (
+        f"{meta}:2: not UTF-8 text (byte 0xe9 at column 15); save metadata.csv as UTF-8"
+    )

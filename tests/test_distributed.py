@@ -1,9 +1,12 @@
 """DDP: 2 CPU processes on gloo under torchrun train the same weights as 1 process."""
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +78,61 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert len(list((tmp_path / "ddp" / "tb").iterdir())) == 1
     log = (tmp_path / "ddp" / "train.log").read_text()
     assert log.count("step 4/4 loss") == 1 and "on cpu x2" in log
+
+
+def worker_pids(launcher_pid: int) -> dict[int, int]:
+    """{RANK: pid} of the processes torchrun started (read from /proc)."""
+    ranks = {}
+    for task in Path(f"/proc/{launcher_pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            env = dict(kv.decode().split("=", 1) for kv in environ if b"=" in kv)
+            if "RANK" in env:
+                ranks[int(env["RANK"])] = int(child)
+    return ranks
+
+
+@pytest.mark.skipif(not (TORCHRUN.exists() or shutil.which("torchrun")), reason="no torchrun")
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the ranks")
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """SIGTERM to rank 1 only: the ranks agree at the next log step (every 3 steps, the stop flag
+    rides on the log all-reduce), rank 0 writes that step's checkpoint, and the ranks exit 143."""
+    cache = make_feature_cache(tmp_path / "cache", n_utts=4, speakers=("a", "b"))
+    write_recipe(
+        tmp_path / "tiny.yaml",
+        data={"batch_size": 4},
+        train={
+            "max_steps": 1000000,
+            "log_interval": 3,
+            "checkpoint_interval": 100000,
+            "valid_interval": 100000,
+        },
+    )
+    torchrun = str(TORCHRUN) if TORCHRUN.exists() else "torchrun"
+    common = ["train", "tiny.yaml", "--workdir", str(cache), "--device", "cpu", "--no-progress"]
+    proc = subprocess.Popen(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "wavegen", *common, "--run-dir", "ddp"],
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = tmp_path / "ddp" / "train.log"
+    try:
+        while proc.poll() is None and not (log.is_file() and "step 3/" in log.read_text()):
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        os.kill(worker_pids(proc.pid)[1], signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0  # torchrun reports the ranks' 143
+    assert "exitcode  : 143" in err, err[-3000:]
+    stops = re.findall(r"stopped by SIGTERM at step (\d+); checkpoint written", err)
+    assert len(stops) == 2 and stops[0] == stops[1], err[-3000:]  # rank 1's warning and rank 0's
+    step = int(stops[0])
+    assert step % 3 == 0 and f"stopped by SIGTERM at step {step}" in log.read_text()
+    assert ck.latest_checkpoint(tmp_path / "ddp") == ck.step_path(tmp_path / "ddp", step)
+    assert ck.load_checkpoint(ck.step_path(tmp_path / "ddp", step))["step"] == step

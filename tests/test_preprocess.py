@@ -1,7 +1,9 @@
 """Preprocessing: the cache contract, bad data, resumability, the split, and the CLI's summary."""
 
+import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -357,3 +359,176 @@ def test_cli_missing_corpus_is_one_line_exit_1(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert "nowhere" in lines[0] and "corpus folder does not exist" in lines[0]
+
+
+# ---- write errors are errors, not skipped utterances (#10 item 6) ------------------------------
+
+
+def test_disk_full_stops_with_one_error_and_keeps_the_work_done(tmp_path, monkeypatch):
+    """A simulated ENOSPC on the 5th cache file: an error naming it, no 'skipped' utterance, the
+    two finished utterances kept, no temporary file; a rerun continues from them."""
+    corpus = make_corpus(tmp_path / "corpus", per_speaker=3)
+    workdir = tmp_path / "work"
+    real_save, calls = np.save, [0]
+
+    def filling_save(f, array):
+        calls[0] += 1
+        if calls[0] >= 5:
+            f.write(b"part of a file")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(f, array)
+
+    monkeypatch.setattr(np, "save", filling_save)
+    with pytest.raises(WavegenError) as err:
+        preprocess(recipe(corpus), workdir, workers=1)
+    message = str(err.value)
+    assert "\n" not in message and str(workdir / "cache") in message, message
+    assert "cannot write: No space left on device" in message and "2 utterances" in message
+    assert "skipped" not in (workdir / "preprocess.log").read_text()
+    assert not [p for p in workdir.rglob("*") if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    summary = preprocess(recipe(corpus), workdir, workers=1)
+    assert summary.cached == 2 and summary.processed == 4 and summary.skipped == []
+
+
+DISK_FULL_AFTER_3 = """
+import errno, sys
+import numpy as np
+real_save, calls = np.save, [0]
+def filling_save(f, array):  # every process (the pool forks) fills up after 3 files
+    calls[0] += 1
+    if calls[0] > 3:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    real_save(f, array)
+np.save = filling_save
+from wavegen.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_disk_full_in_the_process_pool_is_exit_1_one_line(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", per_speaker=4)
+    (tmp_path / "r.yaml").write_text(
+        f"data: {{corpus: folder, corpus_path: {corpus}, valid_per_speaker: 1, test_per_speaker: 1}}\n"
+        "audio: {min_seconds: 0.3, trim_top_db: 40.0}\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", DISK_FULL_AFTER_3, "preprocess", "r.yaml", "--workdir", "w", "--workers", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert lines[0].startswith("wavegen: error:") and "No space left on device" in lines[0]
+    assert "skipped" not in r.stderr + r.stdout and not (tmp_path / "w" / "manifest.jsonl").exists()
+    assert not [p for p in (tmp_path / "w").rglob("*") if p.name.endswith(".tmp")]
+
+
+def can_mount_tmpfs() -> str | None:
+    """None if `unshare -Urm` can mount a tmpfs here, else why not."""
+    if not shutil.which("unshare"):
+        return "no unshare(1) on this machine"
+    r = subprocess.run(
+        ["unshare", "-Urm", "sh", "-c", "d=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs $d"],
+        capture_output=True,
+        text=True,
+    )
+    return None if r.returncode == 0 else f"cannot mount a tmpfs in a user namespace: {r.stderr.strip()}"
+
+
+@pytest.mark.skipif(not (SHARED / "ljspeech-mini").is_dir(), reason=f"shared corpora not at {SHARED}")
+def test_real_full_tmpfs_is_an_error_and_a_rerun_with_space_resumes(tmp_path):
+    """ljspeech-mini into a real 3 MB tmpfs (in a user namespace): exit 1 naming the file,
+    nothing skipped; the same tmpfs grown to 64 MB: the rerun keeps what was done."""
+    why = can_mount_tmpfs()
+    if why:
+        pytest.skip(why)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    wavegen = f"{sys.executable} -m wavegen preprocess {REPO / 'recipes' / 'ljspeech' / 'config.yaml'}"
+    args = f"--corpus {SHARED / 'ljspeech-mini'} --workdir {mnt}/w --workers 2 --set data.valid_per_speaker=1"
+    script = f"""
+        mount -t tmpfs -o size=3m tmpfs {mnt} || exit 99
+        {wavegen} {args} --set data.test_per_speaker=1; echo "first=$?"
+        echo "done_first=$(ls {mnt}/w/cache | grep -c mel.npy)"
+        echo "tmp_first=$(ls -a {mnt}/w/cache | grep -c tmp)"
+        mount -o remount,size=64m {mnt}
+        {wavegen} {args} --set data.test_per_speaker=1; echo "second=$?"
+    """
+    r = subprocess.run(
+        ["unshare", "-Urm", "sh", "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    out = dict(
+        line.split("=", 1)
+        for line in r.stdout.splitlines()
+        if line.split("=")[0] in {"first", "done_first", "tmp_first", "second"}
+    )
+    assert out.get("first") == "1", (r.stdout, r.stderr)
+    first_error = [line for line in r.stderr.splitlines() if line.startswith("wavegen: error:")]
+    assert len(first_error) == 1, r.stderr
+    assert f"{mnt}/w/" in first_error[0] and "cannot write" in first_error[0], first_error
+    assert "No space left on device [ENOSPC]" in first_error[0], first_error
+    assert "skipped" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert out["tmp_first"] == "0" and int(out["done_first"]) >= 1
+    assert out["second"] == "0", r.stderr
+    assert f"{out['done_first']} already cached" in r.stdout, (r.stdout, r.stderr)
+
+
+# ---- one writer per work dir, and a work dir is one cache (#10 item 4) -------------------------
+
+
+def test_a_work_dir_in_use_is_refused_by_preprocess_and_demo(tmp_path):
+    """The work dir's OS lock held (here by this test process): a second `wavegen preprocess`
+    and a `wavegen demo` on it stop at once with one line naming the holder."""
+    from wavegen.dirlock import folder_lock
+
+    corpus = make_corpus(tmp_path / "corpus", speakers=("s1",), per_speaker=3)
+    (tmp_path / "r.yaml").write_text(f"data: {{corpus: folder, corpus_path: {corpus}}}\n")
+    with folder_lock(tmp_path / "work", "work dir"):
+        for args in (["preprocess", "r.yaml", "--workdir", "work"], ["demo", "--workdir", "work"]):
+            r = run_cli(*args, cwd=tmp_path)
+            assert r.returncode == 1, r.stderr
+            lines = r.stderr.strip().splitlines()
+            assert len(lines) == 1 and f"this work dir is in use by pid {os.getpid()} (" in lines[0], r.stderr
+        assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["wavegen.lock"]
+
+
+def test_a_work_dir_of_another_corpus_is_refused_and_kept(tmp_path):
+    """`wavegen demo --workdir <an LJSpeech work dir>` used to replace its manifest, features
+    and stats; now it stops, saying which corpus the work dir holds."""
+    corpus, _ = make_ljspeech(tmp_path, good=3)
+    workdir = tmp_path / "work"
+    preprocess(recipe(corpus, corpus="ljspeech"), workdir, workers=1)
+    before = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file() and p.suffix != ".log"}
+    r = run_cli("demo", "--workdir", str(workdir), cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert f"{workdir} holds the cache of the ljspeech corpus at {corpus.resolve()}" in lines[0]
+    assert "the demo corpus" in lines[0] and "use another --workdir" in lines[0]
+    after = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file() and p.suffix != ".log"}
+    assert after == before and not (workdir / "demo_corpus").exists()
+
+
+def test_a_work_dir_made_from_another_folder_or_split_is_refused(tmp_path):
+    first = make_corpus(tmp_path / "a", speakers=("s1",), per_speaker=3)
+    second = make_corpus(tmp_path / "b", speakers=("s1",), per_speaker=3)
+    workdir = tmp_path / "work"
+    preprocess(recipe(first), workdir, workers=1)
+    assert load_features_info(workdir)["corpus_path"] == str(first.resolve())
+    with pytest.raises(WavegenError, match=rf"folder corpus at {second.resolve()}: use another --workdir"):
+        preprocess(recipe(second), workdir, workers=1)
+    with pytest.raises(WavegenError, match=r"data.valid_per_speaker=1, the recipe has 0"):
+        preprocess(recipe(first, valid_per_speaker=0), workdir, workers=1)
+    with pytest.raises(WavegenError, match=r"audio.min_seconds=0.3, the recipe has 0.1"):
+        rec = recipe(first)
+        rec.audio.min_seconds = 0.1
+        preprocess(rec, workdir, workers=1)
+    again = preprocess(recipe(first), workdir, workers=1)  # the same settings: resumes
+    assert again.cached == 3 and again.processed == 0

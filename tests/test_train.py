@@ -3,6 +3,7 @@
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -119,7 +120,7 @@ def test_tiny_model_learns(cache, tmp_path):
     trainer.build()
     before = trainer.validate()
     batches = trainer.batches()
-    losses = [trainer.train_step(next(batches))["loss"] for _ in range(60)]
+    losses = [trainer.train_step(next(batches))["loss"].item() for _ in range(60)]
     after = trainer.validate()
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.5, losses
     assert after < before - 0.5, (before, after)
@@ -212,7 +213,8 @@ def test_resume_flags(cache, tmp_path):
         train(other, cache, tmp_path / "run", progress=False)
 
 
-def test_sigterm_writes_a_checkpoint_and_resume_continues(cache, tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_writes_a_checkpoint_exits_128_plus_it_and_resume_continues(cache, tmp_path, sig, code):
     write_recipe(tmp_path / "tiny.yaml", train={"checkpoint_interval": 100000, "valid_interval": 100000})
     run = tmp_path / "run"
     args = ["tiny.yaml", "--workdir", str(cache), "--run-dir", str(run), "--no-progress"]
@@ -228,12 +230,15 @@ def test_sigterm_writes_a_checkpoint_and_resume_continues(cache, tmp_path):
     while proc.poll() is None and not (log.is_file() and "step 1/" in log.read_text()):
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate()
-    assert proc.returncode == 0, err
+    assert proc.returncode == code, err  # 128 + signal: a `set -e` script stops here
     assert "stopped by signal" in err and "Traceback" not in err
+    assert f"stopped by {sig.name} at step" in log.read_text()
     step = ck.load_checkpoint(ck.latest_checkpoint(run))["step"]
     assert step >= 1
+    if sig == signal.SIGINT:
+        return  # the resume below is the same after either signal
     r = run_cli("train", *args, "--max-steps", str(step + 2), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert f"resumed from {ck.step_path(run, step)} (step {step})" in (run / "train.log").read_text()
@@ -272,8 +277,180 @@ def test_models_without_mel_train_export_and_generate(cache, tmp_path, n_speaker
     assert r.audio.mel_normalize
     result = train(r, cache, tmp_path / "run", device="cpu", progress=False)
     assert result.step == 3 and math.isfinite(result.valid_bits)
-    model, config = load_exported(export_model(tmp_path / "run", tmp_path / "export"))
+    old_umask = os.umask(0o002)
+    try:
+        exported = export_model(tmp_path / "run", tmp_path / "export")
+    finally:
+        os.umask(old_umask)
+    for name in ("model.safetensors", "config.json"):  # the umask's modes, not mkstemp's 0600
+        assert stat.S_IMODE((exported / name).stat().st_mode) == 0o664, name
+    model, config = load_exported(exported)
     assert model.upsampler is None and config["model"]["cin_channels"] == 0
     speaker = torch.tensor([1]) if n_speakers else None
     audio = generate(model, None, speaker, seed=0, num_samples=300)
     assert audio.shape == (1, 300) and bool(torch.isfinite(audio).all())
+
+
+def start_training(tmp_path, cache, run, *extra):
+    """`wavegen train` in its own process, returned once step 1 is logged."""
+    args = ["tiny.yaml", "--workdir", str(cache), "--run-dir", str(run), "--no-progress", *extra]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wavegen", "train", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ONE_THREAD,
+    )
+    log = run / "train.log"
+    while proc.poll() is None and not (log.is_file() and "step 1/" in log.read_text()):
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()
+    return proc, args
+
+
+def test_one_training_per_run_dir_and_kill_9_leaves_no_stale_lock(cache, tmp_path):
+    """#10 item 4: a second train on a run dir in use is refused naming the holder; after the
+    holder is killed with SIGKILL a third one runs."""
+    write_recipe(tmp_path / "tiny.yaml", train={"checkpoint_interval": 100000, "valid_interval": 100000})
+    run = tmp_path / "run"
+    first, args = start_training(tmp_path, cache, run, "--max-steps", "1000000")
+    try:
+        second = run_cli("train", *args, "--max-steps", "2", cwd=tmp_path)
+        assert second.returncode == 1
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
+        assert lines[0].startswith(f"wavegen: error: {run}: this run dir is in use by pid {first.pid} (")
+        assert "wavegen train tiny.yaml" in lines[0] and "started " in lines[0]
+    finally:
+        first.kill()
+        first.communicate()
+    third = train(recipe(tmp_path, train={"max_steps": 2}), cache, run, progress=False)  # no stale lock
+    assert third.step == 2 and ck.load_checkpoint(ck.latest_checkpoint(run))["step"] == 2
+
+
+# ---- divergence (#10 item 5) -------------------------------------------------------------------
+
+
+def test_a_huge_lr_stops_with_the_step_and_writes_no_nan_checkpoint(cache, tmp_path):
+    """lr 1e30: the weights explode after step 1 and step 2's loss is not finite. The run stops
+    with one line naming step 2 at the next sync (step 3, a checkpoint step), writing nothing."""
+    write_recipe(
+        tmp_path / "tiny.yaml",
+        train={
+            "lr": 1e30,
+            "max_steps": 6,
+            "log_interval": 5,
+            "checkpoint_interval": 3,
+            "valid_interval": 3,
+            "grad_clip": 0.0,
+        },
+    )
+    run = tmp_path / "run"
+    r = run_cli("train", "tiny.yaml", "--workdir", str(cache), "--run-dir", str(run), cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("wavegen: error: training diverged at step 2: the loss is ")
+    assert "Traceback" not in r.stderr and "lower train.lr (now 1e+30)" in lines[-1]
+    assert ck.list_checkpoints(run) == [] and not (run / "checkpoints" / "best.pt").exists()
+    assert "training diverged at step 2" in (run / "train.log").read_text()
+
+
+def test_a_poisoned_batch_names_its_step_and_best_stays_finite(cache, tmp_path):
+    """A NaN mel in the 5th batch: the error names step 5 at the next sync (step 8); the step-4
+    checkpoint and best.pt stay the newest, finite, and step 8 is never written."""
+    r = recipe(
+        tmp_path,
+        train={"max_steps": 8, "log_interval": 8, "checkpoint_interval": 4, "valid_interval": 4},
+    )
+    run = tmp_path / "run"
+    trainer = Trainer(r, cache, run, progress=False)
+    trainer.build()
+    clean = trainer.batches
+
+    def poisoned():
+        for i, batch in enumerate(clean()):
+            if i == 4:
+                batch["mel"][:] = float("nan")
+            yield batch
+
+    trainer.batches = poisoned
+    with pytest.raises(WavegenError, match=r"training diverged at step 5: the loss is nan"):
+        trainer.fit()
+    assert [p.name for _, p in ck.list_checkpoints(run)] == ["step_00000004.pt"]
+    best = ck.load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["step"] == 4 and all(torch.isfinite(v).all() for v in best["model"].values())
+    assert ck.latest_checkpoint(run) == ck.step_path(run, 4)
+
+
+def test_non_finite_weights_are_never_saved(cache, tmp_path):
+    r = recipe(tmp_path, train={"max_steps": 2})
+    trainer = Trainer(r, cache, tmp_path / "run", progress=False)
+    trainer.build()
+    with torch.no_grad():
+        trainer.ema.model.post_logits.weight[0, 0] = float("inf")
+    for save in (trainer.save_checkpoint, trainer.save_best):
+        with pytest.raises(WavegenError, match="training diverged at step 0: a weight is not finite"):
+            save()
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+# ---- host-device syncs (#14 item 4) ------------------------------------------------------------
+
+SYNCS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__array__", "__format__")
+
+
+def test_the_loop_syncs_only_at_log_checkpoint_and_validation_steps(cache, tmp_path, monkeypatch):
+    """Every call by wavegen code that makes the host wait for a tensor's value (item, float,
+    bool, tolist, cpu, ...) is recorded with the step: all happen at the sync points (log every 4,
+    checkpoint every 6, validation at the end), none inside a training step."""
+    r = recipe(
+        tmp_path,
+        data={"num_workers": 0},  # the loader in this process: its code is watched as well
+        train={"max_steps": 12, "log_interval": 4, "checkpoint_interval": 6, "valid_interval": 12},
+    )
+    trainer = Trainer(r, cache, tmp_path / "run", progress=False)
+    trainer.build()
+    package = str(Path(__file__).resolve().parents[1] / "wavegen")
+    calls = []
+
+    def watch(name):
+        real = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, **kwargs):
+            caller = sys._getframe(1)
+            if caller.f_code.co_filename.startswith(package):
+                stack, frame = [], caller
+                while frame is not None:
+                    stack.append(frame.f_code.co_name)
+                    frame = frame.f_back
+                calls.append((trainer.step, name, caller.f_code.co_name, stack))
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+
+    for name in SYNCS:
+        watch(name)
+    trainer.fit()
+    monkeypatch.undo()
+    assert trainer.step == 12
+    in_steps = [c[:3] for c in calls if {"train_step", "optimization_step", "add"} & set(c[3])]
+    assert not in_steps, in_steps
+    assert {c[0] for c in calls} <= {4, 6, 8, 12}, sorted({c[:3] for c in calls})
+    assert {4, 8} <= {c[0] for c in calls if c[1] == "tolist"}  # the meter is read when logging
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the sync check is CUDA's)")
+def test_cuda_steps_between_sync_points_never_wait(cache, tmp_path):
+    """On a GPU, torch's sync debug mode makes any host-device sync inside a step an error."""
+    r = recipe(tmp_path, data={"num_workers": 0}, train={"max_steps": 3, "log_interval": 3})
+    trainer = Trainer(r, cache, tmp_path / "run", device="cuda", progress=False)
+    trainer.build()
+    batches = trainer.batches()
+    trainer.train_step(next(batches))  # the first step allocates and may sync
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        trainer.train_step(next(batches))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert trainer.meter.read().count == 2

@@ -6,14 +6,16 @@ Every problem with a file (missing, empty, unreadable, truncated, non-finite) ra
 
 from __future__ import annotations
 
+import errno
+import io
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from .errors import WavegenError
+from .errors import OutputError, WavegenError
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
@@ -78,42 +80,115 @@ def write_audio(path: str | os.PathLike, wav, sample_rate: int, subtype: str = "
     wav = np.clip(wav, -1.0, 1.0)
     fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower(), "WAV")
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), wav, sample_rate, subtype=subtype, format=fmt)
+        try:
+            sf.write(str(tmp), wav, sample_rate, subtype=subtype, format=fmt)
+        except sf.LibsndfileError as err:  # libsndfile reports a full disk as its own error
+            raise OutputError(f"{path}: cannot write: {_short(err)}") from None
     return path
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Save ``array`` as .npy atomically (temporary name, fsync, rename)."""
     path = Path(path)
+    # Serialised in memory, then one plain write: numpy's own file writer reports a full disk
+    # as "N requested and M written" without errno; a Python write raises OSError(ENOSPC).
     with atomic_path(path) as tmp:
+        buffer = io.BytesIO()
+        np.save(buffer, array)
         with open(tmp, "wb") as f:
-            np.save(f, array)
+            f.write(buffer.getbuffer())
     return path
 
 
 class atomic_path:
     """Context manager giving a temporary path beside ``path``; renamed over it on success.
 
-    On an exception the temporary file is removed and ``path`` is untouched.
+    The temporary file is created like any new file (mode 0o666 less the umask), and given that
+    mode again if the writer changed it (safetensors writes 0600), so the result has the
+    permissions ``open(path, "w")`` would give it. On an exception in the block, or if
+    the final fsync or rename fails, the temporary file is removed and ``path`` is untouched. An
+    ``OSError`` on the way (no space left, permission denied, read-only file system, ``path`` a
+    folder, ...) becomes an :class:`~wavegen.errors.OutputError` naming ``path``.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
     def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(name)
+        if self.path.is_dir():
+            raise OutputError(f"{self.path}: is a directory; expected the name of a file to write")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = _new_temporary(self.path)
+        except OSError as err:
+            raise OutputError(write_error_message(self.path, err)) from None
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
+        if exc_type is None:
+            try:
+                with open(self.tmp, "rb+") as f:
+                    mode = 0o666 & ~_umask()
+                    if os.fstat(f.fileno()).st_mode & 0o777 != mode:  # a writer that made it 0600
+                        os.fchmod(f.fileno(), mode)
+                    os.fsync(f.fileno())
+                os.replace(self.tmp, self.path)
+                return
+            except BaseException as err:  # a failed rename, or a signal right here
+                exc = err
+        message = write_error_message(self.path, exc) if isinstance(exc, OSError) else None
+        try:
             self.tmp.unlink(missing_ok=True)
-            return
-        with open(self.tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(self.tmp, self.path)
+        except OSError:  # e.g. the folder became unwritable: the error below matters more
+            pass
+        if message is not None:
+            raise OutputError(message) from None
+        if exc_type is None:
+            raise exc
+
+
+def _new_temporary(path: Path) -> Path:
+    """Create an empty ``.NAME.XXXXXXXX.tmp`` beside ``path`` (mode 0o666 less the umask).
+
+    tempfile.mkstemp would make it 0o600, and the rename would hand that mode to the output.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, flags, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where /proc allows (os.umask cannot)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_error_message(path: str | os.PathLike, err: OSError) -> str:
+    """One line for a failed write of ``path``: '<path>: cannot write: <reason> [ENOSPC]'."""
+    reason = err.strerror or str(err) or type(err).__name__
+    code = f" [{errno.errorcode[err.errno]}]" if err.errno in errno.errorcode else ""
+    hint = {
+        errno.ENOSPC: "; free some space or write elsewhere",
+        errno.EDQUOT: "; free some space or write elsewhere",
+        errno.EACCES: "; check the folder's permissions or write elsewhere",
+        errno.EPERM: "; check the folder's permissions or write elsewhere",
+        errno.EROFS: "; write elsewhere",
+    }.get(err.errno, "")
+    return f"{path}: cannot write: {reason}{code}{hint}"
 
 
 def _riff_data_sizes(path: Path) -> tuple[int, int]:

@@ -3,12 +3,16 @@
 A recipe is YAML holding values for these dataclasses; ``extends: base.yaml`` (relative to the
 recipe) merges a base file first, so variants override a few keys instead of copying a file.
 Unknown keys and wrongly typed values are errors that name the key. ``--set key=value``
-overrides go through the same checks.
+overrides go through the same checks. YAML 1.1 reads ``1e-4`` (no dot) as a string: number keys
+accept such text. :func:`validate` holds every range rule (one line naming the key); it runs on
+every loaded recipe and on a Recipe built in Python.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -110,8 +114,19 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-def from_dict(cls, data: Any, where: str = ""):
-    """Build dataclass ``cls`` from nested plain data, checking keys and types."""
+# What YAML 1.1 leaves a string but is a number: 1e-4, +5E-4, .5e3 (a plain decimal is a float).
+_NUMBER_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def from_dict(cls, data: Any, where: str = "", text_numbers: bool = True):
+    """Build dataclass ``cls`` from nested plain data, checking keys and types.
+
+    ``text_numbers``: number keys accept numeric text (``"1e-4"``, what YAML 1.1 makes of it);
+    off for values set in Python. A section given as null (``train:`` with nothing under it) is
+    empty.
+    """
+    if data is None and where:
+        data = {}
     if not isinstance(data, dict):
         raise WavegenError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -121,13 +136,21 @@ def from_dict(cls, data: Any, where: str = ""):
         path = f"{where}.{key}" if where else str(key)
         if key not in known:
             raise WavegenError(f"unknown config key {path!r}; expected one of: {', '.join(sorted(known))}")
-        kwargs[key] = _coerce(hints[key], value, path)
+        kwargs[key] = _coerce(hints[key], value, path, text_numbers)
     return cls(**kwargs)
 
 
-def _coerce(tp, value, path: str):
+def _number(value, path: str, text_numbers: bool) -> float | int:
+    if isinstance(value, str) and text_numbers and _NUMBER_TEXT.match(value.strip()):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WavegenError(f"config key {path!r}: expected a number, got {value!r}")
+    return value
+
+
+def _coerce(tp, value, path: str, text_numbers: bool = True):
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path)
+        return from_dict(tp, value, path, text_numbers)
     origin = typing.get_origin(tp)
     if origin is Literal:
         allowed = typing.get_args(tp)
@@ -138,10 +161,10 @@ def _coerce(tp, value, path: str):
         (item,) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
             raise WavegenError(f"config key {path!r}: expected a list, got {value!r}")
-        return [_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_coerce(item, v, f"{path}[{i}]", text_numbers) for i, v in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else _coerce(args[0], value, path)
+        return None if value is None else _coerce(args[0], value, path, text_numbers)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -149,13 +172,18 @@ def _coerce(tp, value, path: str):
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
+        try:
+            number = _number(value, path, text_numbers)
+        except WavegenError:
+            number = None
+        if isinstance(number, float) and number.is_integer():  # 1e6, or 3.0
+            return int(number)
         raise WavegenError(f"config key {path!r}: expected an integer, got {value!r}")
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise WavegenError(f"config key {path!r}: expected a number, got {value!r}")
+        number = float(_number(value, path, text_numbers))
+        if not math.isfinite(number):
+            raise WavegenError(f"config key {path!r}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -163,19 +191,37 @@ def _coerce(tp, value, path: str):
     return value
 
 
-def _read_yaml(path: Path) -> dict:
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """The mapping in ``path`` merged over the one it ``extends`` (``chain``: the files that
+    extend this one, to name a cycle)."""
     if not path.is_file():
         raise WavegenError(f"{path}: recipe not found")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = raw.decode("utf-8-sig")  # a byte-order mark is fine
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise WavegenError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at line {line})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise WavegenError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise WavegenError(f"{path}: expected a mapping of config sections")
-    base = data.pop("extends", None)
-    if base is None:
+    if "extends" not in data:
         return data
-    return _merge(_read_yaml((path.parent / base).resolve()), data)
+    base = data.pop("extends")
+    if not isinstance(base, str) or not base.strip():
+        raise WavegenError(f"{path}: extends must be the path of a recipe file, got {base!r}")
+    target = (path.parent / base).resolve()
+    chain = (*chain, path.resolve())
+    if target in chain:
+        names = " -> ".join(p.name for p in (*chain[chain.index(target) :], target))
+        raise WavegenError(f"{path}: extends cycle: {names}")
+    if not target.is_file():
+        raise WavegenError(f"{path}: extends {base!r}, but {target} does not exist")
+    return _merge(_read_yaml(target, chain), data)
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -225,49 +271,132 @@ def parse_override(item: str) -> dict:
 
 
 def validate(recipe: Recipe) -> None:
-    """Cross-field checks, each a one-line error naming the key."""
+    """Every rule of the schema, each failure a one-line error naming the key.
+
+    Types and allowed names first (a Recipe built in Python has not been through from_dict),
+    then the range of every key and the rules between keys.
+    """
     from .features import get_preset
 
-    preset = get_preset(recipe.audio.preset)
-    m = recipe.model
-    hop = 1
-    for s in m.upsample_scales:
-        hop *= s
-    if m.cin_channels and hop != preset.hop_length:
-        raise WavegenError(
-            f"model.upsample_scales {m.upsample_scales} multiply to {hop}, but the "
-            f"{preset.name} preset's hop_length is {preset.hop_length}"
-        )
-    if m.cin_channels and m.cin_channels != preset.n_mels:
-        raise WavegenError(
-            f"model.cin_channels is {m.cin_channels}, but the {preset.name} preset has "
-            f"{preset.n_mels} mel bins"
-        )
-    if m.kernel_size < 2:
-        raise WavegenError(f"model.kernel_size must be at least 2, got {m.kernel_size}")
+    if not isinstance(recipe.name, str) or not recipe.name.strip():
+        raise WavegenError(f"name must be a non-empty string, got {recipe.name!r}")
+    for section in ("audio", "model", "data", "train"):
+        _check_types(getattr(recipe, section), section)
+    try:
+        preset = get_preset(recipe.audio.preset)
+    except WavegenError as err:
+        raise WavegenError(f"audio.preset: {err}") from None
+    validate_audio(recipe.audio)
+    validate_model(recipe.model, preset.hop_length, preset.n_mels, preset.name)
+    validate_data(recipe.data, preset.hop_length)
+    validate_train(recipe.train)
+
+
+def _check_types(section, where: str) -> None:
+    """The keys of a section built in Python: types, Literal names, finite floats."""
+    hints = typing.get_type_hints(type(section))
+    for f in dataclasses.fields(section):
+        _coerce(hints[f.name], getattr(section, f.name), f"{where}.{f.name}", text_numbers=False)
+
+
+def _at_least(key: str, value, low) -> None:
+    if value < low:
+        raise WavegenError(f"{key} must be at least {low}, got {value!r}")
+
+
+def _within(key: str, value, low, high, closed_low: bool, closed_high: bool) -> None:
+    ok = (value >= low if closed_low else value > low) and (value <= high if closed_high else value < high)
+    if not ok:
+        interval = f"{'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}"
+        raise WavegenError(f"{key} must be in {interval}, got {value!r}")
+
+
+def validate_audio(a: AudioConfig) -> None:
+    _at_least("audio.trim_top_db", a.trim_top_db, 0)
+    _within("audio.peak_level", a.peak_level, 0, 1, closed_low=False, closed_high=True)
+    if a.loudness_db > 0:
+        raise WavegenError(f"audio.loudness_db must be at most 0 (dBFS), got {a.loudness_db!r}")
+    _at_least("audio.min_seconds", a.min_seconds, 0)
+
+
+def validate_model(m: ModelConfig, hop_length: int, n_mels: int, preset: str = "the") -> None:
+    """A model section against a preset's hop length and mel bins."""
+    _at_least("model.quantize_channels", m.quantize_channels, 2)
+    _at_least("model.layers", m.layers, 1)
+    _at_least("model.stacks", m.stacks, 1)
     if m.layers % m.stacks:
         raise WavegenError(f"model.layers ({m.layers}) must be a multiple of model.stacks ({m.stacks})")
+    _at_least("model.kernel_size", m.kernel_size, 2)
+    _at_least("model.residual_channels", m.residual_channels, 1)
+    _at_least("model.gate_channels", m.gate_channels, 2)
     if m.gate_channels % 2:
         raise WavegenError(f"model.gate_channels must be even, got {m.gate_channels}")
-    if recipe.data.window_samples % preset.hop_length:
+    _at_least("model.skip_channels", m.skip_channels, 1)
+    _at_least("model.cin_channels", m.cin_channels, 0)
+    _at_least("model.cin_pad", m.cin_pad, 0)
+    for i, scale in enumerate(m.upsample_scales):
+        _at_least(f"model.upsample_scales[{i}]", scale, 1)
+    _at_least("model.n_speakers", m.n_speakers, -1)
+    if m.n_speakers:
+        if m.gin_channels < 1:
+            raise WavegenError(
+                f"model.gin_channels must be at least 1 when model.n_speakers is not 0, got {m.gin_channels}"
+            )
+    else:
+        _at_least("model.gin_channels", m.gin_channels, 0)
+    hop = math.prod(m.upsample_scales)
+    if m.cin_channels and hop != hop_length:
         raise WavegenError(
-            f"data.window_samples ({recipe.data.window_samples}) must be a multiple of the hop "
-            f"length ({preset.hop_length})"
+            f"model.upsample_scales {m.upsample_scales} multiply to {hop}, but the "
+            f"{preset} preset's hop_length is {hop_length}"
         )
-    for section in ("audio", "model", "data"):
-        _check_names(getattr(recipe, section), section)
-    validate_train(recipe.train)
+    if m.cin_channels and m.cin_channels != n_mels:
+        raise WavegenError(
+            f"model.cin_channels is {m.cin_channels}, but the {preset} preset has {n_mels} mel bins"
+        )
+
+
+def validate_data(d: DataConfig, hop_length: int) -> None:
+    _at_least("data.valid_per_speaker", d.valid_per_speaker, 0)
+    _at_least("data.test_per_speaker", d.test_per_speaker, 0)
+    seen = set()
+    for i, speaker in enumerate(d.held_out_speakers):
+        if not speaker.strip():
+            raise WavegenError(f"data.held_out_speakers[{i}] must be a speaker id, got {speaker!r}")
+        if speaker in seen:
+            raise WavegenError(f"data.held_out_speakers lists {speaker!r} twice")
+        seen.add(speaker)
+    _at_least("data.split_seed", d.split_seed, 0)
+    if d.window_samples <= 0 or d.window_samples % hop_length:
+        raise WavegenError(
+            f"data.window_samples must be a positive multiple of the hop length ({hop_length}), "
+            f"got {d.window_samples}"
+        )
+    _at_least("data.batch_size", d.batch_size, 1)
+    _at_least("data.num_workers", d.num_workers, 0)
 
 
 def validate_train(cfg: TrainConfig) -> None:
     """Checks of the train section that its types cannot express."""
-    _check_names(cfg, "train")
-    if len(cfg.betas) != 2:
-        raise WavegenError(f"train.betas must be two numbers, got {cfg.betas}")
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise WavegenError(f"train.ema_decay must be in [0, 1), got {cfg.ema_decay}")
+    _check_types(cfg, "train")
+    _at_least("train.max_steps", cfg.max_steps, 0)
     if cfg.lr <= 0:
         raise WavegenError(f"train.lr must be positive, got {cfg.lr}")
+    if len(cfg.betas) != 2:
+        raise WavegenError(f"train.betas must be two numbers, got {cfg.betas}")
+    for i, beta in enumerate(cfg.betas):
+        _within(f"train.betas[{i}]", beta, 0, 1, closed_low=True, closed_high=False)
+    _at_least("train.weight_decay", cfg.weight_decay, 0)
+    _at_least("train.warmup_steps", cfg.warmup_steps, 0)
+    _within("train.decay_rate", cfg.decay_rate, 0, 1, closed_low=False, closed_high=True)
+    _at_least("train.min_lr", cfg.min_lr, 0)
+    if cfg.min_lr > cfg.lr:
+        raise WavegenError(f"train.min_lr ({cfg.min_lr:g}) must not exceed train.lr ({cfg.lr:g})")
+    _at_least("train.grad_clip", cfg.grad_clip, 0)
+    _within("train.ema_decay", cfg.ema_decay, 0, 1, closed_low=True, closed_high=False)
+    _at_least("train.seed", cfg.seed, 0)
+    if cfg.seed >= 2**63:
+        raise WavegenError(f"train.seed must be below 2**63, got {cfg.seed}")
     for key in (
         "log_interval",
         "valid_interval",
@@ -277,16 +406,9 @@ def validate_train(cfg: TrainConfig) -> None:
         "valid_batches",
         "keep_checkpoints",
     ):
-        if getattr(cfg, key) < 1:
-            raise WavegenError(f"train.{key} must be at least 1, got {getattr(cfg, key)}")
-
-
-def _check_names(section, where: str) -> None:
-    """The Literal-typed keys of a section built in Python (from_dict checks those it builds)."""
-    hints = typing.get_type_hints(type(section))
-    for f in dataclasses.fields(section):
-        if typing.get_origin(hints[f.name]) is Literal:
-            _coerce(hints[f.name], getattr(section, f.name), f"{where}.{f.name}")
+        _at_least(f"train.{key}", getattr(cfg, key), 1)
+    if cfg.sample_seconds <= 0:
+        raise WavegenError(f"train.sample_seconds must be positive, got {cfg.sample_seconds}")
 
 
 def model_config_from_dict(data: dict) -> ModelConfig:

@@ -17,6 +17,7 @@ import numpy as np
 
 from .audio import atomic_path
 from .config import Recipe, load_recipe
+from .dirlock import folder_lock
 from .errors import WavegenError
 from .mulaw import mulaw_encode
 from .workdir import load_manifest
@@ -40,14 +41,18 @@ def run_demo(
     echo=print,
 ) -> dict:
     """Run the whole demo in ``workdir``; -> the report dict (also written as report.json)."""
+    recipe = demo_recipe(overrides)
+    with folder_lock(workdir, "work dir"):  # one demo (or preprocess) per work dir
+        return _run_demo(Path(workdir), recipe, progress, echo)
+
+
+def _run_demo(workdir: Path, recipe: Recipe, progress: bool, echo) -> dict:
     from .export import export_model
     from .preprocess import preprocess
     from .synthesize import items_from_split, synthesize
     from .training import train
     from .vocoder import load_vocoder
 
-    workdir = Path(workdir)
-    recipe = demo_recipe(overrides)
     times: dict[str, float] = {}
 
     echo(f"[1/4] preprocess: synthetic corpus -> {workdir}")

@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from . import workdir as workdir_io
-from .audio import read_audio, write_npy
+from .audio import read_audio, write_error_message, write_npy
 from .config import AudioConfig, Recipe
 from .corpora import Utterance, read_corpus
-from .errors import WavegenError
+from .dirlock import folder_lock
+from .errors import OutputError, WavegenError
 from .features import MelPreset, get_preset, mel_spectrogram, num_frames
+from .interrupt import ignore_interrupts_in_worker
 
 MANIFEST_EVERY = 30.0  # seconds between manifest rewrites during a run
 
@@ -65,14 +67,25 @@ def preprocess(
         progress: show a tqdm bar on stderr (only when stderr is a terminal).
 
     Raises:
-        WavegenError: missing corpus, a work dir made with other audio settings, or no usable
-            utterance at all (the reasons are then in the summary log).
+        WavegenError: missing corpus, a work dir in use by another process (wavegen.dirlock) or
+            made from another corpus or with other settings (workdir.check_workdir), or no
+            usable utterance at all (the reasons are then in the summary log).
+        OutputError: the cache cannot be written (no space left, ...): the utterances already
+            finished are kept and a rerun continues from them.
     """
-    start = time.perf_counter()
     workdir = Path(workdir)
+    with folder_lock(workdir, "work dir"):  # one preprocess (or demo) per work dir
+        return _preprocess(recipe, workdir, corpus_path, workers, progress)
+
+
+def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -> PreprocessSummary:
+    start = time.perf_counter()
     preset = get_preset(recipe.audio.preset)
-    workdir_io.check_workdir(workdir, recipe.audio)
-    utterances = _list_corpus(recipe, workdir, corpus_path)
+    corpus_path = _corpus_path(recipe, workdir, corpus_path)
+    if corpus_path is None:
+        _list_corpus(recipe, None)  # the corpus reader's own error: no corpus given
+    workdir_io.check_workdir(workdir, recipe, corpus_path)  # before the demo corpus is generated
+    utterances = _list_corpus(recipe, corpus_path)
     splits = assign_splits(
         utterances,
         recipe.data.valid_per_speaker,
@@ -95,23 +108,30 @@ def preprocess(
             done[utt.id] = frames
     cached = len(done)
     if not (workdir / workdir_io.FEATURES).is_file():  # claim the work dir for these settings right away
-        workdir_io.write_features_info(workdir, recipe, preset, [{"speaker": u.speaker} for u in utterances])
+        speakers = [{"speaker": u.speaker} for u in utterances]
+        workdir_io.write_features_info(workdir, recipe, preset, speakers, corpus_path)
 
     skipped: list[dict] = []
     audio_seconds = 0.0
     last_write = time.monotonic()
     with _LogFile(workdir / workdir_io.LOG) as log:
         log.write(f"run: {len(utterances)} utterances listed, {cached} cached, {len(todo)} to do")
-        for utt, result in _run(todo, preset, recipe.audio, cache, workers, progress):
-            if isinstance(result, str):
-                skipped.append({"id": utt.id, "file": str(utt.path), "reason": result})
-                log.write(f"skipped {utt.id} ({utt.path}): {result}")
-                continue
-            done[utt.id], source_seconds = result
-            audio_seconds += source_seconds
-            if time.monotonic() - last_write > MANIFEST_EVERY:
-                workdir_io.write_manifest(workdir, utterances, splits, done, preset)
-                last_write = time.monotonic()
+        try:
+            for utt, result in _run(todo, preset, recipe.audio, cache, workers, progress):
+                if isinstance(result, str):
+                    skipped.append({"id": utt.id, "file": str(utt.path), "reason": result})
+                    log.write(f"skipped {utt.id} ({utt.path}): {result}")
+                    continue
+                done[utt.id], source_seconds = result
+                audio_seconds += source_seconds
+                if time.monotonic() - last_write > MANIFEST_EVERY:
+                    workdir_io.write_manifest(workdir, utterances, splits, done, preset)
+                    last_write = time.monotonic()
+        except OutputError as err:
+            raise OutputError(
+                f"{err} (preprocessing stopped; the {len(done)} utterances in the cache are kept "
+                "and a rerun continues from them)"
+            ) from None
         if not done:
             log.write("no usable utterance left")
             reason = skipped[0]["reason"] if skipped else "nothing listed"
@@ -121,7 +141,7 @@ def preprocess(
             )
         entries = workdir_io.write_manifest(workdir, utterances, splits, done, preset)
         workdir_io.write_stats(workdir, entries, preset)
-        workdir_io.write_features_info(workdir, recipe, preset, entries)
+        workdir_io.write_features_info(workdir, recipe, preset, entries, corpus_path)
         summary = PreprocessSummary(
             processed=len(done) - cached,
             cached=cached,
@@ -139,13 +159,17 @@ def preprocess(
     return summary
 
 
-def _list_corpus(recipe: Recipe, workdir: Path, corpus_path) -> list[Utterance]:
-    kind = recipe.data.corpus
+def _corpus_path(recipe: Recipe, workdir: Path, corpus_path) -> Path | None:
+    """Where the corpus is (None: not given; reading it then says so)."""
     path = corpus_path or recipe.data.corpus_path
-    if kind == "demo" and not path:
+    if recipe.data.corpus == "demo" and not path:
         path = workdir / "demo_corpus"
+    return Path(path) if path else None
+
+
+def _list_corpus(recipe: Recipe, path: Path | None) -> list[Utterance]:
     utterances = read_corpus(
-        kind, Path(path) if path else Path(""), mic=recipe.data.mic, seed=recipe.data.split_seed
+        recipe.data.corpus, path or Path(""), mic=recipe.data.mic, seed=recipe.data.split_seed
     )
     ids = [u.id for u in utterances]
     if len(set(ids)) != len(ids):
@@ -203,6 +227,8 @@ def process_utterance(
         wav, sr = read_audio(utt.path, sample_rate=preset.sample_rate)
     except WavegenError as err:
         return str(err).removeprefix(f"{utt.path}: ")
+    except OSError as err:  # permission denied, I/O error, ... on this input: skip it
+        return f"not readable ({err.strerror or err})"
     source_seconds = len(wav) / sr
     if audio.trim_top_db > 0:
         wav = trim_silence(wav, audio.trim_top_db, preset.win_length, preset.hop_length)
@@ -220,7 +246,8 @@ def process_utterance(
     # cached mel describes the cached audio exactly (the extra last frame is dropped).
     wav = np.pad(wav, (0, frames * preset.hop_length - len(wav))).astype(np.float32)
     mel = mel_spectrogram(wav, preset)[:, :frames].astype(np.float32)
-    # audio first, mel last: a finished utterance is one whose two files both exist.
+    # audio first, mel last: a finished utterance is one whose two files both exist. A failed
+    # write raises OutputError: the cache is unwritable, which no other input would change.
     audio_path, mel_path = workdir_io.cache_files(cache, utt.id)
     write_npy(audio_path, wav)
     write_npy(mel_path, mel)
@@ -276,12 +303,15 @@ def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
+    ignore_interrupts_in_worker()  # a Ctrl-C reaches the whole group: the main process decides
 
 
 def _work(args):
     utt, preset, audio, cache = args
     try:
         return utt, process_utterance(utt, preset, audio, cache)
+    except (OutputError, MemoryError):
+        raise  # the cache or the machine fails, not this input: stop the run
     except Exception as err:  # one bad file must not stop the corpus; reported with its reason
         return utt, f"{type(err).__name__}: {err}"
 
@@ -329,7 +359,14 @@ class _LogFile:
         return self
 
     def write(self, line: str) -> None:
-        self.file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        try:
+            self.file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        except OSError as err:
+            raise OutputError(write_error_message(self.path, err)) from None
 
     def __exit__(self, *exc) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            if exc[0] is None:
+                raise

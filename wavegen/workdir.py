@@ -6,7 +6,9 @@ Layout of a work dir::
                            seconds, split, source (paths relative to the work dir)
     cache/<id>.audio.npy   float32 (frames * hop,) audio at the preset's rate
     cache/<id>.mel.npy     float32 (n_mels, frames) raw preset log-mel of exactly that audio
-    features.json          preset, rates, sorted speakers, corpus kind, resolved recipe
+    features.json          preset, rates, sorted speakers, corpus kind and location, what the
+                           cache was made from (identity: a different one is refused), recipe
+    wavegen.lock           held by the preprocess (or demo) writing here (wavegen.dirlock)
     stats.json             per-bin mean and std of the train split's mel frames
     preprocess.log         every run's summary and skipped files (id, file, reason)
 
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import atomic_path
-from .config import AudioConfig, Recipe
+from .config import Recipe
 from .errors import WavegenError
 from .features import MelPreset
 
@@ -31,7 +33,9 @@ STATS = "stats.json"
 LOG = "preprocess.log"
 CACHE = "cache"
 # Audio settings that change what is in the cache: a work dir made with other values is refused.
-CACHE_AFFECTING = ("preset", "trim_top_db", "normalize", "peak_level", "loudness_db")
+CACHE_AFFECTING = ("preset", "trim_top_db", "normalize", "peak_level", "loudness_db", "min_seconds")
+# Data settings that change the manifest's train/valid/test split.
+SPLIT_AFFECTING = ("valid_per_speaker", "test_per_speaker", "held_out_speakers", "split_seed")
 
 
 def cache_dir(workdir: str | Path) -> Path:
@@ -101,18 +105,63 @@ def read_feature_cache(workdir: str | Path) -> tuple[list[dict], dict, dict]:
     return load_manifest(workdir), load_features_info(workdir), load_stats(workdir)
 
 
-def check_workdir(workdir: Path, audio: AudioConfig) -> None:
-    """Refuse a work dir whose cache was made with other audio settings (never mix caches)."""
-    path = workdir / FEATURES
-    if not path.is_file():
+def corpus_location(workdir: Path, corpus_path: str | Path) -> str:
+    """How features.json records where the corpus is: relative to the work dir when inside it
+    (the demo's generated corpus, so the folder can move), else absolute."""
+    path = Path(corpus_path).resolve()
+    try:
+        return path.relative_to(Path(workdir).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def identity(recipe: Recipe, workdir: Path, corpus_path: str | Path) -> dict:
+    """What a work dir was made from: a cache made with other values is another cache.
+
+    The corpus (kind, location, VCTK microphone), the audio settings the cached files depend on,
+    and the split settings the manifest depends on (a run trains on the train split).
+    """
+    a, d = recipe.audio, recipe.data
+    out = {"corpus": d.corpus, "corpus_path": corpus_location(workdir, corpus_path)}
+    if d.corpus == "vctk":
+        out["data.mic"] = d.mic
+    out.update({f"audio.{k}": getattr(a, k) for k in CACHE_AFFECTING})
+    out.update({f"data.{k}": getattr(d, k) for k in SPLIT_AFFECTING})
+    return out
+
+
+def recorded_identity(info: dict) -> dict:
+    """:func:`identity` as a features.json records it (older files: what they hold)."""
+    recorded = dict(info.get("identity") or {})
+    if not recorded:  # written before the identity was recorded: what it held then
+        recorded["corpus"] = info.get("corpus")
+        audio = info.get("recipe", {}).get("audio", {"preset": info.get("preset")})
+        recorded.update({f"audio.{k}": v for k, v in audio.items() if k in CACHE_AFFECTING})
+    return recorded
+
+
+def check_workdir(workdir: Path, recipe: Recipe, corpus_path: str | Path) -> None:
+    """Refuse a work dir made from another corpus or with other settings (never mix caches)."""
+    if not (workdir / FEATURES).is_file():
         return
-    info = load_features_info(workdir)
-    old = info.get("recipe", {}).get("audio", {"preset": info["preset"]})
-    for key in CACHE_AFFECTING:
-        if key in old and old[key] != getattr(audio, key):
+    old = recorded_identity(load_features_info(workdir))
+    new = identity(recipe, workdir, corpus_path)
+    if (
+        old.get("corpus") is not None
+        and old["corpus"] != new["corpus"]
+        or ("corpus_path" in old and old["corpus_path"] != new["corpus_path"])
+    ):
+        where = f" at {old['corpus_path']}" if "corpus_path" in old else ""
+        raise WavegenError(
+            f"{workdir} holds the cache of the {old['corpus']} corpus{where}; this run reads "
+            f"the {new['corpus']} corpus at {new['corpus_path']}: use another --workdir (or "
+            "delete that one)"
+        )
+    for key, value in new.items():
+        if key in old and old[key] != value:
             raise WavegenError(
-                f"{workdir} was preprocessed with audio.{key}={old[key]!r}, the recipe has "
-                f"{getattr(audio, key)!r}; use another --workdir (or delete that one)"
+                f"{workdir} was preprocessed with {key}={old[key]!r}, the recipe has {value!r}; "
+                "use another --workdir (or delete that one)"
             )
 
 
@@ -178,7 +227,9 @@ def write_stats(workdir: Path, entries: list[dict], preset: MelPreset) -> None:
         tmp.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist(), "frames": count}) + "\n")
 
 
-def write_features_info(workdir: Path, recipe: Recipe, preset: MelPreset, entries) -> None:
+def write_features_info(
+    workdir: Path, recipe: Recipe, preset: MelPreset, entries, corpus_path: str | Path
+) -> None:
     info = {
         "preset": preset.name,
         "preset_params": preset.to_dict(),
@@ -187,6 +238,8 @@ def write_features_info(workdir: Path, recipe: Recipe, preset: MelPreset, entrie
         "n_mels": preset.n_mels,
         "speakers": sorted({e["speaker"] for e in entries}),
         "corpus": recipe.data.corpus,
+        "corpus_path": corpus_location(workdir, corpus_path),
+        "identity": identity(recipe, workdir, corpus_path),
         "recipe": recipe.to_dict(),
     }
     with atomic_path(workdir / FEATURES) as tmp:

@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from ..device import resolve_device
 from ..errors import WavegenError
 from ._app import app
 
@@ -44,6 +45,7 @@ def bench(
     """Measure training and generation speed; print one JSON object."""
     from ..bench import run_bench  # torch-heavy: import only when benchmarking
 
+    resolve_device(device)  # one line for tpu, cuda without a GPU, cuda:7, ...
     log = None if compact else (lambda line: typer.echo(f"wavegen bench: {line}", err=True))
     result = run_bench(config, device, _parse_batches(batch), seconds, baseline_samples, train_steps, log=log)
     typer.echo(json.dumps(result) if compact else json.dumps(result, indent=2))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..device import resolve_device
 from ..errors import WavegenError
 from ._app import app
 
@@ -40,7 +41,7 @@ def synthesize(
     sources = [bool(wav), bool(mel), split is not None]
     if sum(sources) != 1:
         raise WavegenError("give exactly one of --wav, --mel or --split")
-    vocoder = load_vocoder(checkpoint, device=device)
+    vocoder = load_vocoder(checkpoint, device=resolve_device(device))
     if wav:
         items = items_from_wavs(vocoder, wav, speaker)
     elif mel:

@@ -43,8 +43,9 @@ def train(
     result = run_training(
         r, workdir, run_dir or workdir / "run", device=device, resume=resume, progress=progress
     )
-    if not env_info().is_main:
-        return
-    how = "stopped by signal" if result.stopped else "finished"
-    bits = "" if result.valid_bits is None else f", valid {result.valid_bits:.3f} bits/sample"
-    typer.echo(f"{how} at step {result.step}{bits}; checkpoint {result.checkpoint}", err=True)
+    if env_info().is_main:
+        how = "stopped by signal" if result.stopped else "finished"
+        bits = "" if result.valid_bits is None else f", valid {result.valid_bits:.3f} bits/sample"
+        typer.echo(f"{how} at step {result.step}{bits}; checkpoint {result.checkpoint}", err=True)
+    if result.stopped:  # checkpoint written, but a `set -e` script must not go on as if finished
+        raise typer.Exit(128 + result.signal)

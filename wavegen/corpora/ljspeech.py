@@ -32,22 +32,28 @@ def read_ljspeech(path: str | Path) -> list[Utterance]:
     meta = root / "metadata.csv"
     utterances = []
     seen: set[str] = set()
-    with open(meta, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("|")
-            uid = fields[0].strip()
-            if len(fields) < 2 or not uid:
-                raise WavegenError(f"{meta}:{number}: expected 'id|text|normalized text', got {line[:60]!r}")
-            if not is_safe_id(uid):
-                raise WavegenError(f"{meta}:{number}: utterance id {uid!r} is not a plain file name")
-            if uid in seen:
-                raise WavegenError(f"{meta}:{number}: utterance id {uid!r} is listed twice")
-            seen.add(uid)
-            text = fields[2] if len(fields) > 2 and fields[2] else fields[1]
-            utterances.append(Utterance(uid, SPEAKER, root / "wavs" / f"{uid}.wav", text))
+    for number, raw in enumerate(meta.read_bytes().splitlines(), 1):
+        try:
+            # utf-8-sig on the first line: a byte-order mark (some editors write one) is fine
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            raise WavegenError(
+                f"{meta}:{number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
+                f"{err.start + 1}); save metadata.csv as UTF-8"
+            ) from None
+        if not line.strip():
+            continue
+        fields = line.split("|")
+        uid = fields[0].strip()
+        if len(fields) < 2 or not uid:
+            raise WavegenError(f"{meta}:{number}: expected 'id|text|normalized text', got {line[:60]!r}")
+        if not is_safe_id(uid):
+            raise WavegenError(f"{meta}:{number}: utterance id {uid!r} is not a plain file name")
+        if uid in seen:
+            raise WavegenError(f"{meta}:{number}: utterance id {uid!r} is listed twice")
+        seen.add(uid)
+        text = fields[2] if len(fields) > 2 and fields[2] else fields[1]
+        utterances.append(Utterance(uid, SPEAKER, root / "wavs" / f"{uid}.wav", text))
     if not utterances:
         raise WavegenError(f"{meta}: lists no utterances")
     return sorted(utterances)

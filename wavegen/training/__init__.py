@@ -2,6 +2,7 @@
 
 trainer.py      Trainer and train(): build, resume, the loop of named steps
 step.py         optimization_step: loss, backward, clip, optimiser, EMA
+meter.py        loss, gradient norm and divergence kept on the device, read at sync points
 dataset.py      training windows from the feature cache, the seeded window sampler
 optim.py        optimiser and learning-rate schedule
 ema.py          exponential moving average of the weights

@@ -17,6 +17,7 @@ plus ema_updates and best_valid_bits used by resume.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import re
@@ -71,9 +72,15 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     """Write ``payload`` atomically to ``path`` and its sha256 to ``path.sha256``."""
     path = Path(path)
     payload = {"format": FORMAT, **payload}
+    # Serialised in memory first: torch.save reports a full disk as an opaque RuntimeError
+    # ("unexpected pos"), a plain file write as OSError(ENOSPC), which atomic_path names.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer()
+    digest = hashlib.sha256(data).hexdigest()
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-        digest = _sha256(tmp)
+        with open(tmp, "wb") as f:
+            f.write(data)
         if path.is_file() and _sidecar(path).is_file():
             # Replacing a checkpoint (best.pt): until the new file is in place the sidecar vouches
             # for the old and the new digest, so a kill between the two renames loses neither.

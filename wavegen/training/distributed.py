@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..device import resolve_device
 from ..errors import WavegenError
 
 
@@ -53,11 +54,8 @@ def init(device: str | None) -> tuple[DistInfo, torch.device]:
     ``cuda:LOCAL_RANK``.
     """
     info = env_info()
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    dev = resolve_device(device)
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise WavegenError(f"--device {name}: CUDA is not available on this machine")
         if info.enabled:
             dev = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(dev)
@@ -85,13 +83,11 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     return ddp(model, device_ids=ids, static_graph=True, **quiet)
 
 
-def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """True on every rank if ``flag`` is true on any (e.g. a stop signal reached one process)."""
-    if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (e.g. until rank 0 has written the checkpoint of a stopped run:
+    torchrun stops the other ranks as soon as one exits with an error code)."""
+    if info.enabled:
+        dist.barrier()
 
 
 def shutdown() -> None:

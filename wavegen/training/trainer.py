@@ -9,12 +9,23 @@
 ``data.batch_size`` windows (split over DDP ranks), computes teacher-forced cross-entropy on the
 μ-law targets (in ``train.precision``: see :mod:`wavegen.training.precision`), clips the gradient norm,
 steps Adam(W) and the LambdaLR schedule, then updates the EMA weights. Validation and audio
-samples use the EMA model. SIGINT/SIGTERM finish the current step, write a checkpoint and return
-normally.
+samples use the EMA model.
+
+The host waits for the device only at sync points: every ``train.log_interval`` steps, before
+validation, audio samples and checkpoints, and at the end (:mod:`wavegen.training.meter`); the
+loss and gradient norm stay on the device in between. A non-finite loss or gradient stops the run
+with a :class:`~wavegen.errors.WavegenError` naming the step, and no checkpoint with non-finite
+weights is ever written (none is skipped: see the meter's docstring).
+
+SIGINT/SIGTERM finish the current step (under DDP: the steps up to the next log or checkpoint
+step, where every rank agrees to stop at the same step), write a checkpoint and return normally
+with ``TrainResult.signal`` set; ``wavegen train`` then exits 128 + signal. A second signal
+stops at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -31,8 +42,10 @@ import yaml
 
 from ..audio import atomic_path, write_audio
 from ..config import Recipe, from_dict, validate
+from ..dirlock import folder_lock
 from ..errors import WavegenError
 from ..features import get_preset, mel_spectrogram
+from ..interrupt import Interrupted
 from ..model import WaveNet
 from ..workdir import FEATURES, MANIFEST, STATS, read_feature_cache
 from . import checkpoint as ckpt_io
@@ -45,6 +58,7 @@ from .dataset import (
     validation_windows,
 )
 from .ema import EMA
+from .meter import MeterReading, TrainMeter, weights_are_finite
 from .optim import build_optimizer, build_scheduler
 from .precision import compute_dtype, resolve_precision
 from .runlog import NullLog, RunLog
@@ -60,6 +74,7 @@ class TrainResult:
     checkpoint: Path | None  # the last checkpoint written or resumed from
     stopped: bool  # True if a signal ended the run before max_steps
     valid_bits: float | None
+    signal: int = 0  # the signal that stopped it (SIGINT 2, SIGTERM 15); 0 if none
 
 
 class Trainer:
@@ -85,7 +100,8 @@ class Trainer:
         self.valid_bits: float | None = None
         self.best_bits: float | None = None
         self.last_checkpoint: Path | None = None
-        self.stop_requested = False
+        self.stop_signal = 0  # set by the first SIGINT/SIGTERM (stop_signals)
+        self.meter = TrainMeter(self.device)
 
     # ---- build ---------------------------------------------------------------------------
     def build(self) -> None:
@@ -140,12 +156,17 @@ class Trainer:
         self.last_checkpoint = Path(path)
 
     # ---- step ----------------------------------------------------------------------------
-    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One optimisation step on this rank's share of a global batch."""
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict:
+        """One optimisation step on this rank's share of a global batch.
+
+        -> {"loss": () tensor, "grad_norm": () tensor, "lr": float}: the tensors stay on the
+        device (reading them would make the host wait); the meter accounts them.
+        """
         self.ddp_model.train()
-        audio = batch["audio"].to(self.device)  # (b, W) int64 μ-law classes
-        mel = batch["mel"].to(self.device)  # (b, n_mels, W/hop + 2·cin_pad)
-        speaker = batch["speaker"].to(self.device) if self.model.speaker_embed is not None else None
+        move = {"device": self.device, "non_blocking": True}  # from pinned memory on CUDA
+        audio = batch["audio"].to(**move)  # (b, W) int64 μ-law classes
+        mel = batch["mel"].to(**move)  # (b, n_mels, W/hop + 2·cin_pad)
+        speaker = batch["speaker"].to(**move) if self.model.speaker_embed is not None else None
         lr = self.optimizer.param_groups[0]["lr"]
         loss, grad_norm = optimization_step(
             self.ddp_model,
@@ -160,7 +181,8 @@ class Trainer:
         self.scheduler.step()
         self.sampler.advance()
         self.step += 1
-        return {"loss": loss.item(), "grad_norm": float(grad_norm), "lr": lr}
+        self.meter.add(self.step, loss, grad_norm)
+        return {"loss": loss.detach(), "grad_norm": grad_norm.detach(), "lr": lr}
 
     @property
     def eval_model(self) -> WaveNet:
@@ -234,9 +256,13 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path:
-        """Write step_XXXXXXXX.pt (main rank only) and prune to the last keep_checkpoints."""
+        """Write step_XXXXXXXX.pt (main rank only) and prune to the last keep_checkpoints.
+
+        Raises WavegenError instead if a weight is not finite: a checkpoint is never NaN.
+        """
         path = ckpt_io.step_path(self.run_dir, self.step)
         if self.info.is_main:
+            self.check_weights()
             t0 = time.perf_counter()
             ckpt_io.save_checkpoint(path, self.payload())
             ckpt_io.prune_checkpoints(self.run_dir, self.recipe.train.keep_checkpoints)
@@ -248,8 +274,39 @@ class Trainer:
 
     def save_best(self) -> None:
         if self.info.is_main:
+            self.check_weights()
             best = ckpt_io.checkpoint_dir(self.run_dir) / "best.pt"
             ckpt_io.save_checkpoint(best, self.payload())
+
+    # ---- health ----------------------------------------------------------------------------
+    def check_health(self, reading: MeterReading) -> None:
+        """Raise the divergence error if the meter saw a non-finite loss or gradient norm."""
+        if reading.first_bad_step is None:
+            return
+        self.diverged(
+            reading.first_bad_step,
+            f"the loss is {reading.bad_loss:g} and the gradient norm {reading.bad_grad_norm:g}",
+        )
+
+    def check_weights(self) -> None:
+        models = [self.model] + ([self.ema.model] if self.ema is not None else [])
+        if not weights_are_finite(*models):
+            self.diverged(self.step, "a weight is not finite")
+
+    def diverged(self, step: int, what: str) -> None:
+        t = self.recipe.train
+        saved = (
+            f"the last checkpoint, {self.last_checkpoint}, is from before it"
+            if self.last_checkpoint
+            else "no checkpoint has been written"
+        )
+        clip = " or set train.grad_clip (now 0 = off)" if t.grad_clip == 0 else ""
+        message = (
+            f"training diverged at step {step}: {what}; nothing from that step on was saved and "
+            f"{saved}; lower train.lr (now {t.lr:g}){clip} and resume"
+        )
+        log.error("%s", message)
+        raise WavegenError(message)
 
     # ---- the loop --------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -261,10 +318,10 @@ class Trainer:
             if self.info.is_main:
                 self.start_run()
             with stop_signals(self):
-                self.loop(runlog)
+                stop = self.loop(runlog)
         finally:
             runlog.close()
-        return TrainResult(self.step, self.last_checkpoint, self.stop_requested, self.valid_bits)
+        return TrainResult(self.step, self.last_checkpoint, bool(stop), self.valid_bits, stop)
 
     def start_run(self) -> None:
         with atomic_path(self.run_dir / "recipe.yaml") as tmp:
@@ -305,63 +362,90 @@ class Trainer:
             batch_sampler=self.sampler,
             num_workers=self.recipe.data.num_workers,
             collate_fn=collate,
+            pin_memory=self.device.type == "cuda",  # so train_step's copies need not wait
+            worker_init_fn=_quiet_worker,
         )
         return iter(loader)
 
-    def loop(self, runlog) -> None:
+    def loop(self, runlog) -> int:
+        """Steps until max_steps or a stop signal; -> the signal that stopped it (0: none)."""
         t, d = self.recipe.train, self.recipe.data
+        main, ddp = self.info.is_main, self.info.enabled
         batches = self.batches()
         tick, tick_step = time.perf_counter(), self.step
         saved_at = self.step if self.last_checkpoint is not None else -1
+        stop = 0
         while self.step < t.max_steps:
-            metrics = self.train_step(next(batches))
+            self.train_step(next(batches))
             step = self.step
-            stop = distributed.any_rank(self.stop_requested, self.info, self.device)
-            self.stop_requested = stop
-            if step % t.log_interval == 0 or step == t.max_steps or stop:
+            end = step == t.max_steps
+            due_log = step % t.log_interval == 0 or end
+            due_checkpoint = step % t.checkpoint_interval == 0 or end
+            due_valid = (step % t.valid_interval == 0 or end) and main
+            due_sample = step % t.sample_interval == 0 and main
+            # Under DDP the ranks agree at log and checkpoint steps only (the same steps on every
+            # rank); a single process sees its own signal at once, without a sync.
+            collective = ddp and (due_log or due_checkpoint)
+            local_stop = 0 if ddp else self.stop_signal
+            if not (due_log or due_checkpoint or due_valid or due_sample or local_stop):
+                continue  # no sync: the device runs ahead
+            reading = self.meter.read(self.stop_signal, collective, self.info.world_size)
+            self.check_health(reading)
+            stop = reading.stop_signal if collective else local_stop
+            if due_log or stop:
                 elapsed = time.perf_counter() - tick
                 speed = (step - tick_step) * d.batch_size * d.window_samples / max(elapsed, 1e-9)
-                metrics["loss"] = mean_over_ranks(metrics["loss"], self.info, self.device)
-                runlog.scalars(
-                    step,
-                    {
-                        "train/loss": metrics["loss"],
-                        "train/lr": metrics["lr"],
-                        "train/grad_norm": metrics["grad_norm"],
-                        "train/samples_per_s": speed,
-                    },
-                )
-                runlog.progress(step, metrics["loss"], speed)
-                log.info(
-                    "step %d/%d loss %.4f lr %.3g grad_norm %.3f samples/s %.0f",
-                    step,
-                    t.max_steps,
-                    metrics["loss"],
-                    metrics["lr"],
-                    metrics["grad_norm"],
-                    speed,
-                )
+                self.report(runlog, step, reading, speed)
                 tick, tick_step = time.perf_counter(), step
             # Validate at the end as well, so every finished run reports its bits/sample.
-            if (step % t.valid_interval == 0 or step == t.max_steps) and self.info.is_main:
+            if due_valid:
                 self.valid_bits = self.validate()
                 if self.valid_bits is not None:
+                    if not math.isfinite(self.valid_bits):
+                        self.diverged(step, f"validation gives {self.valid_bits} bits/sample")
                     runlog.scalars(step, {"valid/bits_per_sample": self.valid_bits})
                     log.info("step %d valid %.4f bits/sample (EMA)", step, self.valid_bits)
                     if self.best_bits is None or self.valid_bits < self.best_bits:
                         self.best_bits = self.valid_bits
                         self.save_best()
-            if step % t.sample_interval == 0 and self.info.is_main:
+            if due_sample:
                 for path in self.sample(runlog):
                     log.info("sample %s", path)
-            if step % t.checkpoint_interval == 0 or step == t.max_steps or stop:
+            if due_checkpoint or stop:
                 self.save_checkpoint()
                 saved_at = step
             if stop:
-                log.warning("stopped by signal at step %d; checkpoint written", step)
+                distributed.barrier(self.info)  # no rank exits (143) before the checkpoint is on disk
+                log.warning("stopped by %s at step %d; checkpoint written", signal.Signals(stop).name, step)
                 break
         if saved_at != self.step:  # resumed at or past max_steps with no checkpoint there yet
             self.save_checkpoint()
+        return stop
+
+    def report(self, runlog, step: int, reading: MeterReading, speed: float) -> None:
+        """Log the means since the last report (TensorBoard, train.log, progress bar)."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        if reading.count:
+            runlog.scalars(
+                step,
+                {
+                    "train/loss": reading.loss,
+                    "train/lr": lr,
+                    "train/grad_norm": reading.grad_norm,
+                    "train/samples_per_s": speed,
+                },
+            )
+            runlog.progress(step, reading.loss, speed)
+            log.info(
+                "step %d/%d loss %.4f lr %.3g grad_norm %.3f samples/s %.0f",
+                step,
+                self.recipe.train.max_steps,
+                reading.loss,
+                lr,
+                reading.grad_norm,
+                speed,
+            )
+        self.meter.reset()
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -403,12 +487,12 @@ def copy_stats(model: WaveNet, stats: dict, workdir: Path) -> None:
     model.mel_std.copy_(std.clamp_min(1e-5))  # a constant mel bin must not divide by zero
 
 
-def mean_over_ranks(value: float, info, device) -> float:
-    if not info.enabled:
-        return value
-    t = torch.tensor([value], device=device, dtype=torch.float64)
-    torch.distributed.all_reduce(t)
-    return t.item() / info.world_size
+def _quiet_worker(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the main process, which stops the run cleanly
+    (a terminal's Ctrl-C reaches them too); a killed main process ends them through torch's
+    watchdog."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def pick_sample_sources(utts: list, count: int) -> list:
@@ -459,16 +543,17 @@ def set_rng_state(state: dict) -> None:
 
 
 class stop_signals:
-    """While active, SIGINT/SIGTERM set ``trainer.stop_requested`` instead of killing the run."""
+    """While active, SIGINT/SIGTERM set ``trainer.stop_signal`` instead of killing the run."""
 
     def __init__(self, trainer: Trainer):
         self.trainer, self.saved = trainer, {}
 
     def _handler(self, signum, frame) -> None:
-        if self.trainer.stop_requested:  # a second signal: give up at once
-            raise KeyboardInterrupt
-        self.trainer.stop_requested = True
-        log.warning("%s received: finishing this step and writing a checkpoint", signal.Signals(signum).name)
+        if self.trainer.stop_signal:  # a second signal: give up at once
+            raise Interrupted(signum)
+        self.trainer.stop_signal = signum
+        until = "the next log or checkpoint step" if self.trainer.info.enabled else "this step"
+        log.warning("%s received: finishing %s and writing a checkpoint", signal.Signals(signum).name, until)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -495,19 +580,24 @@ def train(
     one; False requires that ``run_dir`` has none (never silently mix two runs).
     """
     trainer = Trainer(recipe, workdir, run_dir, device=device, progress=progress)
+    # One run per run dir: only the main rank writes, so only it holds the lock (wavegen.dirlock).
+    lock = folder_lock(run_dir, "run dir") if trainer.info.is_main else contextlib.nullcontext()
     # Denormal floats appear in early gradients and make CPU steps several times slower.
     flush = torch.set_flush_denormal(True)
     try:
-        existing = ckpt_io.list_checkpoints(run_dir)
-        if resume is False and existing:
-            raise WavegenError(f"{run_dir}: already holds checkpoints; resume it, or pick another --run-dir")
-        latest = ckpt_io.latest_checkpoint(run_dir) if resume is not False else None
-        if latest is None and (resume or existing):
-            raise WavegenError(f"{run_dir}: no checkpoint there verifies; nothing to resume from")
-        trainer.build()
-        if latest is not None:
-            trainer.resume(latest)
-        return trainer.fit()
+        with lock:
+            existing = ckpt_io.list_checkpoints(run_dir)
+            if resume is False and existing:
+                raise WavegenError(
+                    f"{run_dir}: already holds checkpoints; resume it, or pick another --run-dir"
+                )
+            latest = ckpt_io.latest_checkpoint(run_dir) if resume is not False else None
+            if latest is None and (resume or existing):
+                raise WavegenError(f"{run_dir}: no checkpoint there verifies; nothing to resume from")
+            trainer.build()
+            if latest is not None:
+                trainer.resume(latest)
+            return trainer.fit()
     finally:
         if flush:
             torch.set_flush_denormal(False)
