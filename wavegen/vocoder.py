@@ -313,15 +313,22 @@ def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> Vocode
         path = path.parent
     if path.is_dir() and (path / CONFIG).is_file():
         model, config = load_exported(path, device)
-        return Vocoder(
-            model, config["preset"], config.get("speakers", []), config.get("mel_normalize", False), device
-        )
+        return Vocoder(model, config["preset"], config["speakers"], config["mel_normalize"], device)
+    from .export import check_preset
     from .training.checkpoint import load_checkpoint, model_from_checkpoint
 
-    ckpt = load_checkpoint(resolve_checkpoint(path))
-    preset = ckpt.get("preset")
-    if not preset:
-        raise WavegenError(f"{path}: checkpoint has no mel preset")
-    model = model_from_checkpoint(ckpt, use_ema=True)
-    mel_normalize = bool(ckpt["recipe"].get("audio", {}).get("mel_normalize", False))
-    return Vocoder(model, MelPreset(**preset), ckpt.get("speakers") or [], mel_normalize, device)
+    file = resolve_checkpoint(path)
+    ckpt = load_checkpoint(file)
+    if not ckpt.get("preset"):
+        raise WavegenError(f"{file}: checkpoint has no mel preset")
+    try:
+        preset = check_preset(ckpt["preset"], "preset")
+    except WavegenError as err:
+        raise WavegenError(f"{file}: {err}") from None
+    model = model_from_checkpoint(ckpt, use_ema=True, where=file)
+    audio = ckpt["recipe"].get("audio") if isinstance(ckpt["recipe"].get("audio"), dict) else {}
+    mel_normalize = bool(audio.get("mel_normalize", False))
+    speakers = ckpt.get("speakers") or []
+    if not isinstance(speakers, list) or not all(isinstance(s, str) for s in speakers):
+        raise WavegenError(f"{file}: speakers: expected a list of speaker names")
+    return Vocoder(model, preset, speakers, mel_normalize, device)
