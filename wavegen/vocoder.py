@@ -175,9 +175,10 @@ class Vocoder:
         top = values.topk(max(1, int(_TOP * values.numel()))).values
         spread = top.std().item() if top.numel() > 1 else 0.0
         if top.min().item() > floor + 0.01 and spread > 1e-6:
+            level = values[values > floor + 0.01].mean().item()  # of the sound, not the silence
             score = {}
             for name, (typical_mean, typical_spread) in _SCALES.items():
-                shift = mean - typical_mean
+                shift = level - typical_mean
                 # normalised mels have no level; a log mel is quieter (lower) more often than louder
                 tolerance = 1.5 if name == "normalised" else 3.0 if shift < 0 else 2.0
                 score[name] = (shift / tolerance) ** 2 + (math.log(spread / typical_spread) / 0.3) ** 2
