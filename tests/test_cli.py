@@ -65,6 +65,13 @@ def test_bad_audio_files_give_one_line(tmp_path):
     assert not (tmp_path / "o.npy").exists()
 
 
+def test_audio_too_short_for_the_preset_names_the_file(tmp_path):
+    sf.write(tmp_path / "blip.wav", np.full(300, 0.1, np.float32), 22050)
+    line = one_line_error(run("mel", str(tmp_path / "blip.wav"), "-o", str(tmp_path / "o.npy")))
+    assert f"{tmp_path / 'blip.wav'}: audio too short for the tacotron2 preset: 300 samples" in line
+    assert not (tmp_path / "o.npy").exists()
+
+
 def test_unknown_preset_one_line(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(4000, np.float32), 22050)
     line = one_line_error(run("mel", str(tmp_path / "a.wav"), "-o", str(tmp_path / "o.npy"), "--preset", "x"))

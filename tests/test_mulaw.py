@@ -1,6 +1,7 @@
 """μ-law companding against the formula in the issue, on numpy and torch inputs."""
 
 import math
+from decimal import ROUND_FLOOR, Decimal, localcontext
 
 import numpy as np
 import pytest
@@ -38,11 +39,61 @@ def test_encode_matches_formula(channels):
     assert got_np.min() >= 0 and got_np.max() <= channels - 1
 
 
-def test_float32_torch_agrees_with_float64_except_at_rounding_ties():
-    x = torch.rand(100_000) * 2 - 1
-    a = mulaw_encode(x)
-    b = mulaw_encode(x.double())
-    assert (a != b).sum() <= 5 and (a - b).abs().max() <= 1
+def exact_encode(x: float, channels: int) -> int:
+    """The encoder's formula, floor(F(x)·μ/2 + (μ + 1)/2), in decimal arithmetic precise enough
+    for every float, subnormals included: the true class of the float x."""
+    mu = channels - 1
+    with localcontext() as ctx:
+        ctx.prec = 50
+        d = max(min(Decimal(x), Decimal(1)), Decimal(-1))
+        u = mu * abs(d)
+        log1p = u - u * u / 2 + u**3 / 3 if u < Decimal("1e-20") else (1 + u).ln()  # ln(1 + u)
+        f = log1p / Decimal(1 + mu).ln()
+        g = (f if d >= 0 else -f) * mu / 2
+        ctx.prec = 1000  # the sum is exact: no rounding up to the next class
+        return int((g + Decimal(mu + 1) / 2).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def near_bin_edges(channels: int, dtype) -> np.ndarray:
+    """The ``dtype`` values around every bin edge F⁻¹(2(k − ½)/μ − 1): the nearest and 3 each side."""
+    mu = channels - 1
+    out = []
+    with localcontext() as ctx:
+        ctx.prec = 50
+        for k in range(1, mu + 1):
+            y = Decimal(2 * k - 1 - mu) / mu
+            edge = ((abs(y) * Decimal(1 + mu).ln()).exp() - 1) / mu
+            below = above = dtype(float(edge if y >= 0 else -edge))
+            out.append(below)
+            for _ in range(3):
+                below, above = np.nextafter(below, dtype(-2)), np.nextafter(above, dtype(2))
+                out += [below, above]
+    return np.array(out, dtype=dtype)
+
+
+@pytest.mark.parametrize("channels", [256, 65])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_encode_is_exact_at_the_bin_edges_on_numpy_and_torch(channels, dtype):
+    """At the edges rounding F in float32 (the old torch path) picked the wrong class."""
+    xs = near_bin_edges(channels, dtype)
+    expected = np.array([exact_encode(float(x), channels) for x in xs])
+    assert len(np.unique(expected)) == channels  # the probes straddle every edge
+    np.testing.assert_array_equal(mulaw_encode(xs, channels), expected)
+    np.testing.assert_array_equal(mulaw_encode(torch.from_numpy(xs), channels).numpy(), expected)
+
+
+def test_numpy_and_torch_agree_on_a_million_random_samples():
+    rng = np.random.default_rng(1)
+    x32 = np.concatenate([rng.uniform(-1, 1, 1_000_000), rng.uniform(-0.01, 0.01, 200_000)])
+    x32 = x32.astype(np.float32)
+    got_np = mulaw_encode(x32)
+    np.testing.assert_array_equal(mulaw_encode(torch.from_numpy(x32)).numpy(), got_np)
+    np.testing.assert_array_equal(mulaw_encode(torch.from_numpy(x32).double()).numpy(), got_np)
+    np.testing.assert_array_equal(mulaw_encode(x32.astype(np.float64)), got_np)
+    half = torch.from_numpy(x32[:10_000]).to(torch.bfloat16)
+    np.testing.assert_array_equal(mulaw_encode(half).numpy(), mulaw_encode(half.float().numpy()))
+    sample = rng.choice(len(x32), 2000, replace=False)
+    assert [exact_encode(float(v), 256) for v in x32[sample]] == got_np[sample].tolist()
 
 
 @pytest.mark.parametrize("channels", [256, 65])

@@ -17,7 +17,7 @@ from wavegen.config import Recipe, from_dict
 from wavegen.corpora import Utterance
 from wavegen.errors import WavegenError
 from wavegen.features import get_preset, mel_spectrogram
-from wavegen.preprocess import assign_splits, normalize, preprocess, trim_silence
+from wavegen.preprocess import assign_splits, held_out_counts, normalize, preprocess, trim_silence
 from wavegen.workdir import load_features_info, load_manifest, load_stats
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
@@ -248,13 +248,14 @@ def utts(speaker: str, n: int) -> list[Utterance]:
 
 
 def test_split_is_deterministic_and_per_speaker():
-    corpus = utts("p1", 20) + utts("p2", 20) + utts("p3", 3)
+    # 30 utterances each (20 before the 10% cap: 3 test of 20 is now capped to 2).
+    corpus = utts("p1", 30) + utts("p2", 30) + utts("p3", 3)
     splits = assign_splits(corpus, 2, 3, seed=5)
     assert splits == assign_splits(list(reversed(corpus)), 2, 3, seed=5)  # order-independent
     assert splits != assign_splits(corpus, 2, 3, seed=6)
     for speaker in ("p1", "p2"):
         mine = [splits[u.id] for u in corpus if u.speaker == speaker]
-        assert (mine.count("valid"), mine.count("test"), mine.count("train")) == (2, 3, 15)
+        assert (mine.count("valid"), mine.count("test"), mine.count("train")) == (2, 3, 25)
     small = [splits[u.id] for u in corpus if u.speaker == "p3"]
     assert small.count("train") >= 1  # never an untrainable speaker
     # Another speaker's files do not move this speaker's split.
@@ -272,6 +273,80 @@ def test_held_out_speakers_are_all_test():
         assign_splits(corpus, 1, 1, held_out_speakers=["p9"])
     with pytest.raises(WavegenError, match="every speaker"):
         assign_splits(corpus, 1, 1, held_out_speakers=["p1", "p2"])
+
+
+@pytest.mark.parametrize(
+    "utterances,asked,expected",
+    [
+        (1, (1, 1), (0, 0)),  # one utterance: it trains
+        (2, (1, 1), (1, 0)),  # valid is served first, one stays in train
+        (3, (1, 1), (1, 1)),
+        (8, (1, 1), (1, 1)),  # the demo's speakers
+        (10, (5, 5), (1, 1)),  # vctk-mini under the VCTK recipe
+        (14, (5, 5), (1, 1)),
+        (15, (5, 5), (2, 2)),  # 10% of 15 = 1.5, rounded to 2
+        (19, (100, 100), (2, 2)),  # the LJSpeech recipe on a 19-clip folder: 15 left to train
+        (20, (0, 3), (0, 2)),
+        (400, (5, 5), (5, 5)),  # a VCTK 0.92 speaker: as asked
+        (13_100, (100, 100), (100, 100)),  # LJSpeech 1.1: as asked
+    ],
+)
+def test_held_out_counts_cap_each_split_at_a_tenth(utterances, asked, expected):
+    assert held_out_counts(utterances, *asked) == expected
+
+
+def test_every_speaker_keeps_training_data_and_valid_test_stay_within_the_cap():
+    rng = np.random.default_rng(0)
+    sizes = {f"s{i}": int(n) for i, n in enumerate(rng.integers(1, 60, 40))}
+    corpus = [u for speaker, n in sizes.items() for u in utts(speaker, n)]
+    splits = assign_splits(corpus, 4, 3, seed=2)
+    for speaker, n in sizes.items():
+        mine = [splits[u.id] for u in corpus if u.speaker == speaker]
+        cap = max(1, round(n / 10 + 1e-9))
+        assert mine.count("train") >= 1
+        assert mine.count("valid") == min(4, cap, n - 1)
+        assert mine.count("test") == min(3, cap, n - 1 - mine.count("valid"))
+
+
+def test_files_that_fail_to_load_take_no_valid_or_test_slot(tmp_path):
+    """The split of the usable files is the split they get without the broken ones around."""
+    corpus, expected = make_ljspeech(tmp_path / "with_bad", good=12)
+    clean = tmp_path / "clean" / "LJSpeech-1.1"
+    (clean / "wavs").mkdir(parents=True)
+    lines = [line for line in (corpus / "metadata.csv").read_text().splitlines() if line[:10] not in expected]
+    (clean / "metadata.csv").write_text("\n".join(lines) + "\n")
+    for line in lines:
+        name = line.split("|")[0] + ".wav"
+        os.symlink(corpus / "wavs" / name, clean / "wavs" / name)
+    with_bad = preprocess(recipe(corpus, corpus="ljspeech"), tmp_path / "w1", workers=2)
+    without = preprocess(recipe(clean, corpus="ljspeech"), tmp_path / "w2", workers=2)
+    assert len(with_bad.skipped) == 7 and without.skipped == []
+    assert with_bad.splits == without.splits == {"train": 10, "valid": 1, "test": 1}
+    split_of = lambda w: {e["id"]: e["split"] for e in load_manifest(w)}  # noqa: E731
+    assert split_of(tmp_path / "w1") == split_of(tmp_path / "w2")
+
+
+@pytest.mark.skipif(not (SHARED / "ljspeech-mini").is_dir(), reason=f"shared corpora not at {SHARED}")
+def test_ljspeech_recipe_on_19_clips_is_capped_and_says_so(tmp_path):
+    """The recipe's 100 valid + 100 test on a 19-clip folder: 2 + 2, 15 train, reported."""
+    corpus = tmp_path / "LJSpeech-1.1"
+    (corpus / "wavs").mkdir(parents=True)
+    lines = (SHARED / "ljspeech-mini" / "metadata.csv").read_text(encoding="utf-8").splitlines()[:19]
+    (corpus / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for line in lines:
+        uid = line.split("|")[0]
+        os.symlink(SHARED / "ljspeech-mini" / "wavs" / f"{uid}.wav", corpus / "wavs" / f"{uid}.wav")
+    recipe_path = str(REPO / "recipes" / "ljspeech" / "config.yaml")
+    r = run_cli("preprocess", recipe_path, "--corpus", str(corpus), "--workdir", "w", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["splits"] == {"train": 15, "valid": 2, "test": 2}
+    assert summary["split_caps"] == [
+        {"speaker": "LJ", "utterances": 19, "valid": 2, "test": 2, "asked_valid": 100, "asked_test": 100}
+    ]
+    note = "split capped for 1 speaker (data.valid_per_speaker=100, data.test_per_speaker=100;"
+    assert note in r.stdout and "LJ 2 valid + 2 test of 19" in r.stdout
+    assert note in (tmp_path / "w" / "preprocess.log").read_text()
 
 
 @pytest.mark.parametrize("top_db", [20.0, 40.0, 60.0])

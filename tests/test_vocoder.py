@@ -286,3 +286,87 @@ def test_synthesize_shards_utterances_across_torchrun_ranks(monkeypatch):
         parts.append([it.id for it in shard(items)])
     assert sorted(sum(parts, [])) == sorted(it.id for it in items)  # each exactly once
     assert all(set(a).isdisjoint(b) for a in parts for b in parts if a is not b)
+
+
+# ---- mel and input checks (issue 10, item 10) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["tacotron2", "espnet"])
+def test_silence_from_the_vocoders_own_front_end_is_vocoded(tmp_path, preset):
+    """A silent mel is every bin at the preset's floor: no sign of a scale, and nothing wrong."""
+    voc = wavegen.load_vocoder(make_run(tmp_path, preset=preset))
+    mel = voc.mel(np.zeros(22050, np.float32))
+    floor = {"tacotron2": np.log(1e-5), "espnet": np.log10(1e-10)}[preset]
+    assert mel.max() == mel.min() and mel.max().item() == pytest.approx(floor)
+    wav = voc(mel, seed=0)
+    assert wav.shape == (mel.shape[1] * 256,)
+    voc.check_values(voc.mel(np.r_[np.zeros(20000), 0.3 * speech(0.05)].astype(np.float32))[None])
+
+
+@pytest.mark.parametrize("gain_db", [0, -20, -40, -60, -80])
+def test_quiet_speech_passes_and_the_wrong_log_base_is_still_refused(tmp_path, speech_source, gain_db):
+    wav, _ = wavegen.read_audio(speech_source, sample_rate=22050)
+    wav = wav[:44100] * np.float32(10 ** (gain_db / 20))
+    ln = wavegen.load_vocoder(make_run(tmp_path / "ln", preset="tacotron2"))
+    log10 = wavegen.load_vocoder(make_run(tmp_path / "log10", preset="espnet"))
+    ln.check_values(ln.mel(wav)[None])
+    log10.check_values(log10.mel(wav)[None])
+    with pytest.raises(WavegenError, match="look log10"):
+        ln.check_values(log10.mel(wav)[None])
+    with pytest.raises(WavegenError, match="look natural-log|below the preset's floor"):
+        log10.check_values(ln.mel(wav)[None])
+
+
+@pytest.mark.parametrize(
+    "mel",
+    [
+        torch.zeros(80, 5, dtype=torch.complex64),
+        np.zeros((80, 5), np.complex128),
+        torch.zeros(80, 5, dtype=torch.int64),
+        np.zeros((80, 5), np.int16),
+        np.zeros((80, 5), bool),
+        np.full((80, 5), "x", dtype=object),
+    ],
+    ids=["torch-complex", "numpy-complex", "torch-int", "numpy-int", "bool", "object"],
+)
+def test_complex_integer_and_other_dtypes_are_refused(tmp_path, mel):
+    voc = wavegen.load_vocoder(make_run(tmp_path))
+    with pytest.raises(WavegenError, match=r"^mel: expected real floating-point values, got dtype") as err:
+        voc(mel)
+    assert "\n" not in str(err.value)
+
+
+def test_front_end_refuses_non_finite_and_integer_audio(tmp_path):
+    voc = wavegen.load_vocoder(make_run(tmp_path))
+    for bad in (np.float32("nan"), np.float32("inf"), -np.float32("inf")):
+        wav = speech(0.2)
+        wav[100] = bad
+        with pytest.raises(WavegenError, match="audio: contains NaN or infinite samples"):
+            voc.mel(wav)
+        with pytest.raises(WavegenError, match="NaN or infinite"):
+            voc.mel(torch.from_numpy(wav))
+    with pytest.raises(WavegenError, match="got dtype int16 .divide 16-bit PCM by 32768"):
+        voc.mel((speech(0.2) * 32767).astype(np.int16))
+
+
+def test_batch_of_nothing_is_nothing(tmp_path):
+    voc = wavegen.load_vocoder(make_run(tmp_path))
+    assert voc.batch([]) == []
+
+
+@pytest.mark.parametrize("temperature", [float("nan"), float("inf"), -float("inf"), -0.5])
+def test_bad_temperatures_are_refused_everywhere(tmp_path, temperature):
+    voc = wavegen.load_vocoder(make_run(tmp_path))
+    mel = voc.mel(speech(0.05))
+    expected = "temperature must be a finite number ≥ 0"
+    with pytest.raises(WavegenError, match=expected):
+        voc(mel, temperature=temperature)
+    with pytest.raises(WavegenError, match=expected):
+        voc.batch([mel], temperature=temperature)
+    with pytest.raises(WavegenError, match=expected):
+        next(iter(voc.stream(mel, temperature=temperature)))
+    with pytest.raises(WavegenError, match=expected):
+        wavegen.generate(voc.model, mel[None], temperature=temperature)
+    with pytest.raises(WavegenError, match=expected):
+        next(wavegen.stream(voc.model, mel[None], temperature=temperature))
+    assert voc(mel, temperature=0).shape == (mel.shape[1] * 256,)  # 0 = argmax stays allowed

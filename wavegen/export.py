@@ -4,19 +4,26 @@
 ``mel_mean``/``mel_std`` buffers; ``config.json`` holds everything needed to rebuild and use the
 model: architecture, mel preset and its parameters, sample rate, hop, speakers, mel statistics.
 Nothing in either file is pickled.
+
+Loading validates config.json like a recipe: every key present with its type and nothing else,
+the preset equal to wavegen's preset of that name, the sample rate, hop and speakers consistent
+with it and with the model, and the model section checked by :func:`wavegen.config.validate`;
+each problem is one line naming the file and the key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from pathlib import Path
 
 import torch
 
 from .audio import atomic_path
-from .config import model_config_from_dict
+from .config import ModelConfig, from_dict, model_config_from_dict, validate_model
 from .errors import WavegenError
-from .features import MelPreset
+from .features import MelPreset, get_preset
 from .training.checkpoint import latest_checkpoint, load_checkpoint, model_from_checkpoint
 
 FORMAT = "wavegen-vocoder-1"
@@ -42,7 +49,7 @@ def export_model(source: str | Path, outdir: str | Path) -> Path:
 
     path = resolve_checkpoint(source)
     ckpt = load_checkpoint(path)
-    model = model_from_checkpoint(ckpt, use_ema=True)
+    model = model_from_checkpoint(ckpt, use_ema=True, where=path)
     recipe = ckpt["recipe"]
     preset = ckpt.get("preset") or {}
     config = {
@@ -69,8 +76,29 @@ def export_model(source: str | Path, outdir: str | Path) -> Path:
     return outdir
 
 
+# config.json's keys and what each holds (see export_model).
+_KEYS = {
+    "format": (str, "a string"),
+    "model": (dict, "a mapping"),
+    "preset": (dict, "a mapping"),
+    "mel_normalize": (bool, "true or false"),
+    "mel_stats": (dict, "a mapping"),
+    "sample_rate": (int, "an integer"),
+    "hop_length": (int, "an integer"),
+    "speakers": (list, "a list"),
+    "step": (int, "an integer"),
+    "ema": (bool, "true or false"),
+    "recipe": (str, "a string"),
+    "source_checkpoint": (str, "a string"),
+}
+
+
 def load_exported(folder: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild (model, config) from an exported folder; the model is in eval mode."""
+    """Rebuild (model, config) from an exported folder; the model is in eval mode.
+
+    ``config`` is config.json's mapping, checked (see the module doc), with ``preset`` as a
+    :class:`MelPreset`.
+    """
     from safetensors.torch import load_file
 
     from .model import WaveNet
@@ -81,16 +109,127 @@ def load_exported(folder: str | Path, device: str | torch.device = "cpu"):
         if not path.is_file():
             raise WavegenError(f"{path}: missing (an exported model holds {CONFIG} and {WEIGHTS})")
     try:
-        config = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as err:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise WavegenError(f"{cfg_path}: not valid JSON ({err})") from None
-    if config.get("format") != FORMAT:
-        raise WavegenError(f"{cfg_path}: not a wavegen vocoder config (expected format {FORMAT!r})")
-    model = WaveNet(model_config_from_dict(config["model"]))
+    try:
+        model_config = check_config(config)
+    except WavegenError as err:
+        raise WavegenError(f"{cfg_path}: {err}") from None
+    model = WaveNet(model_config)
     try:
         state = load_file(str(weights), device="cpu")
-        model.load_state_dict(state)
-    except Exception as err:  # header garbage, wrong shapes, missing keys
-        raise WavegenError(f"{weights}: weights do not fit {CONFIG} ({str(err).splitlines()[0]})") from None
-    config["preset"] = MelPreset(**config["preset"])
+    except Exception as err:  # header garbage, truncated file
+        raise WavegenError(
+            f"{weights}: not a readable safetensors file ({str(err).splitlines()[0]})"
+        ) from None
+    try:
+        model.load_weights(state)
+    except WavegenError as err:
+        raise WavegenError(f"{weights}: {err} ({CONFIG}'s model section)") from None
+    config["preset"] = get_preset(config["preset"]["name"])  # equal to it, checked above
     return model.to(device).eval(), config
+
+
+def check_config(config) -> ModelConfig:
+    """Check a config.json mapping key by key; -> its model section. Errors name the key."""
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise WavegenError(f"not a wavegen vocoder config (expected format {FORMAT!r})")
+    missing = [k for k in _KEYS if k not in config]
+    if missing:
+        raise WavegenError(f"missing key {missing[0]!r} (a {FORMAT} config holds {', '.join(_KEYS)})")
+    unknown = [k for k in config if k not in _KEYS]
+    if unknown:
+        raise WavegenError(f"unknown key {unknown[0]!r}; expected only {', '.join(_KEYS)}")
+    for key, (kind, what) in _KEYS.items():
+        value = config[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise WavegenError(f"key {key!r}: expected {what}, got {_short(value)}")
+    preset = check_preset(config["preset"], "preset")
+    model = checked_model_config(config["model"], preset.name, "model", complete=True)
+    if config["sample_rate"] != preset.sample_rate:
+        raise WavegenError(
+            f"key 'sample_rate': expected the {preset.name} preset's {preset.sample_rate}, "
+            f"got {config['sample_rate']}"
+        )
+    hop = math.prod(model.upsample_scales) if model.cin_channels else 1
+    if config["hop_length"] != hop:
+        raise WavegenError(
+            f"key 'hop_length': expected {hop} (the product of model.upsample_scales), "
+            f"got {config['hop_length']}"
+        )
+    speakers = config["speakers"]
+    if not all(isinstance(s, str) and s for s in speakers) or len(set(speakers)) != len(speakers):
+        raise WavegenError(
+            f"key 'speakers': expected a list of distinct speaker names, got {_short(speakers)}"
+        )
+    if 0 < model.n_speakers < len(speakers):
+        raise WavegenError(
+            f"key 'speakers': {len(speakers)} speakers for model.n_speakers {model.n_speakers} embeddings"
+        )
+    if config["step"] < 0:
+        raise WavegenError(f"key 'step': expected a step ≥ 0, got {config['step']}")
+    _check_mel_stats(config["mel_stats"], max(model.cin_channels, 1))
+    return model
+
+
+def check_preset(data, where: str) -> MelPreset:
+    """A stored mel preset: all its fields, typed, and equal to wavegen's preset of that name."""
+    if not isinstance(data, dict):
+        raise WavegenError(f"{where}: expected a mapping of the preset's fields, got {_short(data)}")
+    fields = [f.name for f in dataclasses.fields(MelPreset)]
+    missing = [k for k in fields if k not in data]
+    if missing:
+        raise WavegenError(f"{where}.{missing[0]}: missing")
+    preset = from_dict(MelPreset, data, where)
+    known = get_preset(preset.name)
+    for name in fields:
+        if getattr(preset, name) != getattr(known, name):
+            raise WavegenError(
+                f"{where}.{name} is {getattr(preset, name)!r}, but wavegen's {known.name} preset has "
+                f"{getattr(known, name)!r}"
+            )
+    return known
+
+
+def checked_model_config(data, preset: str, where: str, complete: bool = False) -> ModelConfig:
+    """A stored model section (config.json, a checkpoint's recipe) checked as a recipe's is:
+    types, unknown keys and :func:`wavegen.config.validate`'s rules against ``preset``.
+
+    ``complete``: every key must be present (config.json); a checkpoint's missing keys take
+    their defaults, as its recipe did.
+    """
+    if not isinstance(data, dict):
+        raise WavegenError(f"{where}: expected a mapping, got {_short(data)}")
+    missing = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in data]
+    if complete and missing:
+        raise WavegenError(f"{where}.{missing[0]}: missing")
+    config = model_config_from_dict(data)
+    if config.n_speakers < 0:  # -1, one per speaker in the feature cache, is resolved by training
+        raise WavegenError(f"{where}.n_speakers must be at least 0, got {config.n_speakers}")
+    p = get_preset(preset)
+    try:
+        validate_model(config, p.hop_length, p.n_mels, p.name)
+    except WavegenError as err:
+        raise WavegenError(f"{where}: {err}") from None
+    return config
+
+
+def _check_mel_stats(stats: dict, n: int) -> None:
+    if set(stats) != {"mean", "std"}:
+        raise WavegenError(
+            f"key 'mel_stats': expected exactly mean and std, got {', '.join(map(str, stats))}"
+        )
+    for key in ("mean", "std"):
+        values = stats[key]
+        ok = isinstance(values, list) and len(values) == n
+        ok = ok and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
+        )
+        if not ok or (key == "std" and min(values) <= 0):
+            raise WavegenError(f"key 'mel_stats.{key}': expected {n} finite numbers{' > 0' * (key == 'std')}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -6,31 +6,81 @@ With μ = channels − 1:
     y    = 2q/μ − 1,   x̂ = sign(y) · ((1 + μ)^|y| − 1) / μ
 
 Both functions accept numpy arrays or torch tensors (any device) and return the same kind.
+
+The encoder is exact: q is the formula evaluated in real arithmetic, for every float input. F is
+increasing, so q(x) ≥ k exactly when x reaches the bin edge e_k = F⁻¹(2(k − ½)/μ − 1). The edges
+are computed once with 50-digit decimal arithmetic and rounded up to the input's float type; the
+formula in floating point lands within one class of the truth, and comparing x with the two edges
+around that class settles it. numpy and torch, CPU and CUDA, float32 and float64 therefore agree
+on every sample, bin edges included, which rounding F in float32 (or in float64, whose log1p
+differs between libraries in the last bit) does not guarantee.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from decimal import Decimal, localcontext
 
 import numpy as np
 import torch
 
 
+@functools.lru_cache(maxsize=8)
+def _edges(channels: int, dtype: str) -> np.ndarray:
+    """(μ + 2,) -inf, e_1 < … < e_μ, +inf: each e_k the smallest ``dtype`` value ≥ the exact edge,
+    so that class k holds exactly the x with edges[k] ≤ x < edges[k + 1]."""
+    mu = channels - 1
+    kind = np.dtype(dtype).type
+    out = np.full(mu + 2, np.inf, dtype=dtype)
+    out[0] = -np.inf
+    with localcontext() as ctx:
+        ctx.prec = 50
+        log_base = Decimal(1 + mu).ln()
+        for k in range(1, mu + 1):
+            t = Decimal(2 * k - 1 - mu) / mu  # F(e_k), in (-1, 1)
+            magnitude = ((abs(t) * log_base).exp() - 1) / mu
+            edge = magnitude if t >= 0 else -magnitude
+            value = kind(float(edge))  # within an ulp of the exact edge: step to the first ≥ it
+            while Decimal(float(value)) < edge:
+                value = np.nextafter(value, kind(np.inf))
+            while Decimal(float(np.nextafter(value, kind(-np.inf)))) >= edge:
+                value = np.nextafter(value, kind(-np.inf))
+            out[k] = value
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _edges_on(channels: int, dtype: str, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(_edges(channels, dtype).copy()).to(device)
+
+
 def mulaw_encode(x, channels: int = 256):
-    """Waveform in [-1, 1] (any shape) -> int64 classes in {0 … channels-1}, same shape."""
+    """Waveform in [-1, 1] (any shape) -> int64 classes in {0 … channels-1}, same shape.
+
+    Values outside [-1, 1] fall in the end classes (clipping); NaN has no defined class.
+    """
     mu = channels - 1
     if isinstance(x, torch.Tensor):
-        x = x.clamp(-1.0, 1.0)
-        work = x.double() if x.dtype == torch.float64 else x.float()
+        work = x if x.dtype == torch.float64 else x.float()  # float16/bfloat16 -> float32 exactly
+        edges = _edges_on(channels, "float64" if work.dtype == torch.float64 else "float32", work.device)
+        work = work.clamp(-1.0, 1.0)
         f = torch.sign(work) * torch.log1p(mu * work.abs()) / math.log1p(mu)
-        return torch.floor((f + 1) / 2 * mu + 0.5).long()
-    x = np.clip(np.asarray(x, dtype=np.float64), -1.0, 1.0)
-    f = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
-    return np.floor((f + 1) / 2 * mu + 0.5).astype(np.int64)
+        q = torch.floor((f + 1) / 2 * mu + 0.5).long().clamp_(0, mu)  # exact or one off
+        return q + (work >= edges[q + 1]).long() - (work < edges[q]).long()
+    x = np.asarray(x)
+    name = "float32" if x.dtype in (np.float16, np.float32) else "float64"
+    edges = _edges(channels, name)
+    work = np.clip(x.astype(name, copy=False), -1.0, 1.0)
+    with np.errstate(invalid="ignore"):  # NaN: any class
+        f = np.sign(work) * np.log1p(mu * np.abs(work)) / np.log1p(mu)
+        q = np.clip(np.floor((f + 1) / 2 * mu + 0.5).astype(np.int64), 0, mu)  # exact or one off
+    return q + (work >= edges[q + 1]) - (work < edges[q])
 
 
 def mulaw_decode(q, channels: int = 256):
-    """int classes (any shape) -> float waveform in [-1, 1] (float32; float64 for float64 numpy)."""
+    """int classes (any shape) -> float32 waveform in [-1, 1], numpy or torch like the input."""
     mu = channels - 1
     if isinstance(q, torch.Tensor):
         y = 2 * q.float() / mu - 1

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import workdir as workdir_io
 from .audio import read_audio, write_error_message, write_npy
-from .config import AudioConfig, Recipe
+from .config import AudioConfig, DataConfig, Recipe
 from .corpora import Utterance, read_corpus
 from .dirlock import folder_lock
 from .errors import OutputError, WavegenError
@@ -38,6 +38,9 @@ class PreprocessSummary:
     seconds: float  # wall-clock time of the run
     audio_seconds: float  # source audio read in this run (before trimming)
     splits: dict[str, int] = field(default_factory=dict)  # usable utterances per split
+    # Speakers whose valid/test share was capped (see held_out_counts): {"speaker",
+    # "utterances", "valid", "test", "asked_valid", "asked_test"}.
+    split_caps: list[dict] = field(default_factory=list)
     workdir: str = ""
 
     @property
@@ -86,13 +89,12 @@ def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -
         _list_corpus(recipe, None)  # the corpus reader's own error: no corpus given
     workdir_io.check_workdir(workdir, recipe, corpus_path)  # before the demo corpus is generated
     utterances = _list_corpus(recipe, corpus_path)
-    splits = assign_splits(
-        utterances,
-        recipe.data.valid_per_speaker,
-        recipe.data.test_per_speaker,
-        recipe.data.held_out_speakers,
-        recipe.data.split_seed,
-    )
+    check_held_out_speakers(utterances, recipe.data.held_out_speakers)  # a typo fails before any work
+
+    def split_usable() -> tuple[dict[str, str], list[dict]]:
+        # Over the usable utterances only: a file that failed to load takes no valid/test slot.
+        return plan_splits([u for u in utterances if u.id in done], recipe.data)
+
     cache = workdir_io.cache_dir(workdir)
     cache.mkdir(parents=True, exist_ok=True)
     for stale in cache.glob(".*.tmp"):  # left by a run killed mid-write
@@ -125,7 +127,7 @@ def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -
                 done[utt.id], source_seconds = result
                 audio_seconds += source_seconds
                 if time.monotonic() - last_write > MANIFEST_EVERY:
-                    workdir_io.write_manifest(workdir, utterances, splits, done, preset)
+                    workdir_io.write_manifest(workdir, utterances, split_usable()[0], done, preset)
                     last_write = time.monotonic()
         except OutputError as err:
             raise OutputError(
@@ -139,6 +141,10 @@ def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -
                 f"no usable utterance in the corpus ({len(skipped)} skipped, e.g. {reason}); "
                 f"see {workdir / workdir_io.LOG}"
             )
+        splits, caps = split_usable()
+        check_held_out_speakers([u for u in utterances if u.id in done], recipe.data.held_out_speakers, True)
+        if caps:
+            log.write(describe_split_caps(caps))
         entries = workdir_io.write_manifest(workdir, utterances, splits, done, preset)
         workdir_io.write_stats(workdir, entries, preset)
         workdir_io.write_features_info(workdir, recipe, preset, entries, corpus_path)
@@ -149,6 +155,7 @@ def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -
             seconds=time.perf_counter() - start,
             audio_seconds=audio_seconds,
             splits={s: sum(e["split"] == s for e in entries) for s in ("train", "valid", "test")},
+            split_caps=caps,
             workdir=str(workdir),
         )
         log.write(
@@ -177,6 +184,67 @@ def _list_corpus(recipe: Recipe, path: Path | None) -> list[Utterance]:
     return utterances
 
 
+MAX_HELD_OUT_PERCENT = 10  # of a speaker's utterances, for valid and for test each
+
+
+def held_out_counts(utterances: int, valid_per_speaker: int, test_per_speaker: int) -> tuple[int, int]:
+    """(valid, test) utterances of a speaker that has ``utterances`` usable ones.
+
+    As many as asked, but each at most 10% of the speaker's utterances, rounded to the nearest
+    whole number and at least 1 (so up to 14 utterances give at most 1 each, 15-24 at most 2,
+    13,100 at most 1,310), and at least one utterance always stays in train (valid is served
+    first: a speaker with 2 utterances gets 1 valid, 0 test). A recipe
+    written for the full corpus (LJSpeech: 100 + 100) thus still leaves a 19-clip excerpt
+    trainable: 2 valid, 2 test, 15 train.
+    """
+    cap = max(1, (utterances * MAX_HELD_OUT_PERCENT + 50) // 100)
+    n_valid = min(valid_per_speaker, cap, max(utterances - 1, 0))
+    n_test = min(test_per_speaker, cap, max(utterances - 1 - n_valid, 0))
+    return n_valid, n_test
+
+
+def check_held_out_speakers(
+    utterances: list[Utterance], held_out_speakers: list[str] | tuple, usable: bool = False
+) -> None:
+    """Refuse held-out speakers the corpus lacks, or holding out every speaker."""
+    speakers = {u.speaker for u in utterances}
+    unknown = sorted(set(held_out_speakers) - speakers)
+    if unknown and not usable:  # among the usable ones, a speaker may have lost every file
+        raise WavegenError(f"data.held_out_speakers names {', '.join(unknown)}, not speakers of this corpus")
+    if speakers and set(held_out_speakers) >= speakers:
+        which = "usable speaker (the others' files failed to load)" if usable else "speaker"
+        raise WavegenError(f"data.held_out_speakers holds out every {which}; nothing is left to train on")
+
+
+def plan_splits(utterances: list[Utterance], data) -> tuple[dict[str, str], list[dict]]:
+    """({id: split}, capped speakers) per ``data`` (a DataConfig): see :func:`assign_splits`."""
+    by_speaker: dict[str, list[str]] = {}
+    for utt in sorted(utterances):
+        by_speaker.setdefault(utt.speaker, []).append(utt.id)
+    splits, caps = {}, []
+    for speaker, ids in by_speaker.items():
+        if speaker in data.held_out_speakers:
+            splits.update(dict.fromkeys(ids, "test"))
+            continue
+        order = list(ids)
+        random.Random(f"{data.split_seed}:{speaker}").shuffle(order)  # str seeds hash stably (sha512)
+        n_valid, n_test = held_out_counts(len(ids), data.valid_per_speaker, data.test_per_speaker)
+        if (n_valid, n_test) != (data.valid_per_speaker, data.test_per_speaker):
+            caps.append(
+                {
+                    "speaker": speaker,
+                    "utterances": len(ids),
+                    "valid": n_valid,
+                    "test": n_test,
+                    "asked_valid": data.valid_per_speaker,
+                    "asked_test": data.test_per_speaker,
+                }
+            )
+        for i, uid in enumerate(order):
+            splits[uid] = "valid" if i < n_valid else "test" if i < n_valid + n_test else "train"
+    return splits, caps
+
+
 def assign_splits(
     utterances: list[Utterance],
     valid_per_speaker: int,
@@ -188,29 +256,33 @@ def assign_splits(
 
     Per speaker (in id order) a generator seeded with ``(seed, speaker)`` picks the valid and
     test utterances, so adding a speaker or a file of another speaker leaves the others' split
-    unchanged. At least one utterance per speaker stays in train. Held-out speakers are test
-    entirely.
+    unchanged. Each of valid and test takes at most 10% of the speaker's utterances and at
+    least one stays in train (:func:`held_out_counts`). Held-out speakers are test entirely.
+    preprocess passes the usable utterances only, so files that fail to load take no slot.
     """
-    by_speaker: dict[str, list[str]] = {}
-    for utt in sorted(utterances):
-        by_speaker.setdefault(utt.speaker, []).append(utt.id)
-    unknown = sorted(set(held_out_speakers) - set(by_speaker))
-    if unknown:
-        raise WavegenError(f"data.held_out_speakers names {', '.join(unknown)}, not speakers of this corpus")
-    if by_speaker and set(held_out_speakers) >= set(by_speaker):
-        raise WavegenError("data.held_out_speakers holds out every speaker; nothing is left to train on")
-    splits = {}
-    for speaker, ids in by_speaker.items():
-        if speaker in held_out_speakers:
-            splits.update(dict.fromkeys(ids, "test"))
-            continue
-        order = list(ids)
-        random.Random(f"{seed}:{speaker}").shuffle(order)  # str seeds hash stably (sha512)
-        n_valid = min(valid_per_speaker, max(len(ids) - 1, 0))
-        n_test = min(test_per_speaker, max(len(ids) - 1 - n_valid, 0))
-        for i, uid in enumerate(order):
-            splits[uid] = "valid" if i < n_valid else "test" if i < n_valid + n_test else "train"
-    return splits
+    check_held_out_speakers(utterances, held_out_speakers)
+    data = DataConfig(
+        valid_per_speaker=valid_per_speaker,
+        test_per_speaker=test_per_speaker,
+        held_out_speakers=list(held_out_speakers),
+        split_seed=seed,
+    )
+    return plan_splits(utterances, data)[0]
+
+
+def describe_split_caps(caps: list[dict], shown: int = 3) -> str:
+    """One line saying whose valid/test share was capped, and to what."""
+    first = caps[0]
+    asked = f"data.valid_per_speaker={first['asked_valid']}, data.test_per_speaker={first['asked_test']}"
+    each = ", ".join(
+        f"{c['speaker']} {c['valid']} valid + {c['test']} test of {c['utterances']}" for c in caps[:shown]
+    )
+    more = f" and {len(caps) - shown} more" if len(caps) > shown else ""
+    speakers = "speaker" if len(caps) == 1 else "speakers"
+    return (
+        f"split capped for {len(caps)} {speakers} ({asked}; valid and test each take at most "
+        f"10% of a speaker's utterances, and one stays in train): {each}{more}"
+    )
 
 
 # ---- per-utterance work (runs in the worker processes) -----------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 import typer
 
 from ..audio import read_audio, write_npy
+from ..errors import WavegenError
 from ..features import get_preset, mel_spectrogram
 from ._app import app
 
@@ -21,6 +22,9 @@ def mel(
     """Write the log-mel spectrogram of WAV (resampled to the preset's rate) as .npy."""
     p = get_preset(preset)
     audio, _ = read_audio(wav, sample_rate=p.sample_rate)
-    m = mel_spectrogram(audio, p).astype(np.float32)
+    try:
+        m = mel_spectrogram(audio, p).astype(np.float32)
+    except WavegenError as err:  # audio too short for the preset: say which file
+        raise WavegenError(f"{wav}: {err}") from None
     write_npy(output, m)
     typer.echo(f"{output}: {m.shape[0]} mels x {m.shape[1]} frames ({p.name})")

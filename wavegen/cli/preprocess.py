@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ..config import load_recipe
+from ..preprocess import describe_split_caps
 from ..preprocess import preprocess as run_preprocess
 from ._app import app
 
@@ -29,6 +30,8 @@ def preprocess(
     )
     for item in summary.skipped:
         typer.echo(f"skipped {item['id']} ({item['file']}): {item['reason']}", err=True)
+    if summary.split_caps:
+        typer.echo(describe_split_caps(summary.split_caps))
     splits = ", ".join(f"{n} {name}" for name, n in summary.splits.items())
     typer.echo(
         f"{workdir}: {summary.processed} processed, {summary.cached} already cached, "
@@ -37,5 +40,6 @@ def preprocess(
     )
     if as_json:
         keys = ("processed", "cached", "skipped", "seconds", "audio_seconds", "realtime_factor", "splits")
+        keys += ("split_caps",)
         data = summary.to_dict()
         typer.echo(json.dumps({k: data[k] for k in keys}, ensure_ascii=False))

@@ -27,13 +27,18 @@ def synthesize(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     batch: int = typer.Option(8, "--batch", min=1, help="Utterances generated together."),
     speaker: str = typer.Option(None, "--speaker", help="Speaker id for multi-speaker models."),
-    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="0 = argmax."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Finite, ≥ 0; 0 = argmax."),
     seed: int = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate WAVs that already exist."),
     json_out: bool = typer.Option(False, "--json", help="End with one JSON summary line."),
 ) -> None:
-    """Vocode --wav files (copy-synthesis), --mel files from a TTS model, or a --split."""
-    from ..synthesize import items_from_mels, items_from_split, items_from_wavs, shard
+    """Vocode --wav files (copy-synthesis), --mel files from a TTS model, or a --split.
+
+    Each input becomes OUTPUT/<its name>.wav; two inputs of one name are refused. --speaker is
+    for speaker-conditioned models (a --split uses each utterance's own speaker by default).
+    """
+    from ..generation.generate import check_temperature
+    from ..synthesize import check_output_names, items_from_mels, items_from_split, items_from_wavs, shard
     from ..synthesize import synthesize as run
     from ..vocoder import load_vocoder
     from ..workdir import is_workdir
@@ -41,7 +46,12 @@ def synthesize(
     sources = [bool(wav), bool(mel), split is not None]
     if sum(sources) != 1:
         raise WavegenError("give exactly one of --wav, --mel or --split")
+    check_temperature(temperature)
     vocoder = load_vocoder(checkpoint, device=resolve_device(device))
+    try:
+        vocoder.require_mel_conditioning()
+    except WavegenError as err:
+        raise WavegenError(f"{checkpoint}: {err}") from None
     if wav:
         items = items_from_wavs(vocoder, wav, speaker)
     elif mel:
@@ -52,8 +62,7 @@ def synthesize(
         if workdir is None:
             raise WavegenError("--split needs --workdir (the preprocessed feature cache)")
         items = items_from_split(vocoder, workdir, split, speaker)
-    if speaker is not None:
-        vocoder.speaker_ids(speaker, 1)  # unknown speakers fail before any work
+    check_output_names(items, output)  # across all ranks' shares, before any work
     summary = run(
         vocoder,
         shard(items),
@@ -63,9 +72,11 @@ def synthesize(
         seed=seed,
         overwrite=overwrite,
     )
+    kept = summary["skipped_existing"]
+    kept_note = f"; {kept} already there and kept (--overwrite regenerates them)" if kept else ""
     typer.echo(
         f"wrote {summary['synthesized']} WAVs to {output} "
-        f"({summary['audio_seconds']} s of audio, realtime factor {summary['realtime_factor']})",
+        f"({summary['audio_seconds']} s of audio, realtime factor {summary['realtime_factor']}){kept_note}",
         err=json_out,
     )
     if json_out:

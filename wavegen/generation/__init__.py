@@ -9,9 +9,18 @@ kernel.py        the same loop compiled from C++ (kernel_source.py), called via 
 cuda_graph.py    the torch step captured in a CUDA graph
 """
 
-from .generate import generate, stream, teacher_forced_logits
+from .generate import check_temperature, generate, stream, teacher_forced_logits
 from .sampler import BACKENDS, Sampler
 from .step import StepState
 from .weights import StepWeights
 
-__all__ = ["BACKENDS", "Sampler", "StepState", "StepWeights", "generate", "stream", "teacher_forced_logits"]
+__all__ = [
+    "BACKENDS",
+    "Sampler",
+    "StepState",
+    "StepWeights",
+    "check_temperature",
+    "generate",
+    "stream",
+    "teacher_forced_logits",
+]

@@ -15,6 +15,8 @@ CUDA graph of the same step on a GPU, or the plain torch step (``backend="torch"
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterator
 
 import torch
@@ -22,6 +24,15 @@ import torch
 from ..errors import WavegenError
 from ..model import WaveNet
 from .sampler import Sampler
+
+
+def check_temperature(temperature) -> float:
+    """A sampling temperature as a float: finite and ≥ 0 (0 = argmax), else a WavegenError."""
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise WavegenError(f"temperature must be a number, got {temperature!r}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise WavegenError(f"temperature must be a finite number ≥ 0 (0 = argmax), got {temperature}")
+    return float(temperature)
 
 
 def stream(
@@ -44,7 +55,7 @@ def stream(
         mel: (B, n_mels, F) or (n_mels, F) raw preset log-mel, no context padding; None for a
             model without local conditioning.
         speaker: (B,) speaker ids (or one int) for a multi-speaker model.
-        temperature: softmax temperature; 0 takes the most likely class (argmax).
+        temperature: softmax temperature, finite and ≥ 0; 0 takes the most likely class (argmax).
         seed: seeds the sampling; the same seed gives the same audio.
         lengths: (B,) frames of each utterance in a ragged batch; samples past
             ``lengths[b]·hop`` are zeros (trim them). The CPU kernel drops a row from the
@@ -62,6 +73,7 @@ def stream(
     """
     if chunk_samples < 1:
         raise WavegenError(f"chunk_samples must be at least 1, got {chunk_samples}")
+    temperature = check_temperature(temperature)
     if isinstance(speaker, int):
         speaker = torch.tensor([speaker])
     sampler = Sampler(

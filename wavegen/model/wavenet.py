@@ -69,6 +69,33 @@ class WaveNet(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def load_weights(self, state) -> None:
+        """``load_state_dict(state)`` (old head names accepted), or a one-line WavegenError
+        saying which weights are missing, unexpected or of another shape."""
+        if not isinstance(state, dict):
+            raise WavegenError(f"the weights are a {type(state).__name__}, not a mapping of tensors")
+        state = dict(state)
+        _rename_old_head_keys(state, "")
+        own = self.state_dict()
+        problems = []
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if missing:
+            problems.append(f"missing {_some(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {_some(unexpected)}")
+        for key in own:
+            value = state.get(key)
+            if key in state and not isinstance(value, torch.Tensor):
+                problems.append(f"{key} is a {type(value).__name__}, not a tensor")
+                break
+            if key in state and value.shape != own[key].shape:
+                problems.append(f"{key} has shape {tuple(value.shape)}, the model {tuple(own[key].shape)}")
+                break
+        if problems:
+            raise WavegenError("the weights do not fit the model: " + "; ".join(problems))
+        self.load_state_dict(state)
+
     # ---- conditioning ------------------------------------------------------------------------
     def pad_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, C, F) whole-utterance mel -> (B, C, F + 2·cin_pad), edges replicated."""
@@ -177,6 +204,11 @@ class WaveNet(nn.Module):
         from ..generation import generate  # the sampler imports this module
 
         return generate(self, mel, speaker, temperature, seed, **kwargs)
+
+
+def _some(names: list[str], shown: int = 2) -> str:
+    more = f" (+{len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 # Checkpoints and exports written before the head had names kept it as ``post``, an

@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 
 from ..audio import atomic_path
-from ..config import model_config_from_dict
 from ..errors import WavegenError
 
 FORMAT = "wavegen-checkpoint-1"
@@ -182,18 +181,26 @@ def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
     return stale
 
 
-def model_from_checkpoint(ckpt: dict, use_ema: bool = True):
+def model_from_checkpoint(ckpt: dict, use_ema: bool = True, where: str | Path = "checkpoint"):
     """Rebuild the WaveNet of a loaded checkpoint, in eval mode, on the CPU.
 
-    Uses the EMA weights when ``use_ema`` and the checkpoint has them, else the raw weights.
+    Uses the EMA weights when ``use_ema`` and the checkpoint has them, else the raw weights. A
+    stored recipe whose model section is invalid or no longer fits the weights (edited by hand)
+    is a one-line WavegenError naming ``where``.
     """
+    from ..export import checked_model_config  # export imports this module
     from ..model import WaveNet
 
     try:
-        config = model_config_from_dict(ckpt["recipe"]["model"])
+        recipe = ckpt["recipe"]
         weights = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
-    except (KeyError, TypeError):
-        raise WavegenError("checkpoint lacks recipe.model or model weights") from None
-    model = WaveNet(config)
-    model.load_state_dict(weights)
+        section = recipe["model"]
+        preset = (ckpt.get("preset") or {}).get("name") or recipe.get("audio", {}).get("preset", "tacotron2")
+    except (KeyError, TypeError, AttributeError):
+        raise WavegenError(f"{where}: checkpoint lacks recipe.model or model weights") from None
+    try:
+        model = WaveNet(checked_model_config(section, preset, "recipe.model"))
+        model.load_weights(weights)
+    except WavegenError as err:
+        raise WavegenError(f"{where}: {err} (the checkpoint's stored recipe)") from None
     return model.eval()
