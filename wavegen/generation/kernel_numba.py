@@ -87,24 +87,35 @@ def _exp(x):
 def _gemm(X, W, layer, K, N, Y, rows):
     """Y[:rows, :N] += X[:rows, :K] @ W[layer, :K, :N], each sum in order of K.
 
-    Four rows share every load of W, and four (one row: eight) inputs share every load and store
-    of Y; the innermost loop runs over the N columns, which LLVM vectorises.
+    Four rows share every load of W, and eight inputs share every load and store of Y; the
+    innermost loop runs over the N columns, which LLVM vectorises. (Keeping Y in registers as the
+    C++ does is not expressible here; this blocking measured fastest of the forms tried.)
     """
     r = 0
     while r + 4 <= rows:
         i = 0
-        while i + 4 <= K:
+        while i + 8 <= K:
             a0, a1, a2, a3 = X[r, i], X[r, i + 1], X[r, i + 2], X[r, i + 3]
+            a4, a5, a6, a7 = X[r, i + 4], X[r, i + 5], X[r, i + 6], X[r, i + 7]
             b0, b1, b2, b3 = X[r + 1, i], X[r + 1, i + 1], X[r + 1, i + 2], X[r + 1, i + 3]
+            b4, b5, b6, b7 = X[r + 1, i + 4], X[r + 1, i + 5], X[r + 1, i + 6], X[r + 1, i + 7]
             c0, c1, c2, c3 = X[r + 2, i], X[r + 2, i + 1], X[r + 2, i + 2], X[r + 2, i + 3]
+            c4, c5, c6, c7 = X[r + 2, i + 4], X[r + 2, i + 5], X[r + 2, i + 6], X[r + 2, i + 7]
             d0, d1, d2, d3 = X[r + 3, i], X[r + 3, i + 1], X[r + 3, i + 2], X[r + 3, i + 3]
+            d4, d5, d6, d7 = X[r + 3, i + 4], X[r + 3, i + 5], X[r + 3, i + 6], X[r + 3, i + 7]
             for j in range(N):
                 w0, w1, w2, w3 = W[layer, i, j], W[layer, i + 1, j], W[layer, i + 2, j], W[layer, i + 3, j]
-                Y[r, j] = (((Y[r, j] + a0 * w0) + a1 * w1) + a2 * w2) + a3 * w3
-                Y[r + 1, j] = (((Y[r + 1, j] + b0 * w0) + b1 * w1) + b2 * w2) + b3 * w3
-                Y[r + 2, j] = (((Y[r + 2, j] + c0 * w0) + c1 * w1) + c2 * w2) + c3 * w3
-                Y[r + 3, j] = (((Y[r + 3, j] + d0 * w0) + d1 * w1) + d2 * w2) + d3 * w3
-            i += 4
+                w4, w5 = W[layer, i + 4, j], W[layer, i + 5, j]
+                w6, w7 = W[layer, i + 6, j], W[layer, i + 7, j]
+                y = (((Y[r, j] + a0 * w0) + a1 * w1) + a2 * w2) + a3 * w3
+                Y[r, j] = (((y + a4 * w4) + a5 * w5) + a6 * w6) + a7 * w7
+                y = (((Y[r + 1, j] + b0 * w0) + b1 * w1) + b2 * w2) + b3 * w3
+                Y[r + 1, j] = (((y + b4 * w4) + b5 * w5) + b6 * w6) + b7 * w7
+                y = (((Y[r + 2, j] + c0 * w0) + c1 * w1) + c2 * w2) + c3 * w3
+                Y[r + 2, j] = (((y + c4 * w4) + c5 * w5) + c6 * w6) + c7 * w7
+                y = (((Y[r + 3, j] + d0 * w0) + d1 * w1) + d2 * w2) + d3 * w3
+                Y[r + 3, j] = (((y + d4 * w4) + d5 * w5) + d6 * w6) + d7 * w7
+            i += 8
         while i < K:
             a0, b0, c0, d0 = X[r, i], X[r + 1, i], X[r + 2, i], X[r + 3, i]
             for j in range(N):
