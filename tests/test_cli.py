@@ -1,7 +1,9 @@
 """The CLI layer: `wavegen mel`, one-line errors without tracebacks, --debug."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -61,3 +63,16 @@ def test_unknown_preset_one_line(tmp_path):
 def test_debug_shows_traceback(tmp_path):
     r = run("--debug", "mel", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "o.npy"))
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_warmup_prepares_the_kernel_and_says_which():
+    from wavegen.generation import backends
+
+    r = run("warmup", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["backend"] == backends.cpu_backend() and result["backend"] in ("cpp", "numba")
+    assert result["seconds"] >= 0 and isinstance(result["from_cache"], bool)
+    assert backends.get_kernel(result["backend"]).cache_dir == Path(result["cache_dir"])
+    r = run("warmup")
+    assert r.returncode == 0 and r.stdout.startswith(f"backend: {result['backend']}, ready in ")

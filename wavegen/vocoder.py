@@ -23,6 +23,7 @@ import torch
 
 from .errors import WavegenError
 from .features import MelPreset, mel_spectrogram
+from .generation.backends import backend_for
 
 # Typical value statistics (mean, std over all bins) of speech mels, measured on LJSpeech.
 _SCALES = {
@@ -48,6 +49,8 @@ class Vocoder:
         self.speakers = list(speakers)
         self.mel_normalize = mel_normalize
         self.device = torch.device(device)
+        # Build or load the sampler kernel now, so the first request does not pay for it.
+        self.backend = backend_for(self.device)
 
     @property
     def sample_rate(self) -> int:
@@ -68,7 +71,8 @@ class Vocoder:
     def __repr__(self) -> str:
         return (
             f"Vocoder(preset={self.mel_preset!r}, sample_rate={self.sample_rate}, "
-            f"hop_length={self.hop_length}, speakers={len(self.speakers)}, device={self.device})"
+            f"hop_length={self.hop_length}, speakers={len(self.speakers)}, device={self.device}, "
+            f"backend={self.backend!r})"
         )
 
     # ---- front-end ---------------------------------------------------------------------------
