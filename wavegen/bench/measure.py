@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..config import ModelConfig, load_recipe
+from .. import bundled
+from ..config import ModelConfig
 from ..errors import WavegenError
 from ..features import get_preset
 from ..generation import Sampler, backends, generate
@@ -52,13 +53,15 @@ TRAIN_BATCH, TRAIN_WINDOW = 2, 8192  # Adam steps on 2 windows of 8192 samples
 
 
 def resolve_config(name_or_recipe: str) -> tuple[str, ModelConfig, int]:
-    """ "bench" or a recipe YAML path -> (name, model config, sample rate in Hz)."""
+    """ "bench", a recipe YAML path or a bundled recipe's name -> (name, model config, sample rate)."""
     if name_or_recipe == "bench":
         return "bench", BENCH_CONFIG, BENCH_SAMPLE_RATE
-    path = Path(name_or_recipe)
-    if not path.is_file():
-        raise WavegenError(f"--config {name_or_recipe!r}: expected 'bench' or the path of a recipe YAML")
-    recipe = load_recipe(path)
+    if not Path(name_or_recipe).is_file() and name_or_recipe not in bundled.names():
+        raise WavegenError(
+            f"--config {name_or_recipe!r}: expected 'bench' or the path of a recipe YAML or a bundled "
+            f"recipe's name ({', '.join(bundled.names())})"
+        )
+    recipe = bundled.load(name_or_recipe)
     model = recipe.model
     if model.n_speakers < 0:  # "auto" needs a feature cache; the speed is the same without
         model.n_speakers = 0
