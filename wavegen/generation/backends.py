@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CPU_KERNELS = ("cpp", "numba")
-# The torch step against the kernels, measured by `wavegen bench` (bench config, 2-core AMD
-# EPYC, same process): at batch 1 it is this many times slower than the numba kernel.
-TORCH_SLOWDOWN = 30
+# How many times slower the torch step is than the kernels at batch 1 (bench config, 2 threads,
+# 2-core AMD EPYC, same process): 14-16x best of three runs, 9.5-13x in `wavegen bench`'s
+# torch_step_slowdown on a heavily loaded machine.
+TORCH_SLOWDOWN = 15
 
 
 @dataclass
@@ -148,7 +149,7 @@ def _warn_torch_fallback() -> None:
     why = "; ".join(f"{n}: {kernel_error(n)}" for n in allowed) or "disabled by WAVEGEN_KERNEL"
     warnings.warn(
         f"wavegen: NO COMPILED CPU SAMPLER ({why}). Generation falls back to the pure-torch step, "
-        f"about {TORCH_SLOWDOWN}x slower (measured by `wavegen bench`). To fix it, make numba "
+        f"about {TORCH_SLOWDOWN}x slower at batch 1 (`wavegen bench` measures it). To fix it, make numba "
         "importable (`pip install numba`, it comes with librosa) or install a C++ compiler "
         "(g++ or clang, or set CXX); unset WAVEGEN_KERNEL if it is set. `wavegen warmup` "
         "shows which backend runs.",
