@@ -1,18 +1,48 @@
-# Helpers shared by recipes/*/run.sh (sourced, not run): stage selection, --dry-run, checked
-# downloads and stages 1-4. Expects the caller to set stage, stop_stage, workdir,
-# run_dir and dry_run defaults first.
+# Helpers shared by recipes/*/run.sh (sourced, not run): where things go, stage selection,
+# --dry-run, checked downloads and stages 1-4. The caller sets recipe_dir before sourcing this,
+# then its defaults (config, data_dir, workdir, run_dir), then calls parse_stage_options "$@".
+
+stage=0
+stop_stage=4
+dry_run=false
+corpus=""         # --corpus PATH: this corpus folder instead of the downloaded one (skips stage 0)
+max_steps=""      # --max-steps N: passed to wavegen train
+set_args=()       # --set key=value ...: passed to wavegen preprocess and wavegen train
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
 }
 
+# Where data/, exp/ and runs/ go: the repository root when this recipe is in a source checkout,
+# else (a recipe installed with the package, or copied by `wavegen recipes copy`) the current
+# directory. The `wavegen` called is always the one on PATH.
+project_root() {
+    local repo
+    repo="$(cd "${recipe_dir}/../.." && pwd)"
+    if [ -f "${repo}/pyproject.toml" ] && [ -d "${repo}/wavegen" ] && [ "${repo}/recipes" -ef "${recipe_dir}/.." ]; then
+        echo "${repo}"
+    else
+        pwd
+    fi
+}
+
 parse_stage_options() {
     while [ $# -gt 0 ]; do
+        case "$1" in
+            --stage|--stop-stage|--stop_stage|--workdir|--run-dir|--corpus|--max-steps|--set)
+                if [ $# -lt 2 ]; then
+                    echo "$0: $1 needs a value (try --help)" >&2
+                    exit 2
+                fi ;;
+        esac
         case "$1" in
             --stage) stage="$2"; shift 2 ;;
             --stop-stage|--stop_stage) stop_stage="$2"; shift 2 ;;
             --workdir) workdir="$2"; shift 2 ;;
             --run-dir) run_dir="$2"; shift 2 ;;
+            --corpus) corpus="$2"; shift 2 ;;
+            --max-steps) max_steps="$2"; shift 2 ;;
+            --set) set_args+=(--set "$2"); shift 2 ;;
             --dry-run) dry_run=true; shift ;;
             -h|--help) usage; exit 0 ;;
             *) echo "$0: unknown option '$1' (try --help)" >&2; exit 2 ;;
@@ -24,6 +54,20 @@ parse_stage_options() {
             exit 2
         fi
     done
+    if [ -n "${max_steps}" ] && ! [[ "${max_steps}" =~ ^[1-9][0-9]*$ ]]; then
+        echo "$0: --max-steps takes a positive number of steps, got '${max_steps}'" >&2
+        exit 2
+    fi
+    for item in ${set_args[@]+"${set_args[@]}"}; do
+        if [ "${item}" != --set ] && ! [[ "${item}" =~ ^[A-Za-z_][A-Za-z0-9_.]*= ]]; then
+            echo "$0: --set takes key=value, e.g. --set model.layers=20, got '${item}'" >&2
+            exit 2
+        fi
+    done
+    if [ -n "${corpus}" ] && [ "${dry_run}" = false ] && [ ! -d "${corpus}" ]; then
+        echo "$0: --corpus ${corpus}: no such folder" >&2
+        exit 2
+    fi
 }
 
 stage_enabled() {
@@ -50,16 +94,36 @@ fetch_checked() {
     fi
 }
 
-# Stages 1-4, the same for every corpus: corpus_stages CORPUS_DIR (uses config, workdir, run_dir).
+# Stage 0 for a corpus that downloads: download_stage NAME FUNCTION; skipped with --corpus.
+download_stage() {
+    if ! stage_enabled 0; then
+        return
+    fi
+    if [ -n "${corpus}" ]; then
+        echo "stage 0: download $1: skipped, --corpus ${corpus} given"
+    else
+        echo "stage 0: download $1 into ${data_dir}"
+        "$2"
+    fi
+}
+
+# Stages 1-4, the same for every corpus: corpus_stages CORPUS_DIR (uses config, workdir,
+# run_dir, and --corpus, --set, --max-steps when given).
 corpus_stages() {
-    local corpus="$1"
+    local corpus_dir="${corpus:-$1}"
+    local steps=()
+    if [ -n "${max_steps}" ]; then
+        steps=(--max-steps "${max_steps}")
+    fi
     if stage_enabled 1; then
         echo "stage 1: preprocess"
-        run wavegen preprocess "${config}" --corpus "${corpus}" --workdir "${workdir}"
+        run wavegen preprocess "${config}" --corpus "${corpus_dir}" --workdir "${workdir}" \
+            ${set_args[@]+"${set_args[@]}"}
     fi
     if stage_enabled 2; then
         echo "stage 2: train"
-        run wavegen train "${config}" --workdir "${workdir}" --run-dir "${run_dir}"
+        run wavegen train "${config}" --workdir "${workdir}" --run-dir "${run_dir}" \
+            ${set_args[@]+"${set_args[@]}"} ${steps[@]+"${steps[@]}"}
     fi
     if stage_enabled 3; then
         echo "stage 3: synthesize the test split"

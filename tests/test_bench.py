@@ -73,6 +73,20 @@ def test_bench_prints_one_json_object(tmp_path, capsys):
     for b, v in speeds.items():
         assert result["realtime_factor"][b] == pytest.approx(v / rate, rel=1e-2, abs=1e-3)
     assert set(result["baseline_generate_samples_per_s"]) == {"1"}
+    # Every CPU kernel that runs here is measured in the same run; auto's pick is the headline.
+    by_backend = result["generate_samples_per_s_by_backend"]
+    assert result["backend"] in ("cpp", "numba") and by_backend[result["backend"]] == speeds
+    assert "numba" in by_backend and set(by_backend["numba"]) == {"1", "2"}
+    assert result["kernels"]["numba"]["prepare_s"] >= 0
+    if "cpp" in by_backend:
+        ratio = result["numba_vs_cpp"]["2"]
+        assert ratio == pytest.approx(by_backend["numba"]["2"] / by_backend["cpp"]["2"], abs=1e-3)
+    else:
+        assert "error" in result["kernels"]["cpp"]
+    assert result["torch_step_samples_per_s"] > 0
+    assert result["torch_step_slowdown"] == pytest.approx(
+        speeds["1"] / result["torch_step_samples_per_s"], rel=0.01
+    )
     assert result["peak_memory_mb"] > 0
     assert result["stream_first_chunk_ms"] > 0 and result["stream_chunk_samples"] == 4096
 

@@ -1,11 +1,13 @@
 """The CLI layer: `wavegen mel`, one-line errors without tracebacks, --debug."""
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -331,3 +333,16 @@ def test_synthesize_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
     again = run(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(list(out.glob("*.wav"))) == len(mels)
+
+
+def test_warmup_prepares_the_kernel_and_says_which():
+    from wavegen.generation import backends
+
+    r = run("warmup", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["backend"] == backends.cpu_backend() and result["backend"] in ("cpp", "numba")
+    assert result["seconds"] >= 0 and isinstance(result["from_cache"], bool)
+    assert backends.get_kernel(result["backend"]).cache_dir == Path(result["cache_dir"])
+    r = run("warmup")
+    assert r.returncode == 0 and r.stdout.startswith(f"backend: {result['backend']}, ready in ")

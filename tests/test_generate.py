@@ -1,7 +1,8 @@
 """The incremental sampler against the full forward pass, and its sampling properties.
 
-Both step backends are checked: "torch" (the reference StepState.step, also what the CUDA graph
-captures) and "kernel" (the compiled CPU loop; skipped if no compiler is available).
+Every CPU step backend is checked: "torch" (the reference StepState.step, also what the CUDA
+graph captures), "cpp" (the C++ loop; skipped if no compiler is available) and "numba" (the same
+loop compiled by numba, which needs no compiler and so is never skipped).
 """
 
 from __future__ import annotations
@@ -10,12 +11,22 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
+import wavegen.generation
 from wavegen.config import ModelConfig
 from wavegen.errors import WavegenError
-from wavegen.generation import Sampler, StepState, cuda_graph, generate, kernel, stream, teacher_forced_logits
+from wavegen.generation import (
+    Sampler,
+    StepState,
+    backends,
+    cuda_graph,
+    generate,
+    stream,
+    teacher_forced_logits,
+)
 from wavegen.generation.conditioning import Conditioner
 from wavegen.generation.sampler import COND_BUDGET_BYTES, default_chunk
 from wavegen.generation.weights import StepWeights
@@ -23,11 +34,12 @@ from wavegen.model import WaveNet
 
 
 def _kernel_or_skip(backend: str) -> None:
-    if backend == "kernel" and kernel.load_kernel() is None:
-        pytest.skip("compiled sampler unavailable (no C++ compiler); the torch step is tested")
+    if backend == "cpp" and backends.get_kernel("cpp") is None:
+        pytest.skip(f"C++ sampler unavailable ({backends.kernel_error('cpp')}); numba and torch are tested")
 
 
-BACKENDS = ["torch", "kernel"]
+BACKENDS = ["torch", "cpp", "numba"]
+KERNELS = ["cpp", "numba"]  # the compiled CPU loops: row-independent, so they compact by default
 
 
 def small_model(kernel_size=3, cin=8, speakers=0, scales=(2, 4), seed=0) -> WaveNet:
@@ -178,14 +190,36 @@ def test_seeded_sampling_is_reproducible(backend):
 
 
 def test_backends_agree():
-    """The compiled loop samples exactly what the torch step samples (same random numbers)."""
-    _kernel_or_skip("kernel")
+    """The compiled loops sample exactly what the torch step samples (same random numbers)."""
     model, mel = small_model(speakers=3), torch.randn(2, 8, 8)
     speaker = torch.tensor([1, 2])
+    kernels = [k for k in KERNELS if backends.get_kernel(k) is not None]
+    assert "numba" in kernels, backends.kernel_error("numba")
     for temperature in (1.0, 0.7, 0.0):
         ref = generate(model, mel, speaker, temperature=temperature, seed=9, backend="torch")
-        got = generate(model, mel, speaker, temperature=temperature, seed=9, backend="kernel")
-        assert torch.equal(ref, got), temperature
+        for name in kernels:
+            got = generate(model, mel, speaker, temperature=temperature, seed=9, backend=name)
+            assert torch.equal(ref, got), (name, temperature)
+
+
+@pytest.mark.parametrize("kernel_size,cin,speakers", [(2, 8, 3), (3, 8, 0), (3, 0, 3)])
+def test_numba_equals_cpp_bit_for_bit(kernel_size, cin, speakers):
+    """Both kernels round every operation the same way: identical logits, not merely close."""
+    _kernel_or_skip("cpp")
+    model = small_model(kernel_size, cin, speakers)
+    torch.manual_seed(7)
+    audio = torch.randint(0, 64, (3, 72))
+    mel = torch.randn(3, cin, 9) if cin else None
+    speaker = torch.tensor([2, 0, 1]) if speakers else None
+    lengths = torch.tensor([9, 4, 7]) if cin else None
+    cpp, numba = (
+        teacher_forced_logits(model, audio, mel, speaker, lengths, backend=name, chunk=7) for name in KERNELS
+    )
+    assert torch.equal(cpp, numba)
+    sampled = [
+        generate(model, mel, speaker, seed=3, lengths=lengths, num_samples=72, backend=n) for n in KERNELS
+    ]
+    assert torch.equal(sampled[0], sampled[1])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -235,21 +269,23 @@ def _ragged_run(backend, compact):
     return audio, sampler
 
 
-def test_dropping_finished_rows_changes_no_sample():
-    """The kernel drops rows as they end (down to none: the mel is longer than every row) and
+@pytest.mark.parametrize("backend", KERNELS)
+def test_dropping_finished_rows_changes_no_sample(backend):
+    """A kernel drops rows as they end (down to none: the mel is longer than every row) and
     samples exactly what it samples without dropping them: same rows, same random numbers."""
-    _kernel_or_skip("kernel")
-    ref, full = _ragged_run("kernel", compact=False)
-    got, compacted = _ragged_run("kernel", compact=None)  # the kernel's default
+    _kernel_or_skip(backend)
+    ref, full = _ragged_run(backend, compact=False)
+    got, compacted = _ragged_run(backend, compact=None)  # the kernels' default
     assert full.state.batch == 4 and compacted.state.batch == 0
     assert len(set(ref[:, :24].sum(dim=1).tolist())) == 4  # the rows differ from each other
     assert torch.equal(got, ref)
 
 
-def test_dropping_finished_rows_keeps_logits_bit_identical():
-    """The kernel's logits too are bit for bit the same, down to one live row whose mel is
+@pytest.mark.parametrize("backend", KERNELS)
+def test_dropping_finished_rows_keeps_logits_bit_identical(backend):
+    """A kernel's logits too are bit for bit the same, down to one live row whose mel is
     upsampled anew every 7 samples (torch convolves a batch of one differently)."""
-    _kernel_or_skip("kernel")
+    _kernel_or_skip(backend)
     model, lengths = small_model(cin=80), torch.tensor([9, 2, 4, 3])
     torch.manual_seed(6)
     mel, audio = torch.randn(4, 80, 9), torch.randint(0, 64, (4, 72))
@@ -261,7 +297,7 @@ def test_dropping_finished_rows_keeps_logits_bit_identical():
             lengths=lengths,
             forced=audio,
             keep_logits=True,
-            backend="kernel",
+            backend=backend,
             chunk=7,
             span=7,
             compact=compact,
@@ -271,20 +307,21 @@ def test_dropping_finished_rows_keeps_logits_bit_identical():
     assert torch.equal(logits[1], logits[0])
 
 
-def test_dropping_the_wrong_rows_is_detected(monkeypatch):
+@pytest.mark.parametrize("backend", KERNELS)
+def test_dropping_the_wrong_rows_is_detected(monkeypatch, backend):
     """The equality above has teeth: keeping the first rows instead of the live ones breaks it."""
-    _kernel_or_skip("kernel")
-    ref, _ = _ragged_run("kernel", compact=False)
+    _kernel_or_skip(backend)
+    ref, _ = _ragged_run(backend, compact=False)
     keep_rows = StepState.keep_rows
     monkeypatch.setattr(StepState, "keep_rows", lambda self, rows: keep_rows(self, torch.arange(len(rows))))
-    got, _ = _ragged_run("kernel", compact=True)
+    got, _ = _ragged_run(backend, compact=True)
     assert not torch.equal(got, ref)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_teacher_forcing_with_dropped_rows(backend):
     """With rows dropped as they end, every row's logits still equal the forward pass, in the
-    torch step (where dropping is opt-in) and the kernel; past its end a row's logits are 0."""
+    torch step (where dropping is opt-in) and the kernels; past its end a row's logits are 0."""
     _kernel_or_skip(backend)
     model, lengths = small_model(3, cin=8, speakers=3), [9, 4, 7]
     hop, T = model.hop_length, 9 * model.hop_length
@@ -443,14 +480,161 @@ def test_bad_inputs_raise_wavegen_errors():
         generate(model, mel, torch.tensor([0, 1]), backend="fast")
 
 
-def test_kernel_build_failure_falls_back_to_torch(monkeypatch, tmp_path):
-    monkeypatch.setattr(kernel, "_lib", kernel._NOT_LOADED)
-    monkeypatch.setenv("WAVEGEN_CACHE", str(tmp_path))
-    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+@pytest.fixture
+def fresh_backends(monkeypatch, tmp_path):
+    """Backends chosen anew in this test, with the kernel cache in tmp_path; numba's compiled
+    loop is reused from this process (compiling it again would only cost time)."""
+    numba = backends.get_kernel("numba")
+    monkeypatch.setattr(backends, "_kernels", {"numba": numba})
+    monkeypatch.setattr(backends, "_errors", {})
+    monkeypatch.setattr(backends, "_warned_torch", False)
+    monkeypatch.setenv("WAVEGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("WAVEGEN_KERNEL", raising=False)
+    return tmp_path
+
+
+def _failing_compiler(tmp_path):
+    script = tmp_path / "broken-c++"
+    script.write_text(
+        "#!/bin/sh\necho 'sampler.cpp: In function wg_run:' >&2\necho 'error: the last line' >&2\nexit 1\n"
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_cpp_build_failure_warns_with_the_whole_output_and_uses_numba(fresh_backends, monkeypatch):
+    monkeypatch.setenv("CXX", _failing_compiler(fresh_backends))
     model, mel = small_model(), torch.randn(1, 8, 4)
-    with pytest.warns(RuntimeWarning, match="compiled CPU sampler unavailable"):
+    with pytest.warns(RuntimeWarning, match="could not be built") as caught:
         sampler = Sampler(model, mel, seed=0)
+    message = str(caught[0].message)
+    assert "In function wg_run" in message and "error: the last line" in message and "exit code 1" in message
+    assert sampler.backend == "numba"
+    assert torch.equal(sampler.run(32)[0], generate(model, mel, seed=0, backend="torch")[:, :32])
+    with pytest.raises(WavegenError, match="could not be built"):
+        Sampler(model, mel, backend="cpp")
+
+
+def test_no_compiled_kernel_is_a_loud_warning_and_torch_still_works(fresh_backends, monkeypatch):
+    monkeypatch.setattr(backends, "_kernels", {})
+    monkeypatch.setitem(sys.modules, "numba", None)  # numba missing: importing it fails
+    monkeypatch.delitem(sys.modules, "wavegen.generation.kernel_numba")
+    monkeypatch.delattr(wavegen.generation, "kernel_numba")
+    monkeypatch.setenv("CXX", _failing_compiler(fresh_backends))
+    model, mel = small_model(), torch.randn(1, 8, 4)
+    with pytest.warns(RuntimeWarning) as caught:  # the C++ build failure, then the fallback
+        sampler = Sampler(model, mel, seed=0)
+    message = " ".join(str(w.message) for w in caught)
+    assert "NO COMPILED CPU SAMPLER" in message
+    assert f"about {backends.TORCH_SLOWDOWN}x slower" in message and "pip install numba" in message
+    assert "numba: ModuleNotFoundError" in message
     assert sampler.backend == "torch"
     assert sampler.run(32)[0].shape == (1, 32)
     with pytest.raises(WavegenError, match="could not be built"):
         Sampler(model, mel, backend="kernel")
+
+
+def test_wavegen_kernel_selects_the_cpu_kernel(fresh_backends, monkeypatch):
+    model, mel = small_model(), torch.randn(1, 8, 4)
+    monkeypatch.setenv("WAVEGEN_KERNEL", "numba")
+    assert Sampler(model, mel, seed=0).backend == "numba"
+    monkeypatch.setenv("WAVEGEN_KERNEL", "torch")
+    with pytest.warns(RuntimeWarning, match="disabled by WAVEGEN_KERNEL"):
+        assert Sampler(model, mel, seed=0).backend == "torch"
+
+
+def test_cache_goes_to_a_temporary_dir_when_home_is_not_writable(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a directory cannot be made below a file, even by root
+    monkeypatch.delenv("WAVEGEN_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(blocker))
+    root = backends.cache_root()
+    assert not str(root).startswith(str(blocker))
+    assert root.is_dir() and os.access(root, os.W_OK)
+    monkeypatch.setenv("WAVEGEN_CACHE", str(blocker / "cache"))
+    assert not str(backends.cache_root()).startswith(str(blocker))
+
+
+def test_cpp_struct_mismatch_is_refused(monkeypatch, tmp_path):
+    """The ctypes mirrors are checked against the library: a field missing in Python is caught."""
+    from wavegen.generation import kernel_cpp
+
+    _kernel_or_skip("cpp")
+    kernel_cpp.load(tmp_path)  # the real structs match
+    short = type("WGRun", (kernel_cpp.ctypes.Structure,), {"_fields_": kernel_cpp.WGRun._fields_[:-1]})
+    monkeypatch.setattr(kernel_cpp, "WGRun", short)
+    with pytest.raises(kernel_cpp.KernelUnavailable, match=r"sizeof\(WGRun\) is \d+ in C\+\+"):
+        kernel_cpp.load(tmp_path)
+
+
+_BUILD_ONCE = """
+import sys
+from pathlib import Path
+from wavegen.generation import kernel_cpp
+kernel_cpp.load(Path(sys.argv[1]))
+"""
+
+
+def test_four_processes_starting_at_once_build_the_cpp_kernel_once(tmp_path):
+    compiler = backends.get_kernel("cpp") and kernel_cpp_compiler()
+    if not compiler:
+        pytest.skip("no C++ compiler")
+    log = tmp_path / "builds.log"
+    wrapper = tmp_path / "counting-c++"
+    wrapper.write_text(f'#!/bin/sh\necho build >> "{log}"\nexec "{compiler}" "$@"\n')
+    wrapper.chmod(0o755)
+    env = {**os.environ, "CXX": str(wrapper)}
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _BUILD_ONCE, str(cache)], env=env, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    errors = [p.communicate()[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    assert log.read_text().splitlines() == ["build"]
+    assert len(list(cache.glob("wavegen_sampler_*.so"))) == 1
+
+
+def kernel_cpp_compiler():
+    from wavegen.generation import kernel_cpp
+
+    return kernel_cpp.find_compiler()
+
+
+# Generation in a fresh process that finds no C++ compiler: it must pick numba by itself.
+_NO_COMPILER = """
+import sys, numpy as np, torch
+sys.path.insert(0, sys.argv[2])
+from tests.test_generate import small_model
+from wavegen.generation import Sampler
+model, mel = small_model(speakers=3), torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(0))
+sampler = Sampler(model, mel, torch.tensor([1, 2]), seed=11)
+audio, _ = sampler.run(sampler.remaining)
+np.save(sys.argv[1], audio.numpy())
+print(sampler.backend)
+"""
+
+
+def test_without_a_compiler_on_path_numba_generates_the_same_audio(tmp_path):
+    """PATH without g++/c++, CXX unset, an empty cache: the numba kernel runs, unprompted, and
+    its audio equals the C++ kernel's (else the torch step's) for the same seed, bit for bit."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("CXX", "WAVEGEN_KERNEL", "NUMBA_CACHE_DIR")}
+    env.update(PATH=str(bin_dir), WAVEGEN_CACHE=str(tmp_path / "cache"))
+    out = tmp_path / "audio.npy"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", _NO_COMPILER, str(out), repo],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["numba"]
+    assert not list((tmp_path / "cache").glob("kernels/*.so"))  # nothing was built
+    model, mel = small_model(speakers=3), torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(0))
+    reference = "cpp" if backends.get_kernel("cpp") is not None else "torch"
+    ref = generate(model, mel, torch.tensor([1, 2]), seed=11, backend=reference)
+    assert torch.equal(torch.from_numpy(np.load(out)), ref)

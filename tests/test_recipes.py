@@ -1,14 +1,17 @@
 """Recipes: they load and validate, document every key, override the base without copying it,
 and their run.sh scripts select stages; the demo recipe preprocesses its generated corpus."""
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from wavegen import bundled
 from wavegen.config import Recipe, load_recipe, validate
 from wavegen.corpora.demo import SPEAKERS, UTTERANCES_PER_SPEAKER
 from wavegen.errors import WavegenError
@@ -153,3 +156,150 @@ def test_demo_recipe_preprocesses_its_generated_corpus(tmp_path):
     entries = load_manifest(tmp_path / "work")
     # Trimming removed the generated leading/trailing silence, but no speech.
     assert all(1.2 < e["seconds"] < 3.0 for e in entries)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
+def test_run_sh_takes_any_corpus_steps_and_overrides(tmp_path):
+    r = run_sh(
+        "ljspeech",
+        "--dry-run",
+        "--corpus",
+        str(tmp_path / "my corpus"),
+        "--set",
+        "model.layers=4",
+        "--set",
+        "data.batch_size=2",
+        "--max-steps",
+        "12",
+        "--workdir",
+        str(tmp_path / "w"),
+        "--run-dir",
+        str(tmp_path / "r"),
+    )
+    assert r.returncode == 0, r.stderr
+    commands = [line[2:] for line in r.stdout.splitlines() if line.startswith("+ ")]
+    assert not any(c.startswith(("curl", "tar", "check")) for c in commands)  # --corpus: no download
+    assert "stage 0: download LJSpeech 1.1: skipped, --corpus" in r.stdout
+    config = RECIPES / "ljspeech" / "config.yaml"
+    overrides = "--set model.layers=4 --set data.batch_size=2"
+    assert (
+        f"wavegen preprocess {config} --corpus {tmp_path}/my corpus --workdir {tmp_path}/w {overrides}"
+        in commands
+    )
+    assert (
+        f"wavegen train {config} --workdir {tmp_path}/w --run-dir {tmp_path}/r {overrides} --max-steps 12"
+        in (commands)
+    )
+    for bad in (
+        ["--max-steps", "0"],
+        ["--set", "layers"],
+        ["--corpus"],
+        ["--corpus", str(tmp_path / "none")],
+    ):
+        r = run_sh("ljspeech", *bad)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr)
+
+
+SHARED = REPO.parent / "shared" / "corpora"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared corpora not found at {SHARED}")
+def test_run_sh_stages_1_to_3_on_a_real_corpus_with_a_small_model(tmp_path):
+    """Stages 1-3 for real on the 20-clip LJSpeech excerpt: preprocess, 3 training steps of a
+    4-layer model, and the test split synthesized from it."""
+    work, runs = tmp_path / "w", tmp_path / "r"
+    small = ["model.layers=2", "model.stacks=1", "model.residual_channels=8", "model.gate_channels=8"]
+    small += ["model.skip_channels=8", "data.valid_per_speaker=2", "data.test_per_speaker=2"]
+    small += ["data.batch_size=2", "data.num_workers=0", "train.valid_interval=3"]
+    args = [a for item in small for a in ("--set", item)]
+    r = run_sh(
+        "ljspeech",
+        "--corpus",
+        str(SHARED / "ljspeech-mini"),
+        "--stage",
+        "1",
+        "--stop-stage",
+        "3",
+        "--max-steps",
+        "3",
+        "--workdir",
+        str(work),
+        "--run-dir",
+        str(runs),
+        *args,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    test = [row for row in load_manifest(work) if row["split"] == "test"]
+    assert len(test) == 2
+    assert sorted(p.stem for p in (runs / "test").glob("*.wav")) == sorted(row["id"] for row in test)
+    assert load_recipe(runs / "recipe.yaml").model.layers == 2
+
+
+# ---- bundled recipes: by name, listed, copied ---------------------------------------------------
+
+
+def test_recipes_are_found_by_name_or_path(tmp_path):
+    assert set(bundled.names()) >= set(NAMES)
+    assert bundled.find_recipe("ljspeech") == bundled.recipes_dir() / "ljspeech" / "config.yaml"
+    assert bundled.load("vctk").name == "vctk"
+    own = tmp_path / "mine.yaml"
+    own.write_text(
+        "extends: " + str(RECIPES / "base.yaml") + "\nmodel:\n  layers: 6  # layers\n  stacks: 2\n"
+    )
+    assert bundled.load(own).model.layers == 6
+    assert bundled.find_recipe(RECIPES / "demo") == RECIPES / "demo" / "config.yaml"  # a folder
+    with pytest.raises(WavegenError, match="no such recipe file, and no bundled recipe .* ljspeech"):
+        bundled.find_recipe("ljspeeech")
+    assert bundled.in_checkout() and bundled.recipes_dir() == RECIPES
+
+
+def test_wavegen_recipes_lists_name_corpus_preset_and_description():
+    r = subprocess.run(
+        [sys.executable, "-m", "wavegen", "recipes", "--json"], capture_output=True, text=True, cwd="/"
+    )
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in map(json.loads, r.stdout.splitlines())}
+    assert rows["ljspeech"]["corpus"] == "ljspeech" and rows["ljspeech"]["preset"] == "tacotron2"
+    assert (
+        rows["ljspeech"]["description"]
+        == "LJSpeech 1.1 (one female speaker, 13,100 clips, ~24 h at 22050 Hz)."
+    )
+    assert rows["demo"]["description"].startswith("The tiny demo:") and rows["demo"]["description"].endswith(
+        "."
+    )
+
+
+def test_recipes_copy_brings_its_base_and_scripts_and_never_overwrites(tmp_path):
+    dest = tmp_path / "recipes"
+    written = bundled.copy("ljspeech", dest)
+    assert {p.relative_to(dest).as_posix() for p in written} == {
+        "base.yaml",
+        "stages.sh",
+        "ljspeech/config.yaml",
+        "ljspeech/run.sh",
+    }
+    assert os.access(dest / "ljspeech" / "run.sh", os.X_OK)
+    copied = load_recipe(dest / "ljspeech" / "config.yaml")  # extends: ../base.yaml resolves
+    assert copied.to_dict() | {"data": None} == load_recipe(
+        RECIPES / "ljspeech" / "config.yaml"
+    ).to_dict() | {"data": None}
+    bundled.copy("vctk", dest)  # a second recipe beside it shares the same base
+    with pytest.raises(WavegenError, match="already exists; wavegen recipes copy never overwrites"):
+        bundled.copy("ljspeech", dest)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "base.yaml").write_text("# my own base\n")
+    with pytest.raises(WavegenError, match="differs from the bundled one"):
+        bundled.copy("demo", other)
+    assert (other / "base.yaml").read_text() == "# my own base\n" and not (other / "demo").exists()
+    # The copy's run.sh works from anywhere, with data/, exp/ and runs/ in the current directory.
+    env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    r = subprocess.run(
+        ["bash", str(dest / "vctk" / "run.sh"), "--dry-run", "--stage", "1", "--stop-stage", "2"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"--corpus {tmp_path}/data/VCTK-Corpus-0.92 --workdir {tmp_path}/exp/vctk" in r.stdout

@@ -17,6 +17,7 @@ import torch
 from tests.helpers import make_feature_cache, write_recipe
 from wavegen.config import TrainConfig, load_recipe
 from wavegen.errors import WavegenError
+from wavegen.generation.backends import backend_for
 from wavegen.training import Trainer, train
 from wavegen.training import checkpoint as ck
 from wavegen.training.optim import lr_factor
@@ -173,6 +174,7 @@ def test_run_dir_has_log_tensorboard_samples_and_best(cache, tmp_path):
     assert load_recipe(run / "recipe.yaml").model.n_speakers == 2
     log = (run / "train.log").read_text()
     assert "step 4/4 loss" in log and "valid" in log and "bits/sample" in log
+    assert f"| sampler {backend_for('cpu')}" in log  # which backend renders the samples
     best = ck.load_checkpoint(run / "checkpoints" / "best.pt")
     assert best["valid_bits"] == min(best["valid_bits"], result.valid_bits)
     wavs = sorted((run / "samples").glob("step_00000004_*.wav"))

@@ -15,6 +15,7 @@ from wavegen.config import Recipe
 from wavegen.errors import WavegenError
 from wavegen.export import export_model
 from wavegen.features import get_preset, mel_spectrogram
+from wavegen.generation import backends
 from wavegen.model import WaveNet
 from wavegen.training.checkpoint import save_checkpoint
 
@@ -95,6 +96,9 @@ def test_load_vocoder_properties(tmp_path, source):
     }[source]()
     voc = wavegen.load_vocoder(path)
     assert (voc.sample_rate, voc.hop_length, voc.mel_preset, voc.speakers) == (22050, 256, "tacotron2", [])
+    # The sampler kernel is ready before the first request, and the repr says which one runs.
+    assert voc.backend in ("cpp", "numba") and f"backend={voc.backend!r}" in repr(voc)
+    assert backends.get_kernel(voc.backend) is not None
     # EMA weights are what the vocoder uses, whichever form it was loaded from.
     ema = torch.load(run / "checkpoints" / "step_00000010.pt", weights_only=True)["ema"]
     torch.testing.assert_close(voc.model.embed.weight, ema["embed.weight"])

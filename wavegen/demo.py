@@ -15,23 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
+from . import bundled
 from .audio import atomic_path
-from .config import Recipe, load_recipe
+from .config import Recipe
 from .dirlock import folder_lock
-from .errors import WavegenError
 from .mulaw import mulaw_encode
 from .workdir import load_manifest
 
-DEMO_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo" / "config.yaml"
+DEMO_RECIPE = "demo"  # the bundled recipes/demo/config.yaml (see wavegen.bundled)
 
 
 def demo_recipe(overrides: list[str] | None = None) -> Recipe:
-    if not DEMO_RECIPE.is_file():
-        raise WavegenError(
-            f"{DEMO_RECIPE}: demo recipe not found (install wavegen from a source "
-            "checkout with `pip install -e .`)"
-        )
-    return load_recipe(DEMO_RECIPE, overrides)
+    return bundled.load(DEMO_RECIPE, overrides)
 
 
 def run_demo(

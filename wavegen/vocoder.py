@@ -28,6 +28,7 @@ import torch
 
 from .errors import WavegenError
 from .features import MelPreset, mel_spectrogram
+from .generation.backends import backend_for
 
 # Typical statistics of speech mels at full level (LJSpeech): the mean over all bins, and the
 # spread (std) of the loudest 20% of the values. The spread tells the log base apart (ln values
@@ -58,9 +59,13 @@ class Vocoder:
     ):
         self.model = model.to(device).eval()
         self.preset = preset
-        self.speakers = list(speakers)
+        # Names only where the model has a speaker table: a one-speaker corpus (LJSpeech) lists its
+        # speaker in the checkpoint, but passing it would be refused by speaker_ids.
+        self.speakers = list(speakers) if model.config.n_speakers else []
         self.mel_normalize = mel_normalize
         self.device = torch.device(device)
+        # Build or load the sampler kernel now, so the first request does not pay for it.
+        self.backend = backend_for(self.device)
 
     @property
     def sample_rate(self) -> int:
@@ -95,7 +100,8 @@ class Vocoder:
     def __repr__(self) -> str:
         return (
             f"Vocoder(preset={self.mel_preset!r}, sample_rate={self.sample_rate}, "
-            f"hop_length={self.hop_length}, speakers={len(self.speakers)}, device={self.device})"
+            f"hop_length={self.hop_length}, speakers={len(self.speakers)}, device={self.device}, "
+            f"backend={self.backend!r})"
         )
 
     # ---- front-end ---------------------------------------------------------------------------

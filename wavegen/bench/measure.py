@@ -10,6 +10,13 @@ training rates are the median of the timed steps; ``realtime_factor`` is generat
 audio per wall-clock second (aggregate, at the model's sample rate), so 1.0 is real time and
 higher is faster. ``train_samples_per_s`` is at the precision ``train.precision: auto`` picks on
 this device (``train_precision``); ``train_samples_per_s_by_precision`` has both.
+
+Generation is measured with every step backend that runs here, side by side in the same
+process: on the CPU the C++ and the numba kernel (``generate_samples_per_s_by_backend``, their
+ratio ``numba_vs_cpp``, and what preparing each took in ``kernels``), and the pure-torch step
+at batch 1 for ``baseline_samples`` samples (``torch_step_slowdown``: how much slower the
+fallback is); on a GPU the CUDA graph. ``generate_samples_per_s`` is the backend ``auto`` picks
+(``backend``).
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..config import ModelConfig, load_recipe
+from .. import bundled
+from ..config import ModelConfig
 from ..errors import WavegenError
 from ..features import get_preset
-from ..generation import Sampler, generate
+from ..generation import Sampler, backends, generate
 from ..model import WaveNet
 from ..training import optimization_step
 from ..training.ema import EMA
@@ -45,13 +53,15 @@ TRAIN_BATCH, TRAIN_WINDOW = 2, 8192  # Adam steps on 2 windows of 8192 samples
 
 
 def resolve_config(name_or_recipe: str) -> tuple[str, ModelConfig, int]:
-    """ "bench" or a recipe YAML path -> (name, model config, sample rate in Hz)."""
+    """ "bench", a recipe YAML path or a bundled recipe's name -> (name, model config, sample rate)."""
     if name_or_recipe == "bench":
         return "bench", BENCH_CONFIG, BENCH_SAMPLE_RATE
-    path = Path(name_or_recipe)
-    if not path.is_file():
-        raise WavegenError(f"--config {name_or_recipe!r}: expected 'bench' or the path of a recipe YAML")
-    recipe = load_recipe(path)
+    if not Path(name_or_recipe).is_file() and name_or_recipe not in bundled.names():
+        raise WavegenError(
+            f"--config {name_or_recipe!r}: expected 'bench' or the path of a recipe YAML or a bundled "
+            f"recipe's name ({', '.join(bundled.names())})"
+        )
+    recipe = bundled.load(name_or_recipe)
     model = recipe.model
     if model.n_speakers < 0:  # "auto" needs a feature cache; the speed is the same without
         model.n_speakers = 0
@@ -130,7 +140,9 @@ def peer_train_throughput(config: ModelConfig, device: torch.device, steps: int 
     )
 
 
-def generate_throughput(model: WaveNet, batch: int, seconds: float, sample_rate: int) -> float:
+def generate_throughput(
+    model: WaveNet, batch: int, seconds: float, sample_rate: int, backend: str = "auto"
+) -> float:
     """Aggregate samples/s of :func:`wavegen.generate` for ``seconds`` of audio per row."""
     device = model.embed.weight.device
     hop = model.hop_length
@@ -138,12 +150,20 @@ def generate_throughput(model: WaveNet, batch: int, seconds: float, sample_rate:
     gen = torch.Generator().manual_seed(batch)
     mel, speaker = _random_inputs(model.config, batch, frames, device, gen)
     warm, _ = _random_inputs(model.config, batch, 1, device, gen)
-    generate(model, warm, speaker, seed=0, num_samples=hop)  # build/load the kernel, warm caches
+    generate(model, warm, speaker, seed=0, num_samples=hop, backend=backend)  # prepare, warm caches
     _sync(device)
     start = time.perf_counter()
-    audio = generate(model, mel, speaker, seed=0, num_samples=frames * hop)
+    audio = generate(model, mel, speaker, seed=0, num_samples=frames * hop, backend=backend)
     _sync(device)
     return audio.numel() / (time.perf_counter() - start)
+
+
+def generation_backends(device: torch.device) -> list[str]:
+    """The backends worth measuring here: every CPU kernel that runs (else the torch step), or
+    the CUDA graph."""
+    if device.type == "cuda":
+        return ["cuda-graph"]
+    return [name for name in backends.CPU_KERNELS if backends.get_kernel(name) is not None] or ["torch"]
 
 
 def stream_first_chunk_ms(model: WaveNet, device, chunk_samples: int = 4096) -> float:
@@ -160,6 +180,16 @@ def stream_first_chunk_ms(model: WaveNet, device, chunk_samples: int = 4096) -> 
     elapsed = time.perf_counter() - start
     chunks.close()
     return elapsed * 1000
+
+
+def torch_step_throughput(model: WaveNet, num_samples: int) -> float:
+    """Samples/s of the pure-torch step (the fallback without a compiled kernel) at batch 1."""
+    gen = torch.Generator().manual_seed(1)
+    mel, speaker = _random_inputs(model.config, 1, max(1, -(-num_samples // model.hop_length)), "cpu", gen)
+    sampler = Sampler(model, mel, speaker, seed=0, num_samples=num_samples, backend="torch")
+    start = time.perf_counter()
+    sampler.run(num_samples)
+    return num_samples / (time.perf_counter() - start)
 
 
 def baseline_throughput(model: WaveNet, batch: int, num_samples: int) -> float:
@@ -241,11 +271,32 @@ def _run(name, model_config, sample_rate, dev, batches, seconds, baseline_sample
         "sample_rate": sample_rate,
         "seconds_per_row": seconds,
     }
-    speeds: dict[str, float] = {}
+    measured = generation_backends(dev)
+    by_backend: dict[str, dict[str, float]] = {backend: {} for backend in measured}
     for b in batches:
-        log(f"generating: batch {b}, {seconds} s per row")
-        speeds[str(b)] = round(generate_throughput(model, b, seconds, sample_rate), 1)
+        for backend in measured:  # interleaved, so a busy spell on the machine hits both alike
+            log(f"generating ({backend}): batch {b}, {seconds} s per row")
+            rate = generate_throughput(model, b, seconds, sample_rate, backend)
+            by_backend[backend][str(b)] = round(rate, 1)
+    speeds = by_backend[probe.backend] if probe.backend in by_backend else by_backend[measured[0]]
     result["generate_samples_per_s"] = speeds
+    result["generate_samples_per_s_by_backend"] = by_backend
+    if {"cpp", "numba"} <= set(by_backend):
+        cpp, numba = by_backend["cpp"], by_backend["numba"]
+        result["numba_vs_cpp"] = {b: round(numba[b] / cpp[b], 3) for b in cpp}
+    kernels = {name: backends.get_kernel(name) for name in backends.CPU_KERNELS} if dev.type == "cpu" else {}
+    result["kernels"] = {
+        name: {"prepare_s": round(k.seconds, 3), "from_cache": k.cached}
+        if k
+        else {"error": backends.kernel_error(name)}
+        for name, k in kernels.items()
+    }
+    if dev.type == "cpu" and baseline_samples > 0 and "torch" not in by_backend:
+        log(f"torch step (the fallback): batch 1, {baseline_samples} samples")
+        torch_rate = torch_step_throughput(model, baseline_samples)
+        result["torch_step_samples_per_s"] = round(torch_rate, 1)
+        if "1" in speeds:
+            result["torch_step_slowdown"] = round(speeds["1"] / torch_rate, 1)
     result["realtime_factor"] = {b: round(v / sample_rate, 3) for b, v in speeds.items()}
     result["realtime_factor_definition"] = (
         "generated seconds of audio per wall-clock second, aggregate over the batch"

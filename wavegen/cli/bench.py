@@ -23,7 +23,7 @@ def bench(
     config: str = typer.Option(
         "bench",
         "--config",
-        help="Built-in config name (bench) or a recipe YAML whose model section is benchmarked.",
+        help="bench (built in), a bundled recipe's name or a recipe YAML whose model is benchmarked.",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     batch: str = typer.Option("1,8,32", "--batch", help="Batch sizes to generate with."),

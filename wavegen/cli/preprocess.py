@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..config import load_recipe
+from .. import bundled
 from ..preprocess import describe_split_caps
 from ..preprocess import preprocess as run_preprocess
 from ._app import app
@@ -15,7 +15,7 @@ from ._app import app
 
 @app.command()
 def preprocess(
-    recipe: Path = typer.Argument(..., help="Recipe YAML, e.g. recipes/ljspeech/config.yaml."),
+    recipe: str = typer.Argument(..., help="A bundled recipe's name (e.g. ljspeech) or a recipe YAML."),
     corpus: Path = typer.Option(None, "--corpus", help="Corpus folder (overrides data.corpus_path)."),
     workdir: Path = typer.Option(None, "--workdir", help="Feature cache [default: exp/<recipe name>]."),
     workers: int = typer.Option(0, "--workers", help="Processes; 0 = one per CPU core."),
@@ -23,7 +23,7 @@ def preprocess(
     as_json: bool = typer.Option(False, "--json", help="End the output with one JSON summary line."),
 ) -> None:
     """Resample, trim, normalise and compute mels for a corpus; resumable and idempotent."""
-    rec = load_recipe(recipe, overrides)
+    rec = bundled.load(recipe, overrides)
     workdir = workdir if workdir is not None else Path("exp") / rec.name
     summary = run_preprocess(
         rec, workdir, corpus_path=corpus.resolve() if corpus else None, workers=workers or None

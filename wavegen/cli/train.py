@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from ..config import load_recipe
+from .. import bundled
 from ._app import app
 
 
 @app.command()
 def train(
-    recipe: Path = typer.Argument(..., help="Recipe YAML (may `extends:` a base)."),
+    recipe: str = typer.Argument(
+        ..., help="A bundled recipe's name (see `wavegen recipes`) or a recipe YAML."
+    ),
     workdir: Path = typer.Option(None, "--workdir", help="Feature cache [default: exp/<recipe name>]."),
     run_dir: Path = typer.Option(
         None, "--run-dir", help="Where checkpoints and logs go [default: <workdir>/run]."
@@ -38,7 +40,7 @@ def train(
     items = list(overrides or [])
     if max_steps is not None:
         items.append(f"train.max_steps={max_steps}")
-    r = load_recipe(recipe, items)
+    r = bundled.load(recipe, items)
     workdir = workdir or Path("exp") / r.name
     result = run_training(
         r, workdir, run_dir or workdir / "run", device=device, resume=resume, progress=progress

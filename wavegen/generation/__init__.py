@@ -5,7 +5,9 @@ sampler.py       Sampler: drives a batch through chunks with one of the step bac
 weights.py       a WaveNet's weights rearranged for one-sample steps
 conditioning.py  V·c + U·g for a chunk of steps, upsampling only the frames it needs
 step.py          StepState: static buffers and the one-sample step in plain torch
-kernel.py        the same loop compiled from C++ (kernel_source.py), called via ctypes
+backends.py      which CPU kernel runs (cpp, numba, or the torch step) and preparing it
+kernel_cpp.py    the same loop in C++ (sampler.cpp, shipped in the package), called via ctypes
+kernel_numba.py  the same loop compiled by numba: no C++ compiler needed
 cuda_graph.py    the torch step captured in a CUDA graph
 """
 

@@ -9,8 +9,9 @@ this module is the API:
     for piece in stream(model, mel, chunk_samples=4096):
         play(piece)                                    # (B, ≤ 4096) pieces of the same audio
 
-Backends: a compiled C++ loop on the CPU (falls back to plain torch if it cannot be built), a
-CUDA graph of the same step on a GPU, or the plain torch step (``backend="torch"``).
+Backends: a compiled loop on the CPU (C++, or numba where no compiler builds it; plain torch,
+with a loud warning, if neither runs), a CUDA graph of the same step on a GPU, or the plain
+torch step (``backend="torch"``).
 """
 
 from __future__ import annotations
@@ -58,15 +59,16 @@ def stream(
         temperature: softmax temperature, finite and ≥ 0; 0 takes the most likely class (argmax).
         seed: seeds the sampling; the same seed gives the same audio.
         lengths: (B,) frames of each utterance in a ragged batch; samples past
-            ``lengths[b]·hop`` are zeros (trim them). The CPU kernel drops a row from the
+            ``lengths[b]·hop`` are zeros (trim them). The CPU kernels drop a row from the
             computation at the first chunk boundary after its end, so a batch costs about
             the sum of its lengths rather than B × the longest.
         num_samples: length for a model without mel conditioning.
         chunk_samples: samples per yielded piece (the last may be shorter).
-        backend: "auto", "kernel" (compiled CPU loop), "cuda-graph" or "torch".
+        backend: "auto", "kernel" (the compiled CPU loop: cpp, else numba), "cpp", "numba",
+            "cuda-graph" or "torch".
         threads: CPU threads for the kernel (rows are split between them).
         dtype: weights and state dtype; torch.bfloat16 / float16 for the CUDA graph (the CPU
-            kernel is float32 only). Logits and sampling stay float32.
+            kernels are float32 only). Logits and sampling stay float32.
 
     Yields:
         (B, n) float32 pieces that concatenate to what :func:`generate` returns.

@@ -1,24 +1,28 @@
-"""The incremental sampler: conditioning chunk by chunk, then one of three step backends.
+"""The incremental sampler: conditioning chunk by chunk, then one of the step backends.
 
-    kernel      CPU: the compiled loop (``kernel.py``) runs many steps per call, rows split
-                over threads.
+    cpp         CPU: the C++ loop (``kernel_cpp.py``) runs many steps per call, rows split over
+                threads.
+    numba       CPU: the same loop compiled by numba (``kernel_numba.py``), for machines without
+                a C++ compiler; it computes the same samples bit for bit.
     cuda-graph  CUDA: ``StepState.step`` captured in a CUDA graph (``cuda_graph.py``).
     torch       anywhere: ``StepState.step`` called from Python (the reference).
 
-All three read and write the same :class:`StepState` buffers, so they are interchangeable
-between calls. Random numbers are drawn on the CPU from a seeded ``torch.Generator`` in
-time-major order, one per row and step, so a seed gives the same audio whatever the chunking.
+``backend="kernel"`` asks for the best CPU kernel (cpp, else numba); ``"auto"`` also falls back
+to torch, with a loud warning (``backends.py``). All of them read and write the same
+:class:`StepState` buffers, so they are interchangeable between calls. Random numbers are drawn
+on the CPU from a seeded ``torch.Generator`` in time-major order, one per row and step, so a
+seed gives the same audio whatever the chunking.
 
 Ragged batches: at each chunk boundary the rows that have ended are dropped from the state and
 the conditioner (``compact``), so a batch of 1.5 … 10 s utterances stops paying for the short
 ones; ``rows`` maps the state's rows back to the batch. Random numbers are still drawn for every
-row, finished or not, so compaction changes no draw. It is on by default for the kernel, which
-computes each row the same whatever rows share the call (and the conditioner computes a row
-left alone as one of a pair, see ``Conditioner.keep_rows``), so the audio is bit-identical with
-or without it. The torch and CUDA-graph steps leave it off unless asked: their BLAS products round
-a row differently for another batch size, so a sample whose random number falls within that
-rounding of a class boundary could flip, and the row diverge from there. The CUDA graph, asked,
-is captured anew for each smaller batch.
+row, finished or not, so compaction changes no draw. It is on by default for the CPU kernels,
+which compute each row the same whatever rows share the call (and the conditioner computes a
+row left alone as one of a pair, see ``Conditioner.keep_rows``), so the audio is bit-identical
+with or without it. The torch and CUDA-graph steps leave it off unless asked: their BLAS
+products round a row differently for another batch size, so a sample whose random number falls
+within that rounding of a class boundary could flip, and the row diverge from there. The CUDA
+graph, asked, is captured anew for each smaller batch.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ import torch
 
 from ..errors import WavegenError
 from ..model import WaveNet
+from . import backends
 from .conditioning import Conditioner
-from .kernel import WGModel, WGRun, load_kernel, ptr
 from .step import StepState
 from .weights import StepWeights
 
@@ -37,7 +41,8 @@ COND_BUDGET_BYTES = 32 * 2**20
 # At most this many samples of mel are upsampled at a time. Longer spans measured no faster, and
 # the upsampler's intermediates (several times the span) are most of generation's working memory.
 SPAN_MAX = 1 << 13
-BACKENDS = ("auto", "kernel", "cuda-graph", "torch")
+BACKENDS = ("auto", "kernel", "cpp", "numba", "cuda-graph", "torch")
+CPU_KERNELS = backends.CPU_KERNELS
 
 
 def default_chunk(weights: StepWeights, batch: int) -> int:
@@ -59,14 +64,15 @@ class Sampler:
         seed: seed of the sampling random numbers (None: nondeterministic).
         forced: (B, T) int64 classes to feed instead of sampling (teacher forcing), or None.
         keep_logits: also return each step's logits from :meth:`run`.
-        backend: "auto", "kernel", "cuda-graph" or "torch".
+        backend: "auto", "kernel" (cpp, else numba), "cpp", "numba", "cuda-graph" or "torch";
+            :attr:`backend` says which one runs.
         chunk: steps per conditioning chunk (default from :data:`COND_BUDGET_BYTES`).
         threads: CPU threads for the kernel (default ``torch.get_num_threads()``).
         span: samples of mel upsampled at a time (default from the same budget, ≥ chunk, and at
             most :data:`SPAN_MAX`).
-        dtype: dtype of the weights and buffers (the kernel needs float32).
-        compact: drop rows from the computation once they have ended (default: for the kernel
-            only, see the module doc).
+        dtype: dtype of the weights and buffers (the CPU kernels need float32).
+        compact: drop rows from the computation once they have ended (default: for the CPU
+            kernels only, see the module doc).
     """
 
     def __init__(
@@ -149,22 +155,27 @@ class Sampler:
             self.generator.manual_seed(int(seed))
         self.threads = threads or torch.get_num_threads()
         self.backend = self._pick_backend(backend, dtype)
-        self.compact = self.backend == "kernel" if compact is None else bool(compact)
+        self.compact = self.backend in CPU_KERNELS if compact is None else bool(compact)
         self.t = 0  # host copy of state.t
         self.chunk_start = self.chunk_end = 0
         self._runner = None
 
     def _pick_backend(self, backend: str, dtype: torch.dtype) -> str:
         cuda = self.device.type == "cuda"
+        cpu_float32 = self.device.type == "cpu" and dtype == torch.float32
         if backend == "auto":
             if cuda:
                 return "cuda-graph"
-            kernel_ok = self.device.type == "cpu" and dtype == torch.float32
-            return "kernel" if kernel_ok and load_kernel() is not None else "torch"
-        if backend == "kernel" and (self.device.type != "cpu" or dtype != torch.float32):
-            raise WavegenError("backend 'kernel' needs a float32 model on the CPU")
-        if backend == "kernel" and load_kernel() is None:
-            raise WavegenError("backend 'kernel': the compiled sampler could not be built")
+            return backends.cpu_backend() if cpu_float32 else "torch"
+        if backend in ("kernel", *CPU_KERNELS):
+            if not cpu_float32:
+                raise WavegenError(f"backend {backend!r} needs a float32 model on the CPU")
+            names = CPU_KERNELS if backend == "kernel" else (backend,)
+            for name in names:
+                if backends.get_kernel(name) is not None:
+                    return name
+            why = "; ".join(f"{n}: {backends.kernel_error(n)}" for n in names)
+            raise WavegenError(f"backend {backend!r}: the compiled sampler could not be built ({why})")
         if backend == "cuda-graph" and not cuda:
             raise WavegenError("backend 'cuda-graph' needs the model on a CUDA device")
         return backend
@@ -240,8 +251,13 @@ class Sampler:
         if self.state.batch == 0:  # every row has ended; the rest of the audio is zeros
             self.state.i.add_(steps)
             self.state.t.add_(steps)
-        elif self.backend == "kernel":
-            self._kernel_steps(i0, steps)
+        elif self.backend in CPU_KERNELS:
+            if self._runner is None:
+                self._runner = self._cpu_runner()
+            self._runner.run(self.state, self.t, i0, steps, self.threads)
+            # Keep the tensor counters in step, so the torch step could take over from here.
+            self.state.i.fill_(i0 + steps)
+            self.state.t.fill_(self.t + steps)
         elif self.backend == "cuda-graph":
             if self._runner is None:
                 from .cuda_graph import GraphRunner
@@ -252,50 +268,12 @@ class Sampler:
             for _ in range(steps):
                 self.state.step()
 
-    def _kernel_steps(self, i0: int, steps: int) -> None:
-        s, w = self.state, self.weights
-        if self._runner is None:
-            ints = [torch.tensor(v, dtype=torch.int32) for v in (w.dilations, w.ring_offsets, w.ring_sizes)]
-            model = WGModel(
-                w.layers,
-                w.kernel_size,
-                w.residual,
-                w.gate,
-                w.skip,
-                w.classes,
-                w.ring_total,
-                *[ptr(v) for v in ints],
-                ptr(w.embed),
-                ptr(w.conv_w),
-                ptr(w.os_w),
-                ptr(w.os_b),
-                ptr(w.post1_w),
-                ptr(w.post1_b),
-                ptr(w.post2_w),
-                ptr(w.post2_b),
-                ptr(w.decode),
-            )
-            self._runner = (model, ints)  # the int tensors must live as long as the struct
-        B, LG, Q = s.batch, w.layers * w.gate, w.classes
-        run = WGRun(
-            B,
-            steps,
-            self.threads,
-            self.t,
-            s.temperature,
-            ptr(s.rings),
-            ptr(s.prev),
-            ptr(s.cond, i0 * LG),
-            self.chunk * LG,
-            ptr(s.uniform, i0 * B) if s.mode == "sample" else None,
-            ptr(s.forced, i0 * B) if s.forced is not None else None,
-            ptr(s.limit),
-            ptr(s.audio, i0),
-            self.chunk,
-            None,
-            ptr(s.logits, i0 * Q) if s.logits is not None else None,
-        )
-        load_kernel().wg_run(self._runner[0], run)
-        # Keep the tensor counters in step, so the torch step could take over from here.
-        s.i.fill_(i0 + steps)
-        s.t.fill_(self.t + steps)
+    def _cpu_runner(self):
+        kernel = backends.get_kernel(self.backend)
+        if self.backend == "cpp":
+            from .kernel_cpp import CppRunner
+
+            return CppRunner(kernel.handle, self.weights)
+        from .kernel_numba import NumbaRunner
+
+        return NumbaRunner(kernel.handle, self.weights)

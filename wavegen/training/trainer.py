@@ -45,6 +45,7 @@ from ..config import Recipe, from_dict, validate
 from ..dirlock import folder_lock
 from ..errors import WavegenError
 from ..features import get_preset, mel_spectrogram
+from ..generation.backends import backend_for
 from ..interrupt import Interrupted
 from ..model import WaveNet
 from ..workdir import FEATURES, MANIFEST, STATS, read_feature_cache
@@ -337,7 +338,7 @@ class Trainer:
                 log.warning("%s does not verify; renamed to %s.corrupt", path, path.name)
         log.info(
             "%s step %d/%d on %s x%d in %s | %d params, receptive field %d | %d train "
-            "utterances (%d too short), %d valid windows, batch %d x %d samples",
+            "utterances (%d too short), %d valid windows, batch %d x %d samples | sampler %s",
             "resuming at" if self.step else "starting at",
             self.step,
             self.recipe.train.max_steps,
@@ -351,6 +352,7 @@ class Trainer:
             len(self.valid_windows),
             d.batch_size,
             d.window_samples,
+            backend_for(self.device),  # which sampler renders the audio samples (prepares it)
         )
         if m.n_speakers:
             log.info("speakers: %d (%s)", m.n_speakers, ", ".join(self.features["speakers"]))

@@ -1,22 +1,22 @@
-"""C++ source of the compiled CPU sampler loop (built by :mod:`wavegen.generation.kernel`).
-
-It runs ``n`` whole sampling steps for a batch inside one call, so Python and ATen dispatch cost
-nothing per sample. The maths is exactly :meth:`StepState.step` (the reference in ``step.py``):
-
-    x = embed[prev]
-    for each layer l:  ring_l[t] = x
-                       h = cond[t, l] + [x_{t-(k-1)d} … x_t] @ conv_w[l]        (B, G)
-                       z = tanh(h[:G/2]) · σ(h[G/2:])                           (B, G/2)
-                       o = z @ os_w[l] + os_b[l]                                (B, R+S)
-                       x = (x + o[:R])·√½;   skip += o[R:]
-    logits = relu(relu(skip) @ post1_w + post1_b) @ post2_w + post2_b           (B, Q)
-
-Batch rows are independent, so threads split the rows and never synchronise. Matrix products
-are register-blocked loops (rows × 32 columns) that the compiler vectorises; tanh and σ use a
-branch-free exp (Cephes polynomial, ~1e-7 relative error) so they vectorise too.
-"""
-
-SOURCE = r"""
+// The compiled CPU sampler loop, built by wavegen/generation/kernel_cpp.py with the machine's C++
+// compiler (GCC 9+ or clang; C++17, no torch headers) and called through ctypes.
+//
+// It runs `steps` whole sampling steps for a batch inside one call, so Python and ATen dispatch
+// cost nothing per sample. The maths is exactly StepState.step (the reference in step.py):
+//
+//     x = embed[prev]
+//     for each layer l:  ring_l[t] = x
+//                        h = cond[t, l] + [x_{t-(k-1)d} ... x_t] @ conv_w[l]        (B, G)
+//                        z = tanh(h[:G/2]) * sigmoid(h[G/2:])                       (B, G/2)
+//                        o = z @ os_w[l] + os_b[l]                                  (B, R+S)
+//                        x = (x + o[:R]) * sqrt(1/2);   skip += o[R:]
+//     logits = relu(relu(skip) @ post1_w + post1_b) @ post2_w + post2_b             (B, Q)
+//
+// Batch rows are independent, so threads split the rows and never synchronise. Matrix products
+// are register-blocked loops (rows x 32 columns) that the compiler vectorises; tanh and sigmoid
+// use a branch-free exp (Cephes polynomial, ~1e-7 relative error) so they vectorise too. Every
+// sum runs in order with one rounding per operation (-std=c++17 leaves fused multiply-adds off),
+// which the numba kernel (kernel_numba.py) reproduces bit for bit.
 #include <cstdint>
 #include <cstring>
 #include <cmath>
@@ -75,7 +75,9 @@ static inline float wg_exp(float x) {
     p = p * r + 5.0000001201e-1f;
     const float y = p * r * r + r + 1.0f;
     const int32_t bits = ((int32_t)n + 127) << 23;
-    return y * __builtin_bit_cast(float, bits);
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);  // 2^n; memcpy is the portable bit cast
+    return y * scale;
 }
 
 // z = tanh(h[:H]) * sigmoid(h[H:]), with tanh(a) = 2·sigmoid(2a) − 1.
@@ -231,6 +233,10 @@ static void run_rows(const WGModel* m, const WGRun* run, int b0, int b1) {
     }
 }
 
+// Sizes of the structs, checked against the ctypes mirrors in kernel_cpp.py at load time.
+extern "C" int64_t wg_sizeof_model() { return sizeof(WGModel); }
+extern "C" int64_t wg_sizeof_run() { return sizeof(WGRun); }
+
 extern "C" int wg_run(const WGModel* m, const WGRun* run) {
     const int B = run->batch;
     const int threads = std::max(1, std::min(run->threads, B));
@@ -247,5 +253,3 @@ extern "C" int wg_run(const WGModel* m, const WGRun* run) {
     for (auto& th : pool) th.join();
     return 0;
 }
-
-"""
