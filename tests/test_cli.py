@@ -94,8 +94,8 @@ ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
     "args, message",
     [
         (["mel", "missing.wav", "-o", "o.npy"], "no such audio file"),
-        (["preprocess", "missing.yaml"], "recipe not found"),
-        (["train", "missing.yaml"], "recipe not found"),
+        (["preprocess", "missing.yaml"], "no such recipe file"),
+        (["train", "missing.yaml"], "no such recipe file"),
         (["synthesize", "-c", "missing", "--mel", "m.npy", "-o", "out"], "no such"),
         (["export", "missing", "out"], "no such checkpoint"),
         (["bench", "--batch", "x"], "--batch"),
