@@ -61,7 +61,7 @@ class Vocoder:
         self.preset = preset
         # Names only where the model has a speaker table: a one-speaker corpus (LJSpeech) lists its
         # speaker in the checkpoint, but passing it would be refused by speaker_ids.
-        self.speakers = list(speakers) if model.config.n_speakers else []
+        self.speakers = list(speakers)
         self.mel_normalize = mel_normalize
         self.device = torch.device(device)
         # Build or load the sampler kernel now, so the first request does not pay for it.
