@@ -16,6 +16,7 @@ from ._app import app, state
 
 # Importing the command modules registers their commands on ``app``.
 from . import bench, demo, export, mel, preprocess, synthesize, train  # noqa: E402,F401  isort: skip
+from . import compress, decompress, score  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:
