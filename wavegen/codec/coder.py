@@ -20,6 +20,7 @@ function (:mod:`wavegen.codec.probability`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,30 @@ def default_layout(model: WaveNet, samples: int, segment_samples: int) -> Layout
     return Layout(samples, segment_samples, min(rows, segments), 4096)
 
 
+def _precision_switches() -> list[tuple[object, str, object]]:
+    """(object, attribute, IEEE value) of every float32-precision switch this torch has."""
+    b = torch.backends
+    if hasattr(b, "fp32_precision"):  # torch ≥ 2.9: one API ("ieee" | "tf32" | "bf16")
+        owners = [b, b.cuda.matmul, b.cudnn, b.mkldnn, getattr(b.mkldnn, "matmul", None)]
+        return [(o, "fp32_precision", "ieee") for o in owners if hasattr(o, "fp32_precision")]
+    return [(b.cuda.matmul, "allow_tf32", False), (b.cudnn, "allow_tf32", False)]
+
+
+@contextmanager
+def exact_float32():
+    """Plain IEEE float32 products while coding: no TF32 on a GPU and no bf16 shortcut for
+    float32 matmuls on a CPU, whatever the caller has set."""
+    switches = _precision_switches()
+    saved = [getattr(owner, name) for owner, name, _ in switches]
+    for owner, name, value in switches:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for (owner, name, _), value in zip(switches, saved):
+            setattr(owner, name, value)
+
+
 def _sampler(model, lengths, speaker_id, forced, layout, backend, threads) -> Sampler:
     batch = len(lengths)
     speaker = None if speaker_id is None else torch.full((batch,), int(speaker_id), dtype=torch.int64)
@@ -102,6 +127,7 @@ def _forced(codes: np.ndarray, start: int, lengths: np.ndarray, segment: int, fi
 
 
 @torch.no_grad()
+@exact_float32()
 def encode(
     model: WaveNet,
     codes: np.ndarray,
@@ -132,7 +158,7 @@ def encode(
             _, logits = sampler.run(steps)  # (B, n, Q)
             n = logits.shape[1]
             live = (torch.arange(t, t + n)[:, None] < torch.from_numpy(lengths)[None, :]).numpy()  # (n, B)
-            probs = probabilities(logits.transpose(0, 1).numpy()[live])  # (m, Q), time-major
+            probs = probabilities(logits.transpose(0, 1).cpu().numpy()[live])  # (m, Q), time-major
             symbols = forced[:, t : t + n].t().numpy()[live].astype(np.int32)
             encoder.encode(symbols, family, probs)
             ideal += information_bits(probs, symbols)
@@ -143,6 +169,7 @@ def encode(
 
 
 @torch.no_grad()
+@exact_float32()
 def decode(
     model: WaveNet,
     words: np.ndarray,
@@ -170,11 +197,11 @@ def decode(
         for t in range(total):
             logits = sampler.step_logits()  # (B, Q)
             live = t < lengths  # (B,)
-            probs = probabilities(logits.numpy()[live])
+            probs = probabilities(logits.cpu().numpy()[live])
             classes[live] = decoder.decode(family, probs)
             classes[~live] = fill  # what the encoder forced past a row's end
             rows[:, t] = classes
-            sampler.feed(fed)
+            sampler.feed(fed)  # (a copy to the device on a GPU)
             if progress is not None and (t % 256 == 255 or t == total - 1):
                 done = int(np.minimum(lengths, t + 1).sum())
                 progress.update(done - reported)

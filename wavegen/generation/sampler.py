@@ -237,7 +237,6 @@ class Sampler:
             logits.masked_fill_(ended[:, :, None], 0.0)
         return audio, logits
 
-    @torch.no_grad()
     def step_logits(self) -> torch.Tensor:
         """Advance one sample -> its (B, Q) float32 logits, zero for rows that have ended.
 
@@ -245,6 +244,7 @@ class Sampler:
         which learns each sample only from its step's logits: call it with ``forced``
         placeholders, decode the classes from the logits, :meth:`feed` them, repeat. The step is
         the one ``run`` takes, so the logits are bit-identical to ``run``'s at the same position.
+        (No autograd context needed: the step weights are detached copies.)
         """
         if self.state.logits is None or self.remaining < 1:
             raise WavegenError("step_logits needs keep_logits=True and a sample left to generate")
@@ -270,8 +270,9 @@ class Sampler:
         ``feed`` computes exactly what it would have had ``forced`` held these classes (see
         :meth:`step_logits`). Audio that ``run`` already returned is left as it was.
         """
-        classes = classes.to(device=self.device, dtype=torch.int64).reshape(-1)
-        if len(classes) != self.batch:
+        if classes.dtype != torch.int64 or classes.device != self.device:
+            classes = classes.to(device=self.device, dtype=torch.int64)
+        if classes.shape != (self.batch,):
             raise WavegenError(f"feed: expected {self.batch} classes, got {len(classes)}")
         self.state.prev.copy_(classes.index_select(0, self.rows))
 
