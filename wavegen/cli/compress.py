@@ -23,6 +23,7 @@ def compress(
     verify: bool = typer.Option(False, "--verify", help="Decode before writing and compare."),
     segment: float = typer.Option(2.0, "--segment-seconds", help="Seconds per independently coded segment."),
     backend: str = typer.Option("auto", "--backend", help="Sampler backend (auto, kernel, torch)."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads [default: torch's]."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary."),
 ) -> None:
     """Losslessly compress the μ-law stream of an audio file (not its 16-bit samples)."""
@@ -38,6 +39,7 @@ def compress(
         verify,
         segment,
         backend,
+        threads,
         progress=not as_json and sys.stderr.isatty(),
     )
     if as_json:

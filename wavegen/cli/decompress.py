@@ -19,6 +19,7 @@ def decompress(
     ),
     output: Path = typer.Option(..., "-o", "--output", help="The 16-bit WAV to write."),
     codes: Path = typer.Option(None, "--codes", help="Also write the μ-law classes (int64 .npy)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="CPU threads (more pay off for big models)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary."),
 ) -> None:
     """Restore the exact μ-law stream of a compressed file, as a WAV (and --codes)."""
@@ -26,7 +27,9 @@ def decompress(
     from ..vocoder import load_vocoder
 
     vocoder = load_vocoder(checkpoint)
-    summary = decompress_file(vocoder, source, output, codes, progress=not as_json and sys.stderr.isatty())
+    summary = decompress_file(
+        vocoder, source, output, codes, threads, progress=not as_json and sys.stderr.isatty()
+    )
     if as_json:
         typer.echo(json.dumps(summary))
         return

@@ -179,9 +179,15 @@ def decode(
     threads: int | None = None,
     progress=None,
 ) -> np.ndarray:
-    """Invert :func:`encode`: uint32 words -> (T,) int64 μ-law classes."""
+    """Invert :func:`encode`: uint32 words -> (T,) int64 μ-law classes.
+
+    ``threads`` defaults to 1: the decoder calls the kernel once per step, and starting threads
+    every step costs more than it saves unless the model is large. (Rows are computed alike
+    whatever the thread count, so it need not match the encoder's.)
+    """
     import constriction
 
+    threads = threads or 1
     decoder = constriction.stream.queue.RangeDecoder(np.ascontiguousarray(words, dtype=np.uint32))
     family = constriction.stream.model.Categorical(perfect=False)
     fill = model.start_class
@@ -194,12 +200,15 @@ def decode(
         classes = np.full(batch, fill, dtype=np.int64)
         fed = torch.from_numpy(classes)  # shares memory with classes
         reported = 0
+        shortest = int(lengths.min())
         for t in range(total):
-            logits = sampler.step_logits()  # (B, Q)
-            live = t < lengths  # (B,)
-            probs = probabilities(logits.cpu().numpy()[live])
-            classes[live] = decoder.decode(family, probs)
-            classes[~live] = fill  # what the encoder forced past a row's end
+            logits = sampler.step_logits().cpu().numpy()  # (B, Q)
+            if t < shortest:  # every row is live (the usual case: only the last row is shorter)
+                classes[:] = decoder.decode(family, probabilities(logits))
+            else:
+                live = t < lengths  # (B,)
+                classes[live] = decoder.decode(family, probabilities(logits[live]))
+                classes[~live] = fill  # what the encoder forced past a row's end
             rows[:, t] = classes
             sampler.feed(fed)  # (a copy to the device on a GPU)
             if progress is not None and (t % 256 == 255 or t == total - 1):

@@ -61,6 +61,7 @@ def compress(
         speaker_id / speaker: the speaker's index (required for a speaker model) and name.
         segment_seconds: length of the independently coded segments.
         backend: the sampler backend ("auto" picks as generation does); recorded.
+        threads: CPU threads for the kernel (default: torch's).
     """
     _check_model(model)
     codes = np.asarray(codes)
