@@ -280,6 +280,8 @@ def _damage(root: Path, case: str) -> Path:
         data = _forge(data, setup={"constriction": "0.0.1"})
     elif case == "another kernel":
         data = _forge(data, setup={"kernel_source": "0123456789abcdef"})
+    elif case == "an unknown backend":
+        data = _forge(data, setup={"backend": "abacus"})
     elif case == "a newer container":
         data = data[:8] + (2).to_bytes(2, "little") + data[10:]
     path.write_bytes(data)
@@ -295,6 +297,7 @@ BAD_FILES = {
     "empty": "not a wavegen compressed file",
     "another constriction": "compressed with constriction '0.0.1'",
     "another kernel": "compressed with kernel_source",
+    "an unknown backend": "sampler backend 'abacus', which this wavegen lacks",
     "a newer container": "container format version 2",
 }
 

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..audio import atomic_path, read_audio, write_audio, write_npy
 from ..errors import WavegenError
+from ..generation import BACKENDS
 from ..model import WaveNet
 from ..mulaw import mulaw_decode, mulaw_encode
 from . import coder, identity
@@ -122,7 +123,12 @@ def decompress(
     header = container.header
     if header.get("format") != FORMAT:
         raise WavegenError(f"{name}: header format {header.get('format')!r}, expected {FORMAT!r}")
-    setup = identity.setup(header.get("setup", {}).get("backend", "?"))
+    backend = header.get("setup", {}).get("backend")
+    if backend not in BACKENDS or backend == "auto":
+        raise WavegenError(
+            f"{name}: compressed with the sampler backend {backend!r}, which this wavegen lacks"
+        )
+    setup = identity.setup(backend)
     identity.check(header, identity.model_sha256(model), setup, name)
     if sample_rate is not None and header.get("sample_rate") != sample_rate:
         raise WavegenError(
