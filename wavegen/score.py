@@ -101,8 +101,9 @@ def _prepare(model: WaveNet, vocoder, audio, mel, speaker) -> _Utterance:
         from .generation.weights import StepWeights
 
         weights = StepWeights.from_model(model)
-        spk = None if speaker_id is None else torch.tensor([speaker_id])
-        conditioner = Conditioner(model, weights, mel[None, :, :frames], None, spk, 1)
+        spk = None if speaker_id is None else torch.tensor([speaker_id], device=model.embed.weight.device)
+        device = model.embed.weight.device
+        conditioner = Conditioner(model, weights, mel[None, :, :frames].to(device), None, spk, 1)
     return _Utterance(codes, speaker_id, conditioner)
 
 
@@ -130,7 +131,7 @@ def _score_windows(model: WaveNet, utts: list[_Utterance], chunk: int, batch: in
             if c is not None:
                 c[row, :, : end - start] = utts[i].conditioner.upsampled(start, end)[0]
         speakers = [utts[i].speaker for i, *_ in group]
-        speaker = None if speakers[0] is None else torch.tensor(speakers)
+        speaker = None if speakers[0] is None else torch.tensor(speakers, device=device)
         codes = codes.to(device)
         logits = model.forward_upsampled(codes, None if c is None else c.to(device), speaker)
         logp = F.log_softmax(logits.float(), dim=1).gather(1, codes[:, None, :])[:, 0]  # (B, width)

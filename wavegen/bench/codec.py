@@ -51,7 +51,7 @@ def xz_bytes(codes: np.ndarray) -> int:
 def codec_bench(
     checkpoint: str | Path,
     audio: list[str | Path],
-    segment_seconds: float = 2.0,
+    segment_seconds: float = 1.0,
     backend: str = "auto",
     log=None,
 ) -> dict:

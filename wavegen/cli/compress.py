@@ -21,7 +21,11 @@ def compress(
     output: Path = typer.Option(..., "-o", "--output", help="The .wgc file to write."),
     speaker: str = typer.Option(None, "--speaker", help="Speaker name or id for a speaker model."),
     verify: bool = typer.Option(False, "--verify", help="Decode before writing and compare."),
-    segment: float = typer.Option(2.0, "--segment-seconds", help="Seconds per independently coded segment."),
+    segment: float = typer.Option(
+        1.0,
+        "--segment-seconds",
+        help="Seconds per independently coded segment.",  # = SEGMENT_SECONDS
+    ),
     backend: str = typer.Option("auto", "--backend", help="Sampler backend (auto, kernel, torch)."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads [default: torch's]."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary."),

@@ -23,7 +23,10 @@ from . import coder, identity
 from .container import VERSION, Container, parse
 
 FORMAT = "wavegen-codec"
-SEGMENT_SECONDS = 2.0  # default segment length; each restarts the model (costs a few bits)
+# Default segment length. Each segment restarts the model, which cost 0.01 % in size against 2 s
+# segments on held-out LJSpeech, and each is a row of the decoder's batch, so shorter segments
+# decode a short file faster (1.1x at 1 s, 1.5x at 0.5 s there, for 0.03 % at 0.5 s).
+SEGMENT_SECONDS = 1.0
 
 
 def codes_sha256(codes: np.ndarray) -> str:
