@@ -107,8 +107,9 @@ def _layout(header: dict, name) -> coder.Layout:
         layout = coder.Layout(**{k: header[k] for k in ("samples", "segment_samples", "rows", "chunk")})
     except (KeyError, TypeError):
         raise WavegenError(f"{name}: damaged header (no segment layout)") from None
-    if not all(isinstance(v, int) and v >= 1 for v in layout.to_dict().values()):
-        raise WavegenError(f"{name}: damaged header (segment layout {layout.to_dict()})")
+    sizes = layout.to_dict()
+    if not all(isinstance(v, int) and v >= 1 for v in sizes.values()) or layout.rows > coder.MAX_ROWS:
+        raise WavegenError(f"{name}: damaged header (segment layout {sizes})")
     return layout
 
 
