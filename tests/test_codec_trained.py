@@ -3,9 +3,9 @@ minus its 4 test clips (the ljspeech-codec recipe's split) compresses held-out s
 than FLAC -8 on the same μ-law stream, and the coded size tracks the model's −log2 P, which
 ``wavegen score`` computes.
 
-Figures from one run of this test (2 loaded CPU cores, 300 steps in ~4 min): on LJ001-0008
-(1.78 s, held out) wavegen 5.51 bits/sample for the whole file (5.35 payload; the model's
-−log2 P 5.34), FLAC -8 5.79, xz -9e 6.04.
+Figures from this test (300 steps: ~20 s on 2 quiet CPU cores, ~4 min on heavily loaded ones):
+on LJ001-0008 (1.78 s, held out) wavegen 5.51 bits/sample for the whole file (5.35 payload; the
+model's −log2 P 5.34), FLAC -8 5.79, xz -9e 6.04.
 """
 
 from __future__ import annotations
