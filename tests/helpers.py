@@ -130,3 +130,26 @@ def write_recipe(path: Path, **sections) -> Path:
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def save_model_run(run_dir: Path, model, preset: str = "tacotron2", speakers: tuple[str, ...] = ()) -> Path:
+    """A run dir holding ``model`` (a WaveNet) as its one checkpoint, loadable by load_vocoder."""
+    from wavegen.config import Recipe
+    from wavegen.training.checkpoint import save_checkpoint
+
+    recipe = Recipe()
+    recipe.audio.preset = preset
+    recipe.model = model.config
+    save_checkpoint(
+        Path(run_dir) / "checkpoints" / "step_00000001.pt",
+        {
+            "step": 1,
+            "model": model.state_dict(),
+            "ema": None,
+            "recipe": recipe.to_dict(),
+            "speakers": list(speakers),
+            "preset": get_preset(preset).to_dict(),
+            "valid_bits": None,
+        },
+    )
+    return Path(run_dir)

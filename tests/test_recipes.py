@@ -21,7 +21,7 @@ from wavegen.workdir import load_features_info, load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
-NAMES = ("ljspeech", "vctk", "demo")
+NAMES = ("ljspeech", "vctk", "demo", "ljspeech-codec", "vctk-codec")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -32,7 +32,8 @@ def test_recipe_loads_and_validates(name):
     hop = 1
     for s in recipe.model.upsample_scales:
         hop *= s
-    assert hop == preset.hop_length and recipe.model.cin_channels == preset.n_mels
+    if recipe.model.cin_channels:  # a codec model has no mel to upsample
+        assert hop == preset.hop_length and recipe.model.cin_channels == preset.n_mels
 
 
 def test_recipes_choose_what_the_issue_asks():
@@ -44,6 +45,10 @@ def test_recipes_choose_what_the_issue_asks():
     demo = load_recipe(RECIPES / "demo" / "config.yaml")
     assert (demo.audio.preset, demo.data.corpus, demo.model.n_speakers) == ("tacotron2", "demo", -1)
     assert demo.model.layers <= 12 and demo.model.residual_channels <= 64  # trains on a CPU
+    for name, corpus, speakers in (("ljspeech-codec", "ljspeech", 0), ("vctk-codec", "vctk", -1)):
+        codec = load_recipe(RECIPES / name / "config.yaml")
+        assert (codec.model.cin_channels, codec.data.corpus, codec.model.n_speakers) == (0, corpus, speakers)
+        assert codec.model.residual_channels <= 64  # trains on a CPU
 
 
 def leaf_keys(data: dict, prefix: str = "") -> dict:

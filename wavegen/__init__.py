@@ -3,6 +3,7 @@
 Public API::
 
     vocoder = wavegen.load_vocoder(path)        # mel in, audio out (see wavegen.vocoder)
+    wavegen.score(vocoder, wav).bits_per_sample  # how likely audio is under the model
     from wavegen import WaveNet, ModelConfig, mulaw_encode, mulaw_decode, mel_spectrogram
 """
 
@@ -13,6 +14,7 @@ from .features import PRESETS, MelPreset, get_preset, mel_spectrogram
 from .generation import generate, stream
 from .model import WaveNet
 from .mulaw import mulaw_decode, mulaw_encode
+from .score import Score, score
 from .vocoder import Vocoder, load_vocoder
 
 __version__ = "0.1.0"
@@ -24,6 +26,7 @@ __all__ = [
     "MelPreset",
     "ModelConfig",
     "Recipe",
+    "Score",
     "TrainConfig",
     "Vocoder",
     "WaveNet",
@@ -36,6 +39,7 @@ __all__ = [
     "mulaw_decode",
     "mulaw_encode",
     "read_audio",
+    "score",
     "stream",
     "write_audio",
 ]

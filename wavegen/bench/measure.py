@@ -217,6 +217,8 @@ def run_bench(
     baseline_samples: int = 1024,
     train_steps: int = 3,
     log=None,
+    codec: str | None = None,
+    codec_audio: list[str] | None = None,
 ) -> dict:
     """Run the benchmark and return its result (see the module docstring for definitions).
 
@@ -229,6 +231,8 @@ def run_bench(
             ``batches``); 0 skips the peer, its training step included.
         train_steps: timed training steps (after one warm-up step), per precision and the peer.
         log: optional callable taking a progress line.
+        codec: a codec model (checkpoint, run dir or export; cin_channels 0): adds a "codec"
+            section measured on ``codec_audio`` (see :mod:`wavegen.bench.codec`).
     """
     batches = batches or [1, 8, 32]
     if any(b < 1 for b in batches):
@@ -237,6 +241,8 @@ def run_bench(
         raise WavegenError(f"--seconds must be positive, got {seconds}")
     if train_steps < 1:
         raise WavegenError(f"--train-steps must be at least 1, got {train_steps}")
+    if codec is not None and not codec_audio:
+        raise WavegenError("--codec needs audio files to measure on (--codec-audio FILE, repeatable)")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise WavegenError("--device cuda: no CUDA device is available")
@@ -248,9 +254,14 @@ def run_bench(
     # flushing them is what any CPU training or inference setup should do.
     torch.set_flush_denormal(True)
     try:
-        return _run(
+        result = _run(
             name, model_config, sample_rate, dev, batches, seconds, baseline_samples, train_steps, log
         )
+        if codec is not None:
+            from .codec import codec_bench
+
+            result["codec"] = codec_bench(codec, codec_audio or [], log=log)
+        return result
     finally:
         torch.set_flush_denormal(False)  # torch's default
 

@@ -38,6 +38,8 @@ def bench(
         "--train-steps",
         help="Timed training steps per precision and for the peer (after one warm-up step).",
     ),
+    codec: str = typer.Option(None, "--codec", help="Also measure this codec model (run dir or export)."),
+    codec_audio: list[str] = typer.Option([], "--codec-audio", help="Audio file for --codec (repeatable)."),
     compact: bool = typer.Option(
         False, "--json", help="Print the JSON on one line and no progress messages."
     ),
@@ -47,5 +49,7 @@ def bench(
 
     resolve_device(device)  # one line for tpu, cuda without a GPU, cuda:7, ...
     log = None if compact else (lambda line: typer.echo(f"wavegen bench: {line}", err=True))
-    result = run_bench(config, device, _parse_batches(batch), seconds, baseline_samples, train_steps, log=log)
+    result = run_bench(
+        config, device, _parse_batches(batch), seconds, baseline_samples, train_steps, log, codec, codec_audio
+    )
     typer.echo(json.dumps(result) if compact else json.dumps(result, indent=2))

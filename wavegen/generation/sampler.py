@@ -146,6 +146,7 @@ class Sampler:
         limit = lengths * hop if lengths is not None else torch.full((batch,), total)
         self.state.limit.copy_(limit)
         self.limit = self.state.limit.clone()  # (B,) end of each row, for masking the logits
+        self._first_end = int(self.limit.min())
         self.rows = torch.arange(batch, device=device)  # batch row of each state row
         self.forced_all = None if forced is None else forced.to(device=device, dtype=torch.int64)
         self.generator = torch.Generator()
@@ -246,6 +247,45 @@ class Sampler:
             ended = torch.arange(t0, t0 + n, device=self.device)[None, :] >= self.limit[:, None]
             logits.masked_fill_(ended[:, :, None], 0.0)
         return audio, logits
+
+    def step_logits(self) -> torch.Tensor:
+        """Advance one sample -> its (B, Q) float32 logits, zero for rows that have ended.
+
+        The lean form of ``run(1)`` (no audio, needs ``keep_logits``) for an entropy decoder,
+        which learns each sample only from its step's logits: call it with ``forced``
+        placeholders, decode the classes from the logits, :meth:`feed` them, repeat. The step is
+        the one ``run`` takes, so the logits are bit-identical to ``run``'s at the same position.
+        (No autograd context needed: the step weights are detached copies.)
+        """
+        if self.state.logits is None or self.remaining < 1:
+            raise WavegenError("step_logits needs keep_logits=True and a sample left to generate")
+        if self.t == self.chunk_end:
+            self._refill()
+        i0 = self.t - self.chunk_start
+        self._steps(i0, 1)
+        s = self.state
+        if s.batch == self.batch:
+            logits = s.logits[:, i0].clone()
+        else:
+            logits = torch.zeros(self.batch, self.weights.classes, device=self.device)
+            logits.index_copy_(0, self.rows, s.logits[:, i0])
+        if self.t >= self._first_end:
+            logits.masked_fill_((self.limit <= self.t)[:, None], 0.0)
+        self.t += 1
+        return logits
+
+    def feed(self, classes: torch.Tensor) -> None:
+        """Condition the next step on ``classes`` ((B,) int64) as the samples just produced.
+
+        Every backend reads the previous sample from ``state.prev`` only, so the step after
+        ``feed`` computes exactly what it would have had ``forced`` held these classes (see
+        :meth:`step_logits`). Audio that ``run`` already returned is left as it was.
+        """
+        if classes.dtype != torch.int64 or classes.device != self.device:
+            classes = classes.to(device=self.device, dtype=torch.int64)
+        if classes.shape != (self.batch,):
+            raise WavegenError(f"feed: expected {self.batch} classes, got {len(classes)}")
+        self.state.prev.copy_(classes.index_select(0, self.rows))
 
     def _steps(self, i0: int, steps: int) -> None:
         if self.state.batch == 0:  # every row has ended; the rest of the audio is zeros

@@ -145,9 +145,7 @@ class WaveNet(nn.Module):
             (B, Q, T) logits, in ``dtype`` if given; column t is the distribution of audio[:, t]
             given audio[:, :t].
         """
-        B, T = audio.shape
-        start = torch.full((B, 1), self.start_class, dtype=audio.dtype, device=audio.device)
-        inputs = torch.cat([start, audio[:, :-1]], dim=1)
+        T = audio.shape[1]
         c = None
         if self.upsampler is not None:
             if mel is None:
@@ -158,6 +156,21 @@ class WaveNet(nn.Module):
                     f"mel gives {c.shape[-1]} samples after upsampling, audio has {T}: expected "
                     f"{T // self.hop_length} frames + 2·{self.config.cin_pad} of context"
                 )
+        return self.forward_upsampled(audio, c, speaker, dtype)
+
+    def forward_upsampled(
+        self,
+        audio: torch.Tensor,
+        c: torch.Tensor | None = None,
+        speaker: torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """:meth:`forward` with the conditioning already upsampled (e.g. a window of a long
+        utterance's): audio (B, T) int64, c (B, C_in, T) as :meth:`upsample` returns or None,
+        speaker (B,) -> (B, Q, T) logits."""
+        B = audio.shape[0]
+        start = torch.full((B, 1), self.start_class, dtype=audio.dtype, device=audio.device)
+        inputs = torch.cat([start, audio[:, :-1]], dim=1)
         g = self.speaker_vector(speaker)
         if dtype is not None:
             return self._forward_time_major(inputs, c, g, dtype)
