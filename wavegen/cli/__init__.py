@@ -15,7 +15,7 @@ from ..errors import WavegenError
 from ._app import app, state
 
 # Importing the command modules registers their commands on ``app``.
-from . import bench, demo, export, mel, preprocess, synthesize, train  # noqa: E402,F401  isort: skip
+from . import bench, demo, evaluate, export, mel, preprocess, synthesize, train  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:
