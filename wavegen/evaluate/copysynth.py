@@ -46,8 +46,15 @@ def evaluate_model(
     overwrite: bool = False,
     progress: bool = True,
     echo=print,
+    model_wavs: str | Path | None = None,
+    restart_if_changed: bool = False,
 ) -> dict | None:
-    """Copy-synthesize ``split`` and evaluate; -> the summary (None on ranks other than 0)."""
+    """Copy-synthesize ``split`` and evaluate; -> the summary (None on ranks other than 0).
+
+    ``model_wavs`` puts the model's WAVs somewhere else than OUT/wavs/NAME (the demo keeps them
+    in its synth/ folder); ``restart_if_changed`` starts OUT afresh when it holds the evaluation
+    of another model or setting, instead of refusing.
+    """
     from ..synthesize import items_from_split, shard, synthesize
     from ..training.distributed import init
     from ..vocoder import load_vocoder
@@ -69,11 +76,14 @@ def evaluate_model(
         "temperature": temperature,
         "seed": seed,
         "griffin_lim_iterations": gl_iterations,
+        "batch_size": batch_size,
+        "model_wavs": str(model_wavs) if model_wavs is not None else None,
     }
-    if info.is_main:
-        check_run(out, identity, overwrite)
+    fresh = check_run(out, identity, overwrite, restart_if_changed) if info.is_main else overwrite
+    overwrite = _broadcast(info, fresh)  # a restarted evaluation re-synthesizes on every rank
     _barrier(info)
     wavs = out / "wavs"
+    model_dir = Path(model_wavs) if model_wavs is not None else wavs / name
     mine = shard(items)
     audio = {r["id"]: r["audio"] for r in load_manifest(workdir)}
     for it in mine:  # the references: exactly the audio the mels came from
@@ -81,11 +91,11 @@ def evaluate_model(
         if overwrite or not target.exists():
             write_audio(target, np.load(workdir / audio[it.id]), vocoder.sample_rate)
 
-    echo(f"synthesize {len(mine)} utterances of {split} with {name} -> {wavs / name}")
+    echo(f"synthesize {len(mine)} utterances of {split} with {name} -> {model_dir}")
     model = synthesize(
         vocoder,
         mine,
-        wavs / name,
+        model_dir,
         batch_size=batch_size,
         temperature=temperature,
         seed=seed,
@@ -102,7 +112,7 @@ def evaluate_model(
     if not info.is_main:
         return None
     rtf = _remember_timings(out / "synthesis.json", timings)
-    plan = make_plan(wavs / REFERENCE, [(name, wavs / name), (GRIFFIN_LIM, wavs / GRIFFIN_LIM)])
+    plan = make_plan(wavs / REFERENCE, [(name, model_dir), (GRIFFIN_LIM, wavs / GRIFFIN_LIM)])
     context = {
         "title": f"wavegen evaluation: {name} on the {split} split",
         "description": [
@@ -206,6 +216,17 @@ def _remember_timings(path: Path, new: dict[str, dict]) -> dict[str, dict]:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(total, indent=2) + "\n")
     return total
+
+
+def _broadcast(info, flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank."""
+    if not info.enabled:
+        return flag
+    import torch.distributed as dist
+
+    box = [flag]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
 
 
 def _barrier(info) -> None:

@@ -25,26 +25,35 @@ PLOTTED_UTTERANCES = 3
 RUN_VERSION = 1
 
 
-def check_run(out: Path, identity: dict, overwrite: bool) -> None:
-    """Refuse to mix two different evaluations in one folder (unless ``overwrite``)."""
+def check_run(out: Path, identity: dict, overwrite: bool, restart_if_changed: bool = False) -> bool:
+    """Refuse to mix two different evaluations in one folder; -> True when starting afresh.
+
+    A folder holding another evaluation is an error, unless ``overwrite`` (always start again)
+    or ``restart_if_changed`` (start again only then: the demo after retraining).
+    """
     path = out / "run.json"
     identity = {"version": RUN_VERSION, **identity}
+    fresh = overwrite
     if path.is_file() and not overwrite:
         try:
             earlier = json.loads(path.read_text())
         except ValueError:
             earlier = None
         if earlier != identity:
-            raise WavegenError(
-                f"{out}: holds another evaluation (its run.json differs: {_difference(earlier, identity)}); "
-                "evaluate into a new folder or pass --overwrite"
-            )
-    if overwrite:
-        for name in ("metrics.csv", "summary.json", "report.md", "report.html", "run.json"):
+            if not restart_if_changed:
+                raise WavegenError(
+                    f"{out}: holds another evaluation (its run.json differs: "
+                    f"{_difference(earlier, identity)}); evaluate into a new folder or pass --overwrite"
+                )
+            fresh = True
+    if fresh:
+        for name in ("metrics.csv", "summary.json", "report.md", "report.html", "run.json", "synthesis.json"):
             (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "plots", ignore_errors=True)
+        for folder in ("plots", "wavs"):
+            shutil.rmtree(out / folder, ignore_errors=True)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(identity, indent=2) + "\n")
+    return fresh
 
 
 def _difference(earlier, now: dict) -> str:
