@@ -166,6 +166,31 @@ def test_folders_form_lists_missing_unreadable_resampled_and_short_files(evaluat
     assert np.isfinite(float(short["mcd_db"]))
 
 
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+
+
+@pytest.mark.skipif(not TORCHRUN.exists(), reason="no torchrun beside this Python")
+def test_under_torchrun_each_rank_synthesizes_its_share(evaluated, tmp_path):
+    work, first, _ = evaluated
+    out = tmp_path / "ddp"
+    r = subprocess.run(
+        [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "wavegen", "evaluate", "--checkpoint",
+         str(work / "run"), "--split", "test", "-o", str(out), "--jobs", "1"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("report:") == 1  # rank 0 alone scores and reports
+    summary = json.loads((out / "summary.json").read_text())
+    n = len(list((first / "wavs" / "ground_truth").glob("*.wav")))
+    synthesis = summary["synthesis"]
+    assert synthesis["wavegen"]["utterances"] == synthesis["griffin_lim"]["utterances"] == n
+    assert len(read_csv(out / "metrics.csv")) == 3 * n
+    assert len(list((out / "wavs" / "wavegen").glob("*.wav"))) == n
+    for system in ("griffin_lim", "ground_truth"):  # deterministic: the same WAVs as one process
+        for wav in (first / "wavs" / system).glob("*.wav"):
+            np.testing.assert_array_equal(sf.read(out / "wavs" / system / wav.name)[0], sf.read(wav)[0])
+
+
 def test_cli_refuses_bad_arguments_in_one_line(tmp_path):
     r = wavegen_cli("evaluate", "-o", tmp_path / "x")
     assert r.returncode == 1 and "give either --checkpoint" in r.stderr and "Traceback" not in r.stderr

@@ -45,7 +45,8 @@ class Vocoder:
     ):
         self.model = model.to(device).eval()
         self.preset = preset
-        self.speakers = list(speakers)
+        # A one-speaker corpus (LJSpeech) names its speaker although the model has no speaker table.
+        self.speakers = list(speakers) if model.config.n_speakers != 0 else []
         self.mel_normalize = mel_normalize
         self.device = torch.device(device)
 
