@@ -166,7 +166,16 @@ def mulaw_entropy_bits(workdir: Path, split: str) -> float:
 
 # What the demo's evaluation should reach on its test split (set from measured runs; see the
 # recipe's header): (metric of wavegen's row, bound, "<=" or ">=").
-TARGETS: tuple[tuple[str, float, str], ...] = ()
+# The recipe's 1600 steps reached log_mel_l1 1.99, mcd_db 8.5, stoi 0.54, vuv_error 0.84 and
+# pesq_wb 1.09 (800 steps at lr 1e-3: 2.74, 12.9, 0.45, 0.96, 1.03); Griffin-Lim gets 0.14, 4.0,
+# 0.93, 0.007 and 3.3. The harmonics, and so F0 and PESQ near Griffin-Lim's, are not reached.
+TARGETS: tuple[tuple[str, float, str], ...] = (
+    ("log_mel_l1", 2.3, "<="),
+    ("mcd_db", 10.0, "<="),
+    ("stoi", 0.45, ">="),
+    ("vuv_error", 0.9, "<="),
+    ("pesq_wb", 1.05, ">="),
+)
 
 
 def evaluation_digest(summary: dict, workdir: Path) -> dict:
