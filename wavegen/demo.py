@@ -25,7 +25,9 @@ from .mulaw import mulaw_encode
 from .workdir import load_manifest
 
 DEMO_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo" / "config.yaml"
-TEMPERATURE = 1.0  # sampling temperature of the demo's synthesis
+# Sampling temperature of the demo's synthesis: after 1600 steps 0.5 scores better than 1.0 on
+# every reference metric (log_mel_l1 1.53 vs 1.99, mcd_db 7.5 vs 8.5, stoi 0.59 vs 0.54).
+TEMPERATURE = 0.5
 
 
 def demo_recipe(overrides: list[str] | None = None) -> Recipe:
@@ -166,13 +168,14 @@ def mulaw_entropy_bits(workdir: Path, split: str) -> float:
 
 # What the demo's evaluation should reach on its test split (set from measured runs; see the
 # recipe's header): (metric of wavegen's row, bound, "<=" or ">=").
-# The recipe's 1600 steps reached log_mel_l1 1.99, mcd_db 8.5, stoi 0.54, vuv_error 0.84 and
-# pesq_wb 1.09 (800 steps at lr 1e-3: 2.74, 12.9, 0.45, 0.96, 1.03); Griffin-Lim gets 0.14, 4.0,
-# 0.93, 0.007 and 3.3. The harmonics, and so F0 and PESQ near Griffin-Lim's, are not reached.
+# The recipe's 1600 steps sampled at TEMPERATURE reached log_mel_l1 1.53, mcd_db 7.5, stoi 0.59,
+# vuv_error 0.77 and pesq_wb 1.14 (the demo before, 800 steps at lr 1e-3 sampled at 1.0: 2.74,
+# 12.9, 0.45, 0.96, 1.03); Griffin-Lim gets 0.14, 4.0, 0.93, 0.007 and 3.3. The harmonics, and
+# so an F0 RMSE and a PESQ near Griffin-Lim's, are not reached.
 TARGETS: tuple[tuple[str, float, str], ...] = (
-    ("log_mel_l1", 2.3, "<="),
-    ("mcd_db", 10.0, "<="),
-    ("stoi", 0.45, ">="),
+    ("log_mel_l1", 1.8, "<="),
+    ("mcd_db", 8.5, "<="),
+    ("stoi", 0.5, ">="),
     ("vuv_error", 0.9, "<="),
     ("pesq_wb", 1.05, ">="),
 )

@@ -25,7 +25,7 @@ from ..audio import atomic_path, write_audio
 from ..errors import WavegenError
 from ..griffinlim import DEFAULT_ITERATIONS, griffin_lim
 from ..workdir import load_manifest
-from .pairing import REFERENCE, make_plan
+from .pairing import REFERENCE, check_name, make_plan
 from .pipeline import check_run, run_plan
 
 GRIFFIN_LIM = "griffin_lim"
@@ -60,6 +60,7 @@ def evaluate_model(
     from ..vocoder import load_vocoder
     from .metrics import check_dependencies
 
+    check_name(name, "--name")
     if name in (REFERENCE, GRIFFIN_LIM):
         raise WavegenError(f"--name {name}: taken by a baseline; choose another system name")
     check_dependencies()

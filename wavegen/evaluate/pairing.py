@@ -30,15 +30,20 @@ class Plan:
         return sorted(self.references)
 
 
+def check_name(name: str, option: str) -> str:
+    """System names become folder and column names: letters, digits, '-', '_', '.' only."""
+    if not name or name.startswith(".") or not all(c.isalnum() or c in "-_." for c in name):
+        raise WavegenError(f"{option} {name!r}: a system name may hold letters, digits, '-', '_' and '.'")
+    return name
+
+
 def parse_system(spec: str) -> tuple[str, Path]:
     """``NAME=DIR`` -> (NAME, DIR)."""
     name, sep, folder = spec.partition("=")
     name = name.strip()
     if not sep or not name or not folder:
         raise WavegenError(f"--sys {spec!r}: expected NAME=DIR, e.g. --sys hifigan=out/hifigan")
-    if not all(c.isalnum() or c in "-_." for c in name):
-        raise WavegenError(f"--sys {spec!r}: a system name may hold letters, digits, '-', '_' and '.'")
-    return name, Path(folder)
+    return check_name(name, "--sys"), Path(folder)
 
 
 def audio_files(folder: Path, what: str) -> dict[str, Path]:
