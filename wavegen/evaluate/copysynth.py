@@ -110,6 +110,7 @@ def evaluate_model(
     timings = _gather(
         info, {name: _timing(model["seconds"], model["audio_seconds"], model["synthesized"]), GRIFFIN_LIM: gl}
     )
+    _leave(info)  # synthesis is done everywhere; rank 0 scores alone
     if not info.is_main:
         return None
     rtf = _remember_timings(out / "synthesis.json", timings)
@@ -228,6 +229,16 @@ def _broadcast(info, flag: bool) -> bool:
     box = [flag]
     dist.broadcast_object_list(box, src=0)
     return bool(box[0])
+
+
+def _leave(info) -> None:
+    """Close the process group on every rank: a rank that exited with it still open aborted
+    ("terminate called without an active exception") while rank 0 was still scoring."""
+    if info.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _barrier(info) -> None:
