@@ -131,16 +131,13 @@ corpus_stages() {
     fi
     if stage_enabled 4; then
         echo "stage 4: evaluate"
-        evaluate "${run_dir}/test" "${workdir}"
+        evaluate "${run_dir}" "${workdir}"
     fi
 }
 
-# The evaluate stage calls `wavegen evaluate` once that command exists.
+# Stage 4: copy-synthesis of the test split with the trained model, scored with Griffin-Lim and
+# the ground truth beside it (report in RUN_DIR/eval/report.md; a rerun resumes).
 evaluate() {
-    local outdir="$1" features="$2"
-    if wavegen evaluate --help > /dev/null 2>&1; then
-        run wavegen evaluate "${outdir}" --workdir "${features}"
-    else
-        echo "  wavegen evaluate is not available yet in this version; stage 4 skipped" >&2
-    fi
+    local run="$1" features="$2"
+    run wavegen evaluate --checkpoint "${run}" --split test --workdir "${features}" -o "${run}/eval"
 }

@@ -52,6 +52,24 @@ def test_demo_synthesizes_the_test_split_at_exact_lengths(demo):
         assert info.samplerate == 22050 and info.frames == row["frames"] * 256
 
 
+def test_demo_report_embeds_the_evaluation_and_its_picture(demo):
+    from matplotlib.image import imread
+
+    workdir, report = demo
+    digest = report["evaluation"]
+    assert set(digest["means"]) == {"wavegen", "griffin_lim", "ground_truth"}
+    assert digest["means"]["ground_truth"]["pesq_wb"] == pytest.approx(4.644, abs=0.01)
+    assert digest["means"]["griffin_lim"]["log_mel_l1"] < digest["means"]["wavegen"]["log_mel_l1"]
+    md, html = (workdir / "report.md").read_text(), (workdir / "report.html").read_text()
+    assert "## Evaluation" in md and "| metric | better | wavegen | griffin_lim | ground_truth |" in md
+    assert f"]({digest['picture']})" in md and f'<img src="{digest["picture"]}"' in html
+    assert "<table>" in html
+    picture = imread(workdir / digest["picture"])  # the reference / wavegen / Griffin-Lim PNG
+    assert picture.shape[1] > 3 * picture.shape[0] / 2
+    summary = json.loads((workdir / "eval" / "summary.json").read_text())
+    assert summary["systems"]["wavegen"]["f0_rmse_cents"]["n"] >= 0 and summary["skipped"] == []
+
+
 def test_exported_demo_model_vocodes_a_tacotron2_mel(demo):
     workdir, _ = demo
     vocoder = wavegen.load_vocoder(workdir / "export")

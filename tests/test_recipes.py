@@ -128,6 +128,7 @@ def test_run_sh_stages_and_dry_run(name, tmp_path):
     assert f"wavegen preprocess {config} --corpus" in "\n".join(commands)
     assert f"wavegen train {config} --workdir {work} --run-dir {runs}" in commands
     assert f"wavegen synthesize --checkpoint {runs} --split test --workdir {work} -o {runs}/test" in commands
+    assert f"wavegen evaluate --checkpoint {runs} --split test --workdir {work} -o {runs}/eval" in commands
     assert [line.split(":")[0] for line in r.stdout.splitlines() if line.startswith("stage ")] == [
         f"stage {i}" for i in range(5)
     ]

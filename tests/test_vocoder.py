@@ -374,3 +374,20 @@ def test_bad_temperatures_are_refused_everywhere(tmp_path, temperature):
     with pytest.raises(WavegenError, match=expected):
         next(wavegen.stream(voc.model, mel[None], temperature=temperature))
     assert voc(mel, temperature=0).shape == (mel.shape[1] * 256,)  # 0 = argmax stays allowed
+
+
+def test_a_model_without_speaker_conditioning_synthesizes_a_one_speaker_split(tmp_path):
+    """LJSpeech's checkpoints list the corpus's one speaker ("LJ") although the model has no
+    speaker table; `wavegen synthesize --split` passed that name on and was refused."""
+    from wavegen.config import ModelConfig
+    from wavegen.synthesize import Item, synthesize
+    from wavegen.vocoder import Vocoder
+
+    config = ModelConfig(
+        layers=2, stacks=1, residual_channels=4, gate_channels=8, skip_channels=4, n_speakers=0
+    )
+    vocoder = Vocoder(WaveNet(config), get_preset("tacotron2"), speakers=["LJ"])
+    assert vocoder.speakers == ["LJ"] and not vocoder.speaker_conditioned
+    mel = torch.from_numpy(mel_spectrogram(speech(0.1), "tacotron2"))
+    summary = synthesize(vocoder, [Item("a", mel, "LJ")], tmp_path, seed=0, progress=False)
+    assert summary["synthesized"] == 1 and (tmp_path / "a.wav").is_file()

@@ -59,8 +59,8 @@ class Vocoder:
     ):
         self.model = model.to(device).eval()
         self.preset = preset
-        # Names only where the model has a speaker table: a one-speaker corpus (LJSpeech) lists its
-        # speaker in the checkpoint, but passing it would be refused by speaker_ids.
+        # A one-speaker corpus (LJSpeech) names its speaker although the model has no speaker table:
+        # kept, so the name is accepted (and ignored); see speaker_ids.
         self.speakers = list(speakers)
         self.mel_normalize = mel_normalize
         self.device = torch.device(device)

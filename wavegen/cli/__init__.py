@@ -26,8 +26,8 @@ from ..interrupt import Interrupted, raising_on_signals
 from ._app import app, state
 
 # Importing the command modules registers their commands on ``app``.
-from . import bench, compress, decompress, demo, export, listen, mel, preprocess, recipes, score  # noqa: E402,F401  isort: skip
-from . import synthesize, train, warmup  # noqa: E402,F401  isort: skip
+from . import bench, compress, decompress, demo, evaluate, export, listen, mel, preprocess  # noqa: E402,F401  isort: skip
+from . import recipes, score, synthesize, train, warmup  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
