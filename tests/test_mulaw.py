@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from wavegen import mulaw_decode, mulaw_encode
+from wavegen import mulaw as mulaw_module
 
 
 def formula_encode(x: float, channels: int) -> int:
@@ -80,6 +81,32 @@ def test_encode_is_exact_at_the_bin_edges_on_numpy_and_torch(channels, dtype):
     assert len(np.unique(expected)) == channels  # the probes straddle every edge
     np.testing.assert_array_equal(mulaw_encode(xs, channels), expected)
     np.testing.assert_array_equal(mulaw_encode(torch.from_numpy(xs), channels).numpy(), expected)
+
+
+def test_edges_first_computed_under_flush_to_zero_are_still_exact():
+    """The trainer turns on flush-to-zero / denormals-are-zero and encodes its data there; the
+    edges it caches must not read subnormals as 0 (they once misclassified every negative
+    subnormal input as class 128 for the rest of the process)."""
+    tiny = float(np.finfo(np.float32).smallest_subnormal)
+    assert tiny > 0.0
+    mulaw_module._edges.cache_clear()
+    mulaw_module._edges_on.cache_clear()
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        assert np.float32(tiny) * np.float32(1.0) == 0.0  # the mode is really on
+        mulaw_encode(np.zeros(1, np.float32))
+        mulaw_encode(np.zeros(1, np.float64))
+    finally:
+        torch.set_flush_denormal(False)
+    xs = np.array([-tiny, -1e-40, 0.0, tiny, 1e-40], np.float32)
+    np.testing.assert_array_equal(mulaw_encode(xs), [127, 127, 128, 128, 128])
+    np.testing.assert_array_equal(mulaw_encode(xs.astype(np.float64)), [127, 127, 128, 128, 128])
+    np.testing.assert_array_equal(mulaw_encode(torch.from_numpy(xs)).numpy(), [127, 127, 128, 128, 128])
+    for channels in (256, 65):
+        probes = near_bin_edges(channels, np.float32)
+        expected = [exact_encode(float(x), channels) for x in probes]
+        np.testing.assert_array_equal(mulaw_encode(probes, channels), expected)
 
 
 def test_numpy_and_torch_agree_on_a_million_random_samples():

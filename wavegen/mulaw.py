@@ -21,32 +21,69 @@ from __future__ import annotations
 import functools
 import math
 from decimal import Decimal, localcontext
+from fractions import Fraction
 
 import numpy as np
 import torch
 
 
+# (unsigned view, exponent bits, mantissa bits) of the float types the encoder works in.
+_LAYOUT = {"float32": (np.uint32, 8, 23), "float64": (np.uint64, 11, 52)}
+
+
+def _exact(order: int, dtype: str) -> Fraction:
+    """The exact value of the float whose ordered index is ``order`` (0 is +0.0, -1 the largest
+    negative subnormal, ...), decoded from its bits in integer arithmetic only."""
+    _, exp_bits, man_bits = _LAYOUT[dtype]
+    magnitude = abs(order)
+    exponent, mantissa = magnitude >> man_bits, magnitude & ((1 << man_bits) - 1)
+    bias = (1 << (exp_bits - 1)) - 1
+    if exponent == 0:  # subnormal: no implicit bit
+        value = Fraction(mantissa, 1 << (bias - 1 + man_bits))
+    else:
+        value = Fraction(mantissa | (1 << man_bits)) * Fraction(2) ** (exponent - bias - man_bits)
+    return -value if order < 0 else value
+
+
+def _order(value: float, dtype: str) -> int:
+    """Ordered index of ``value`` rounded to ``dtype`` (see :func:`_exact`)."""
+    utype, exp_bits, man_bits = _LAYOUT[dtype]
+    bits = int(np.array([value], dtype=dtype).view(utype)[0])
+    sign = 1 << (exp_bits + man_bits)
+    return -(bits & (sign - 1)) if bits & sign else bits
+
+
 @functools.lru_cache(maxsize=8)
 def _edges(channels: int, dtype: str) -> np.ndarray:
     """(μ + 2,) -inf, e_1 < … < e_μ, +inf: each e_k the smallest ``dtype`` value ≥ the exact edge,
-    so that class k holds exactly the x with edges[k] ≤ x < edges[k + 1]."""
+    so that class k holds exactly the x with edges[k] ≤ x < edges[k + 1].
+
+    The search steps through the floats' bit patterns and compares their exact values as
+    fractions, never in float arithmetic: under flush-to-zero / denormals-are-zero (which the
+    trainer and the sampler threads turn on) float arithmetic reads subnormals as 0, and edges
+    computed there once, then cached, misclassified every negative subnormal input.
+    """
     mu = channels - 1
-    kind = np.dtype(dtype).type
-    out = np.full(mu + 2, np.inf, dtype=dtype)
-    out[0] = -np.inf
+    orders = []
     with localcontext() as ctx:
         ctx.prec = 50
         log_base = Decimal(1 + mu).ln()
         for k in range(1, mu + 1):
             t = Decimal(2 * k - 1 - mu) / mu  # F(e_k), in (-1, 1)
             magnitude = ((abs(t) * log_base).exp() - 1) / mu
-            edge = magnitude if t >= 0 else -magnitude
-            value = kind(float(edge))  # within an ulp of the exact edge: step to the first ≥ it
-            while Decimal(float(value)) < edge:
-                value = np.nextafter(value, kind(np.inf))
-            while Decimal(float(np.nextafter(value, kind(-np.inf)))) >= edge:
-                value = np.nextafter(value, kind(-np.inf))
-            out[k] = value
+            edge = Fraction(magnitude if t >= 0 else -magnitude)
+            order = _order(float(edge), dtype)  # within an ulp of the exact edge: step to the first ≥ it
+            while _exact(order, dtype) < edge:
+                order += 1
+            while _exact(order - 1, dtype) >= edge:
+                order -= 1
+            orders.append(order)
+    utype, exp_bits, man_bits = _LAYOUT[dtype]
+    sign = 1 << (exp_bits + man_bits)
+    bits = np.array([o if o >= 0 else sign | -o for o in orders], dtype=utype)
+    out = np.full(mu + 2, np.inf, dtype=dtype)
+    out[0] = -np.inf
+    out[1:-1] = bits.view(dtype)  # same dtype: a copy of the bits, no conversion
     out.flags.writeable = False
     return out
 
