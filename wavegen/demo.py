@@ -27,9 +27,10 @@ from .mulaw import mulaw_encode
 from .workdir import load_manifest
 
 DEMO_RECIPE = "demo"  # the bundled recipes/demo/config.yaml (see wavegen.bundled)
-# Sampling temperature of the demo's synthesis: after 1600 steps 0.5 scores better than 1.0 on
-# every reference metric (log_mel_l1 1.53 vs 1.99, mcd_db 7.5 vs 8.5, stoi 0.59 vs 0.54).
-TEMPERATURE = 0.5
+# Sampling temperature of the demo's synthesis: after the recipe's 1750 steps 0.3 keeps more of
+# the output voiced than 0.5 (Harvest V/UV error 0.32 vs 0.41 and 0.35 vs 0.46, two seeds), as 0.5
+# did against 1.0 for the previous demo (log_mel_l1 1.53 vs 1.99, mcd_db 7.5 vs 8.5).
+TEMPERATURE = 0.3
 
 
 def demo_recipe(overrides: list[str] | None = None) -> Recipe:
@@ -168,17 +169,18 @@ def mulaw_entropy_bits(workdir: Path, split: str) -> float:
 
 
 # What the demo's evaluation should reach on its test split (set from measured runs; see the
-# recipe's header): (metric of wavegen's row, bound, "<=" or ">=").
-# The recipe's 1600 steps sampled at TEMPERATURE reached log_mel_l1 1.53, mcd_db 7.5, stoi 0.59,
-# vuv_error 0.77 and pesq_wb 1.14 (the demo before, 800 steps at lr 1e-3 sampled at 1.0: 2.74,
-# 12.9, 0.45, 0.96, 1.03); Griffin-Lim gets 0.14, 4.0, 0.93, 0.007 and 3.3. The harmonics, and
-# so an F0 RMSE and a PESQ near Griffin-Lim's, are not reached.
+# recipe's header): (metric of wavegen's row, bound, "<=" or ">="). The recipe's 1750 steps
+# sampled at TEMPERATURE reached log_mel_l1 1.34, mcd_db 7.3, stoi 0.68, pesq_wb 1.25, vuv_error
+# 0.21 and f0_rmse_cents 429 (the demo before, 1600 steps of a 125-sample receptive field: 1.51,
+# 7.5, 0.60, 1.13, 0.81, 1521); Griffin-Lim gets 0.17, 4.2, 0.94, 3.3, 0.007, 41. The bounds
+# leave room for other machines and seeds (V/UV error 0.21-0.35 over three seeds).
 TARGETS: tuple[tuple[str, float, str], ...] = (
-    ("log_mel_l1", 1.8, "<="),
+    ("log_mel_l1", 1.6, "<="),
     ("mcd_db", 8.5, "<="),
-    ("stoi", 0.5, ">="),
-    ("vuv_error", 0.9, "<="),
-    ("pesq_wb", 1.05, ">="),
+    ("stoi", 0.6, ">="),
+    ("pesq_wb", 1.15, ">="),
+    ("vuv_error", 0.4, "<="),
+    ("f0_rmse_cents", 800.0, "<="),
 )
 
 

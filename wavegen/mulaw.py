@@ -26,7 +26,6 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-
 # (unsigned view, exponent bits, mantissa bits) of the float types the encoder works in.
 _LAYOUT = {"float32": (np.uint32, 8, 23), "float64": (np.uint64, 11, 52)}
 

@@ -30,16 +30,25 @@ SAMPLE_RATE = 22050  # Hz: the tacotron2/espnet preset rate, so no resampling
 UTTERANCES_PER_SPEAKER = 8
 BLOCK = 220  # samples (10 ms) between formant updates
 MARKER = "demo_corpus.json"  # written last: its presence marks a complete corpus
-VERSION = 2  # bump when the generator changes, so old copies are regenerated
+VERSION = 3  # bump when the generator changes, so old copies are regenerated
 
 # name, mean F0 (Hz), formant scale (vocal-tract length), breathiness (aspiration noise std;
 # the differentiated pulses peak at about 0.05-0.1 per sample)
 SPEAKERS = (
-    ("demo_f1", 210.0, 1.17, 0.004),
-    ("demo_f2", 245.0, 1.12, 0.007),
-    ("demo_m1", 105.0, 1.00, 0.003),
-    ("demo_m2", 130.0, 0.95, 0.005),
+    ("demo_f1", 210.0, 1.17, 0.002),
+    ("demo_f2", 245.0, 1.12, 0.0035),
+    ("demo_m1", 105.0, 1.00, 0.0015),
+    ("demo_m2", 130.0, 0.95, 0.0025),
 )
+# The pitch contour: F0 falls linearly by DECLINATION of its mean over the utterance, swings by
+# ±INTONATION in a slow sine, and varies per period by JITTER (relative std); each pulse's
+# amplitude by SHIMMER. Steady, clean voices (version 3 halved the breathiness and lowered these
+# from 0.2, 0.08, 0.01, 0.05) are what lets the demo's model learn their harmonics within its
+# 3-minute budget; with the old values it produced noise with the right envelope.
+DECLINATION = 0.05
+INTONATION = 0.02
+JITTER = 0.003
+SHIMMER = 0.02
 # F1, F2, F3, F4 (Hz) of an adult male; speakers scale them.
 VOWELS = np.array(
     [
@@ -132,10 +141,10 @@ def _glottal_source(rng: np.random.Generator, total: int, f0_mean: float) -> np.
     t = 0
     while t < total:
         time = t / sr
-        declination = 1.1 - 0.2 * time / seconds
-        intonation = 1 + 0.08 * np.sin(2 * np.pi * intonation_hz * time + phase0)
+        declination = 1 + DECLINATION / 2 - DECLINATION * time / seconds
+        intonation = 1 + INTONATION * np.sin(2 * np.pi * intonation_hz * time + phase0)
         f0 = f0_mean * declination * intonation
-        f0 *= 1 + 0.01 * rng.standard_normal()  # jitter
+        f0 *= 1 + JITTER * rng.standard_normal()
         period = max(int(round(sr / f0)), 8)
         phi = np.arange(period) / period
         opening, closing = 0.4, 0.16
@@ -144,7 +153,7 @@ def _glottal_source(rng: np.random.Generator, total: int, f0_mean: float) -> np.
             0.5 * (1 - np.cos(np.pi * phi / opening)),
             np.where(phi < opening + closing, np.cos(np.pi * (phi - opening) / (2 * closing)), 0.0),
         )
-        out[t : t + period] += pulse * (1 + 0.05 * rng.standard_normal())  # shimmer
+        out[t : t + period] += pulse * (1 + SHIMMER * rng.standard_normal())
         t += period
     return np.diff(out[: total + 1])  # lip radiation ~ first difference
 
