@@ -31,8 +31,8 @@ _LAYOUT = {"float32": (np.uint32, 8, 23), "float64": (np.uint64, 11, 52)}
 
 
 def _exact(order: int, dtype: str) -> Fraction:
-    """The exact value of the float whose ordered index is ``order`` (0 is +0.0, -1 the largest
-    negative subnormal, ...), decoded from its bits in integer arithmetic only."""
+    """The exact value of the float whose ordered index is ``order`` (0 is +0.0, ±1 the subnormals
+    nearest zero, ...), decoded from its bits in integer arithmetic only."""
     _, exp_bits, man_bits = _LAYOUT[dtype]
     magnitude = abs(order)
     exponent, mantissa = magnitude >> man_bits, magnitude & ((1 << man_bits) - 1)
