@@ -351,3 +351,34 @@ def test_compress_bad_input_leaves_nothing(files, capsys):
     assert "not readable as audio" in line and not (root / "y.wgc").exists()
     line = _cli_error(capsys, "compress", str(root / "in.wav"), "-c", str(run), "-o", str(root / "in.wav"))
     assert "overwrite the input" in line
+
+
+def test_outputs_never_overwrite_an_input_the_model_or_each_other(files, capsys):
+    """`-o`/`--codes` naming the source, the WAV output or the model once replaced them silently."""
+    root, run, _, _ = files
+    wgc, ckpt = root / "in.wgc", next((run / "checkpoints").glob("*.pt"))
+    kept = {p: p.read_bytes() for p in (wgc, ckpt)}
+    out = root / "o.wav"
+    cases = [
+        (["decompress", str(wgc), "-c", str(run), "-o", str(out), "--codes", str(wgc)], "the input"),
+        (["decompress", str(wgc), "-c", str(run), "-o", str(out), "--codes", str(out)], "the WAV output"),
+        (["decompress", str(wgc), "-c", str(run), "-o", str(ckpt)], "the model"),
+        (["compress", str(root / "in.wav"), "-c", str(ckpt), "-o", str(ckpt)], "the model"),
+        (["compress", str(root / "in.wav"), "-c", str(run), "-o", str(ckpt)], "the model"),
+    ]
+    for args, what in cases:
+        line = _cli_error(capsys, *args)
+        assert f"would overwrite {what}" in line, line
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-1", "0.00001"])
+def test_segment_seconds_must_be_a_sane_length(files, capsys, seconds):
+    root, run, _, _ = files
+    line = _cli_error(
+        capsys, "compress", str(root / "in.wav"), "-c", str(run), "-o", str(root / "s.wgc"),
+        "--segment-seconds", seconds,
+    )  # fmt: skip
+    assert "--segment-seconds: expected a finite number of at least" in line, line
+    assert not (root / "s.wgc").exists()

@@ -157,6 +157,20 @@ def test_cli_json_trace_and_speaker(tmp_path, capsys):
     assert "bits/sample" in text and "a.wav" in text
 
 
+def test_trace_never_overwrites_an_input_or_the_model(tmp_path, capsys):
+    """`--trace a.wav` once replaced the audio it scored with a .npy array."""
+    run = save_model_run(tmp_path / "run", small_model())
+    sf.write(tmp_path / "a.wav", speechlike(2000), 22050, subtype="FLOAT")
+    audio, ckpt = (tmp_path / "a.wav").read_bytes(), next((tmp_path / "run" / "checkpoints").glob("*.pt"))
+    for target, what in ((tmp_path / "a.wav", "an input"), (ckpt, "the model")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["score", str(tmp_path / "a.wav"), "-c", str(run), "--trace", str(target)])
+        assert exit_info.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"would overwrite {what}" in err[0], err
+    assert (tmp_path / "a.wav").read_bytes() == audio
+
+
 def test_cli_says_a_mel_model_gives_a_conditional_likelihood(tmp_path, capsys):
     run = save_model_run(tmp_path / "run", small_model(cin=80, scales=(4, 4, 4, 4)))
     sf.write(tmp_path / "a.wav", speechlike(3000), 22050, subtype="FLOAT")

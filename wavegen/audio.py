@@ -100,6 +100,17 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     return path
 
 
+def refuse_overwriting(output: str | os.PathLike, protected: list[tuple[str, str | os.PathLike]]) -> None:
+    """A one-line error when writing ``output`` would replace something this command reads or
+    writes: ``protected`` holds (what, path) pairs such as ("the input", "a.wav"). A folder
+    (a run dir, an exported model) protects every file already inside it."""
+    out = Path(output).resolve()
+    for what, path in protected:
+        target = Path(path).resolve()
+        if out == target or (target.is_dir() and out.is_relative_to(target) and out.exists()):
+            raise WavegenError(f"{output}: would overwrite {what} ({path}); choose another output")
+
+
 class atomic_path:
     """Context manager giving a temporary path beside ``path``; renamed over it on success.
 
@@ -179,6 +190,10 @@ def _umask() -> int:
 
 def write_error_message(path: str | os.PathLike, err: OSError) -> str:
     """One line for a failed write of ``path``: '<path>: cannot write: <reason> [ENOSPC]'."""
+    if err.errno in (errno.EEXIST, errno.ENOTDIR):  # a file where a folder of the path should be
+        for parent in Path(path).parents:
+            if parent.is_file():
+                return f"{path}: cannot write: {parent} is a file, not a folder"
     reason = err.strerror or str(err) or type(err).__name__
     code = f" [{errno.errorcode[err.errno]}]" if err.errno in errno.errorcode else ""
     hint = {

@@ -35,10 +35,12 @@ def score(
     """Teacher-forced −log2 P of each file's μ-law stream, in bits per sample."""
     import numpy as np
 
-    from ..audio import read_audio, write_npy
+    from ..audio import read_audio, refuse_overwriting, write_npy
     from ..score import score as run
     from ..vocoder import load_vocoder
 
+    if trace is not None:
+        refuse_overwriting(trace, [("the model", checkpoint), *(("an input", f) for f in files)])
     vocoder = load_vocoder(checkpoint, device=device)
     waves = [read_audio(f, vocoder.sample_rate)[0] for f in files]
     results = run(vocoder, waves, speaker=speaker_arg(vocoder, speaker), chunk_samples=chunk, batch=batch)

@@ -8,13 +8,14 @@ the WAV it writes is their ``mulaw_decode``, not the 16-bit original.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from ..audio import atomic_path, read_audio, write_audio, write_npy
+from ..audio import atomic_path, read_audio, refuse_overwriting, write_audio, write_npy
 from ..errors import WavegenError
 from ..generation import BACKENDS
 from ..model import WaveNet
@@ -27,16 +28,18 @@ FORMAT = "wavegen-codec"
 # segments on held-out LJSpeech, and each is a row of the decoder's batch, so shorter segments
 # decode a short file faster (1.1x at 1 s, 1.5x at 0.5 s there, for 0.03 % at 0.5 s).
 SEGMENT_SECONDS = 1.0
+# Shortest segment: each restarts from the model's start state, so tiny ones code badly and slowly.
+MIN_SEGMENT_SAMPLES = 64
 
 
 def codes_sha256(codes: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(codes, dtype="<i8").tobytes()).hexdigest()
 
 
-def _check_model(model: WaveNet) -> None:
+def _check_model(model: WaveNet, what: str = "compress") -> None:
     if model.upsampler is not None:
         raise WavegenError(
-            "compress needs a model without mel conditioning (model.cin_channels 0, e.g. "
+            f"{what} needs a model without mel conditioning (model.cin_channels 0, e.g. "
             "recipes/ljspeech-codec): the decoder has nothing but the compressed bits"
         )
 
@@ -79,8 +82,11 @@ def compress(
             f"this model has {model.config.n_speakers} speakers: "
             + ("give a speaker" if speaker_id is None else "do not give a speaker")
         )
-    if segment_seconds <= 0:
-        raise WavegenError(f"segment_seconds must be positive, got {segment_seconds}")
+    if not math.isfinite(segment_seconds) or round(segment_seconds * sample_rate) < MIN_SEGMENT_SAMPLES:
+        raise WavegenError(
+            f"--segment-seconds: expected a finite number of at least {MIN_SEGMENT_SAMPLES / sample_rate:.4f}"
+            f" ({MIN_SEGMENT_SAMPLES} samples at {sample_rate} Hz), got {segment_seconds}"
+        )
     codes = codes.astype(np.int64)
     layout = coder.default_layout(model, len(codes), max(1, round(segment_seconds * sample_rate)))
     with _progress(progress, len(codes), "compress") as bar:
@@ -127,7 +133,7 @@ def decompress(
     ``kernel`` ("cpp" or "numba") picks the CPU kernel for a stream coded by either kernel
     (default: the one generation uses here); both compute the same bits.
     """
-    _check_model(model)
+    _check_model(model, "decompress")
     container = parse(data, name)
     header = container.header
     if header.get("format") != FORMAT:
@@ -177,8 +183,7 @@ def compress_file(
     written atomically, so a failure leaves no file.
     """
     source, output = Path(source), Path(output)
-    if output.resolve() == source.resolve():
-        raise WavegenError(f"{output}: the output would overwrite the input")
+    refuse_overwriting(output, [("the input", source)])
     model = vocoder.model
     _check_model(model)
     wav, sr = read_audio(source, vocoder.sample_rate)
@@ -227,8 +232,9 @@ def decompress_file(
     source, output = Path(source), Path(output)
     if not source.is_file():
         raise WavegenError(f"{source}: no such file")
-    if output.resolve() == source.resolve():
-        raise WavegenError(f"{output}: the output would overwrite the input")
+    refuse_overwriting(output, [("the input", source)])
+    if codes_path is not None:
+        refuse_overwriting(codes_path, [("the input", source), ("the WAV output", output)])
     data = source.read_bytes()
     start = time.perf_counter()
     codes, header = decompress(vocoder.model, data, vocoder.sample_rate, source, threads, progress)
