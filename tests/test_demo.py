@@ -2,8 +2,10 @@
 exported, loaded with load_vocoder, and used to vocode a tacotron2 mel; the demo resumes."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -146,3 +148,44 @@ def test_demo_rerun_resumes_instead_of_redoing(demo):
     assert mtimes("run/checkpoints", "step_*.pt") == checkpoints
     assert mtimes("cache", "*.npy") == cached
     assert again["validation_bits_per_sample"] == pytest.approx(report["validation_bits_per_sample"])
+
+
+def test_a_folder_of_other_files_is_not_taken_as_a_work_dir(tmp_path):
+    """`wavegen demo --workdir <a folder of the user's>` once replaced its report.md and mixed
+    the demo's export/ and synth/ into it."""
+    folder = tmp_path / "mine"
+    (folder / "synth").mkdir(parents=True)
+    (folder / "report.md").write_text("my report\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "wavegen", "demo", "--workdir", str(folder)], capture_output=True, text=True
+    )
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a demo work dir" in lines[0], r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["report.md", "synth"]
+    assert (folder / "report.md").read_text() == "my report\n"
+
+
+def test_a_signal_during_training_stops_the_demo(tmp_path):
+    """SIGTERM while the demo trained used to end training and then export, synthesize and
+    evaluate the half-trained model, exiting 0; it stops with 143 after the checkpoint."""
+    workdir = tmp_path / "work"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wavegen", "demo", "--workdir", str(workdir)]
+        + ["--max-steps", "100000", "--set", "train.log_interval=1", "--set", "model.layers=2"]
+        + ["--set", "model.stacks=1", "--set", "model.residual_channels=4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = workdir / "run" / "train.log"
+    deadline = time.monotonic() + 300
+    while not (log.is_file() and "step 3/" in log.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, (out, err)
+    assert "[3/4]" not in out and not (workdir / "export").exists()
+    assert err.strip().splitlines()[-1] == "wavegen: stopped by SIGTERM", err
+    assert list((workdir / "run" / "checkpoints").glob("step_*.pt"))  # the work is kept

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from . import bundled
+from . import workdir as wd
 from .audio import atomic_path
 from .config import Recipe
 from .dirlock import folder_lock
 from .errors import WavegenError
+from .interrupt import Interrupted
 from .mulaw import mulaw_encode
 from .workdir import load_manifest
 
@@ -45,8 +47,25 @@ def run_demo(
 ) -> dict:
     """Run the whole demo in ``workdir``; -> the report dict (also written as report.json)."""
     recipe = demo_recipe(overrides)
+    _refuse_foreign_folder(Path(workdir))
     with folder_lock(workdir, "work dir"):  # one demo (or preprocess) per work dir
         return _run_demo(Path(workdir), recipe, progress, echo)
+
+
+# What a demo work dir holds once the demo has started in it (see preprocess and workdir.py).
+DEMO_MARKS = ("demo_corpus", wd.FEATURES)
+
+
+def _refuse_foreign_folder(workdir: Path) -> None:
+    """The demo writes report.md, export/, synth/, ... into its work dir: refuse a non-empty
+    folder that no demo (or preprocess) has started in, rather than mix into the user's files."""
+    if not workdir.is_dir() or any((workdir / mark).exists() for mark in DEMO_MARKS):
+        return
+    if any(p.name != "wavegen.lock" for p in workdir.iterdir()):
+        raise WavegenError(
+            f"{workdir}: a folder that holds other files and is not a demo work dir; "
+            "choose a new or empty --workdir"
+        )
 
 
 def _run_demo(workdir: Path, recipe: Recipe, progress: bool, echo) -> dict:
@@ -70,6 +89,8 @@ def _run_demo(workdir: Path, recipe: Recipe, progress: bool, echo) -> dict:
     start = time.perf_counter()
     result = train(recipe, workdir, run_dir, device="cpu", progress=progress)
     times["train"] = time.perf_counter() - start
+    if result.stopped:  # checkpoint written; a rerun resumes. Do not go on with a half-trained model
+        raise Interrupted(result.signal)
 
     echo(f"[3/4] export -> {workdir / 'export'}")
     export_dir = export_model(run_dir, workdir / "export")
