@@ -118,7 +118,7 @@ def served(test_dir: Path, *extra: str):
     def reader():
         for line in proc.stdout:
             log.append(line)
-            match = re.search(r"running on http://127\.0\.0\.1:(\d+)", line)
+            match = re.search(r"^serving .* at http://127\.0\.0\.1:(\d+)/", line)
             if match:
                 port.append(int(match.group(1)))
                 found.set()

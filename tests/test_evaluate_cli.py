@@ -198,3 +198,13 @@ def test_cli_refuses_bad_arguments_in_one_line(tmp_path):
     assert r.returncode == 1 and "expected NAME=DIR" in r.stderr
     r = wavegen_cli("evaluate", "--ref", tmp_path / "none", "--sys", f"a={tmp_path}", "-o", tmp_path / "x")
     assert r.returncode == 1 and "no such folder" in r.stderr and "Traceback" not in r.stderr
+    # A system folder matching no reference is a wrong path, not a few missing files: it once
+    # gave exit 0 and a report without that system.
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "empty").mkdir()
+    sf.write(tmp_path / "ref" / "u1.wav", np.zeros(8000, np.float32), 16000)
+    r = wavegen_cli(
+        "evaluate", "--ref", tmp_path / "ref", "--sys", f"a={tmp_path / 'empty'}", "-o", tmp_path / "x"
+    )
+    assert r.returncode == 1 and "none of its 0 audio files is named like a reference" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()

@@ -4,6 +4,8 @@ import json
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -189,6 +191,27 @@ def test_sigkill_between_answers_keeps_every_acknowledged_answer(mushra_dir, tmp
         status, reply = server.request("POST", "/api/answer", body)
         assert status == 200 and reply["state"]["done"]
     assert len(dump(db)["answers"]) == 4
+
+
+def test_a_taken_port_or_unknown_host_is_one_line_and_nothing_served(mushra_dir):
+    """uvicorn's own bind error came after a "serving ..." line, in its own format, with exit 3."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, message in (
+            (["--port", str(port)], f"127.0.0.1:{port}: cannot listen there"),
+            (["--host", "999.1.1.1"], "--host 999.1.1.1: cannot listen there"),
+        ):
+            r = subprocess.run(
+                [sys.executable, "-m", "wavegen", "listen", "serve", str(mushra_dir), *args],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert r.returncode == 1 and "serving" not in r.stdout, (r.stdout, r.stderr)
+            lines = r.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith(f"wavegen: error: {message}"), r.stderr
 
 
 def test_store_pragmas_and_foreign_test(mushra_dir, tmp_path):

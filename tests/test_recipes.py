@@ -298,6 +298,10 @@ def test_recipes_copy_brings_its_base_and_scripts_and_never_overwrites(tmp_path)
     with pytest.raises(WavegenError, match="differs from the bundled one"):
         bundled.copy("demo", other)
     assert (other / "base.yaml").read_text() == "# my own base\n" and not (other / "demo").exists()
+    with pytest.raises(WavegenError, match="expected a folder path"):  # "" once meant "here"
+        bundled.copy("ljspeech", "")
+    with pytest.raises(WavegenError, match="is a file; expected a folder"):
+        bundled.copy("ljspeech", other / "base.yaml")
     # The copy's run.sh works from anywhere, with data/, exp/ and runs/ in the current directory.
     env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}"}
     r = subprocess.run(

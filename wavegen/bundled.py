@@ -104,7 +104,11 @@ def copy(name: str, dest: str | Path) -> list[Path]:
     """
     if name not in names():
         raise WavegenError(f"{name}: no bundled recipe of that name (bundled: {', '.join(names())})")
+    if not str(dest).strip():
+        raise WavegenError("DEST: expected a folder path, got an empty string")
     source, dest = recipes_dir(), Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise WavegenError(f"{dest}: is a file; expected a folder to copy the recipe into")
     target = dest / name
     if target.exists():
         raise WavegenError(f"{target}: already exists; wavegen recipes copy never overwrites")

@@ -75,6 +75,11 @@ def make_plan(reference: Path, systems: list[tuple[str, Path]], reference_row: b
     plan = Plan(references, {})
     for name, folder in systems:
         found = audio_files(folder, f"system {name}")
+        if not set(found) & set(references):  # a wrong folder, not a few missing files
+            raise WavegenError(
+                f"--sys {name}={folder}: none of its {len(found)} audio files is named like a reference in "
+                f"{reference} (e.g. {next(iter(sorted(references)))}.wav)"
+            )
         plan.systems[name] = {u: p for u, p in found.items() if u in references}
         for u in sorted(set(references) - set(found)):
             plan.skipped.append({"system": name, "utterance": u, "reason": f"missing: no {u}.* in {folder}"})

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import socket
 from importlib import resources
 from pathlib import Path
 
@@ -283,7 +284,31 @@ def serve(
     if not 0 <= port <= 65535:
         raise WavegenError(f"--port {port}: expected 0-65535")
     app = create_app(test_dir, db_path, completion_code)
+    sock = listening_socket(host, port)  # bound before saying "serving": a taken port is one line
+    port = sock.getsockname()[1]
     echo(
         f"serving {Path(test_dir)} at http://{host}:{port}/ (answers: {db_path or Path(test_dir) / DATABASE})"
     )
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` (0: any free port), or a one-line error naming
+    the address."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as err:
+        raise WavegenError(f"--host {host}: cannot listen there: {err.strerror or err}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # connections queue from now on, before uvicorn starts accepting
+    except OSError as err:
+        sock.close()
+        raise WavegenError(f"{host}:{port}: cannot listen there: {err.strerror or err}") from None
+    return sock

@@ -143,6 +143,8 @@ def prepare_test(
         raise WavegenError(f"--items {items_per_listener}: only {len(matched.items)} items are matched")
     first = next(iter(folders))
     rate = sample_rate or sf.info(str(matched.files[first][matched.items[0]])).samplerate
+    if not 8000 <= rate <= 96000:  # what browsers' Web Audio decodes and plays
+        raise WavegenError(f"--rate {rate}: expected 8000 to 96000 Hz (what browsers play)")
     if kind == "mushra" and rate <= 2 * max(ANCHORS.values()):
         raise WavegenError(
             f"MUSHRA needs a rate above 14 kHz for the 7 kHz anchor; the test's rate is {rate} Hz"

@@ -21,6 +21,7 @@ import io
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -130,7 +131,9 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> dict:
         elif problem:
             raise WavegenError(f"{path}: corrupt checkpoint: {problem}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol warning: the error below says it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, foreign pickle, ...: all mean "not our checkpoint"
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise WavegenError(f"{path}: not a readable wavegen checkpoint ({msg})") from None
