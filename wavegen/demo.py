@@ -26,6 +26,7 @@ from .dirlock import folder_lock
 from .errors import WavegenError
 from .interrupt import Interrupted
 from .mulaw import mulaw_encode
+from .report_page import html_page
 from .workdir import load_manifest
 
 DEMO_RECIPE = "demo"  # the bundled recipes/demo/config.yaml (see wavegen.bundled)
@@ -293,7 +294,7 @@ def write_report(workdir: Path, report: dict, evaluation: dict | None = None) ->
         tmp.write_text("\n".join(md))
 
     e = html.escape
-    body = ["<h1>wavegen demo report</h1>", "<ul>" + "".join(page) + "</ul>"]
+    body = ["<ul>" + "".join(page) + "</ul>"]
     if evaluation is not None and digest is not None:
         body += ["<h2>Evaluation</h2>", f"<p>{e(intro)}</p>", html_table(evaluation)]
         if targets:
@@ -310,15 +311,7 @@ def write_report(workdir: Path, report: dict, evaluation: dict | None = None) ->
         "<ul>" + "".join(f"<li>{e(w)}</li>" for w in report["wavs"]) + "</ul>",
         f"<p>Exported model: {e(report['export'])} (load it with <code>wavegen.load_vocoder</code>).</p>",
     ]
-    page_html = (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>wavegen demo report</title>'
-        "<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head><body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
-    )
     with atomic_path(workdir / "report.html") as tmp:
-        tmp.write_text(page_html, encoding="utf-8")
+        tmp.write_text(html_page("wavegen demo report", body), encoding="utf-8")
     with atomic_path(workdir / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")

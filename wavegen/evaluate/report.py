@@ -11,6 +11,7 @@ import html
 import json
 from pathlib import Path
 
+from .. import report_page
 from ..audio import atomic_path
 from .metrics import DEFINITIONS, HIGHER_IS_BETTER, METRICS
 from .runner import LENGTH_TOLERANCE
@@ -94,17 +95,11 @@ def table_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def markdown_table(summary: dict) -> str:
-    header, rows = table_rows(summary)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+    return "\n".join(report_page.markdown_table(*table_rows(summary)))
 
 
 def html_table(summary: dict) -> str:
-    header, rows = table_rows(summary)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>\n" for r in rows)
-    return f"<table>\n<tr>{head}</tr>\n{body}</table>"
+    return report_page.html_table(*table_rows(summary))
 
 
 def _notes(summary: dict) -> list[tuple[str, list[str]]]:
@@ -164,14 +159,6 @@ def write_reports(out: Path, summary: dict, figures: list[Path]) -> None:
 
     e = html.escape
     parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8">',
-        f"<title>{e(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}img{max-width:100%}</style>",
-        "</head><body>",
-        f"<h1>{e(title)}</h1>",
         "<ul>" + "".join(f"<li>{e(line)}</li>" for line in intro) + "</ul>",
         "<h2>Results</h2><p>Mean ± half-width of the 95% t-interval over utterances.</p>",
         html_table(summary),
@@ -182,7 +169,7 @@ def write_reports(out: Path, summary: dict, figures: list[Path]) -> None:
     parts += [
         "<h2>Metric definitions</h2><dl>",
         *[f"<dt><code>{e(k)}</code></dt><dd>{e(v)}</dd>" for k, v in summary["definitions"].items()],
-        "</dl></body></html>",
+        "</dl>",
     ]
     with atomic_path(out / "report.html") as tmp:
-        tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
+        tmp.write_text(report_page.html_page(title, parts), encoding="utf-8")

@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..audio import atomic_path
+from ..report_page import html_page, html_table, markdown_table
 from .results import Results
 
 SCALE = {
@@ -132,7 +133,7 @@ def write_report(summary: dict, plots: list[str], out: Path) -> None:
         "",
         "## Systems",
         "",
-        *_md_table(sys_head, sys_rows),
+        *markdown_table(sys_head, sys_rows),
         "",
         "## Excluded listeners",
         "",
@@ -140,7 +141,11 @@ def write_report(summary: dict, plots: list[str], out: Path) -> None:
         "",
         "## Pairwise tests (Holm–Bonferroni adjusted)",
         "",
-        *(_md_table(pair_head, pair_rows) if pair_rows else ["none (fewer than two comparable systems)"]),
+        *(
+            markdown_table(pair_head, pair_rows)
+            if pair_rows
+            else ["none (fewer than two comparable systems)"]
+        ),
         "",
         "## Plots",
         "",
@@ -152,22 +157,13 @@ def write_report(summary: dict, plots: list[str], out: Path) -> None:
 
     e = html.escape
     page = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{e(title)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
-        "color:#1d2733}table{border-collapse:collapse;margin:0.5rem 0}"
-        "td,th{border:1px solid #ccd;padding:0.3rem 0.6rem;text-align:left}"
-        "th{background:#eef2f6}img{max-width:100%;margin:0.5rem 0}</style>",
-        "</head><body>",
-        f"<h1>{e(title)}</h1>",
         "<ul>",
         f"<li>answers: <code>{e(summary['source'])}</code></li>",
         f"<li>listeners: {summary['listeners']}, kept after screening: {summary['listeners_kept']}</li>",
         f"<li>screening: {e(summary['screening'])}</li>",
         "</ul>",
         "<h2>Systems</h2>",
-        _html_table(sys_head, sys_rows),
+        html_table(sys_head, sys_rows),
         "<h2>Excluded listeners</h2>",
         "<ul>"
         + "".join(f"<li><code>{e(x['listener'])}</code>: {e(x['reason'])}</li>" for x in excluded)
@@ -175,31 +171,9 @@ def write_report(summary: dict, plots: list[str], out: Path) -> None:
         if excluded
         else "<p>none</p>",
         "<h2>Pairwise tests (Holm–Bonferroni adjusted)</h2>",
-        _html_table(pair_head, pair_rows) if pair_rows else "<p>none (fewer than two comparable systems)</p>",
+        html_table(pair_head, pair_rows) if pair_rows else "<p>none (fewer than two comparable systems)</p>",
         "<h2>Plots</h2>",
         *[f'<img src="{e(name)}" alt="{e(name)}">' for name in plots],
-        "</body></html>",
-        "",
     ]
     with atomic_path(out / "report.html") as tmp:
-        tmp.write_text("\n".join(page), encoding="utf-8")
-
-
-def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
-    esc = [[c.replace("|", "\\|") for c in row] for row in rows]
-    return [
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-        *["| " + " | ".join(r) + " |" for r in esc],
-    ]
-
-
-def _html_table(head: list[str], rows: list[list[str]]) -> str:
-    e = html.escape
-    return (
-        "<table><tr>"
-        + "".join(f"<th>{e(h)}</th>" for h in head)
-        + "</tr>"
-        + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
-        + "</table>"
-    )
+        tmp.write_text(html_page(title, page), encoding="utf-8")
