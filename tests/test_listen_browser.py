@@ -243,3 +243,52 @@ def test_mos_in_chromium(folders, tmp_path):
         raw[system].append(score)
     for system, scores in raw.items():
         assert summary["systems"][system]["mean"] == pytest.approx(sum(scores) / len(scores))
+
+
+@pytest.mark.parametrize("kind", ["ab", "abx"])
+def test_ab_and_abx_in_chromium(folders, tmp_path, kind):
+    """AB (with "no preference") and ABX pages, answered with the keyboard shortcuts; each
+    choice is stored against the systems that were played as A, B (and X)."""
+    ref, systems = folders
+    test_dir = tmp_path / kind
+    test = prepare_test(kind, test_dir, systems, reference=ref)
+    sounds = "abx" if kind == "abx" else "ab"
+    answers = ["1", "2", "3"] if kind == "ab" else ["1", "2"]
+    with served(test_dir) as server, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        seen = record(page)
+        page.goto(f"{server.url}/?listener=worker-{kind}")
+        page.click("#start")
+        page.wait_for_selector("#training")
+        page.click("#begin")
+        chosen = []
+        number = 0
+        while True:
+            page.wait_for_selector(f"#page-{kind}, #done")
+            if page.query_selector("#done"):
+                break
+            assert page.is_disabled("#next")
+            for i, key in enumerate(sounds):
+                page.keyboard.press(key)
+                assert page.evaluate("wavegen.player.current") == i
+            assert page.text_content("#hint") == "Choose an answer."
+            key = answers[number % len(answers)]
+            page.keyboard.press(key)
+            chosen.append({"1": "A", "2": "none" if kind == "ab" else "B", "3": "B"}[key])
+            assert page.text_content("#hint") == "" and page.is_enabled("#next")
+            next_page(page)
+            number += 1
+        assert page.text_content("#completion-code")
+        assert_nothing_named(seen, page, test, test_dir)
+        assert not errors
+
+    stored = db_rows(
+        test_dir, "SELECT a, b, x, choice FROM choices WHERE listener = ? ORDER BY page", f"worker-{kind}"
+    )
+    assert [c for *_, c in stored] == chosen and len(chosen) >= 2
+    for a, b, x, _ in stored:
+        assert a != b and (x in (a, b) if kind == "abx" else x is None)
+    summary = run_analyze(test_dir, tmp_path / "out")
+    assert summary["excluded_listeners"] == []
