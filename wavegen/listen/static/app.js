@@ -539,82 +539,55 @@ function mosPage(page) {
   };
 }
 
-function abPage(page) {
+// AB and ABX pages: play buttons for the sounds (keys a, b, x) and one choice (keys 1, 2, 3).
+function choicePage(labels, options, listenHint) {
   let choice = null;
+  const stop = el("button", { type: "button", class: "stop", text: "Stop", onclick: () => app.player.stop() });
+  const buttons = labels.map((label, i) => playButton(label, i, label === "X" ? "x" : ""));
   const body = el(
     "div",
     {},
-    el("div", { class: "buttons" }, playButton("A", 0), playButton("B", 1), el("button", { type: "button", class: "stop", text: "Stop", onclick: () => app.player.stop() })),
-    choiceList(
-      "choice",
-      [
-        ["A", "A is better", "1"],
-        ["none", "No preference", "2"],
-        ["B", "B is better", "3"],
-      ],
-      (v) => {
-        choice = v;
-        app.page.refresh();
-      },
-    ),
+    el("div", { class: "buttons" }, ...buttons, stop),
+    choiceList("choice", options, (v) => {
+      choice = v;
+      app.page.refresh();
+    }),
   );
   app.page = {
     keys(event) {
       const k = event.key.toLowerCase();
-      if (k === "a") app.player.select(0);
-      else if (k === "b") app.player.select(1);
-      else if (k === "1") pick("choice", "A");
-      else if (k === "2") pick("choice", "none");
-      else if (k === "3") pick("choice", "B");
+      const sound = labels.findIndex((label) => label.toLowerCase() === k);
+      const option = options.find((o) => o[2] === k);
+      if (sound >= 0) app.player.select(sound);
+      else if (option) pick("choice", option[0]);
       else return false;
       return true;
     },
   };
   return {
     body,
-    ready: () => (app.player.played.size < 2 ? "Listen to A and B." : choice === null ? "Choose an answer." : ""),
+    ready: () => (app.player.played.size < labels.length ? listenHint : choice === null ? "Choose an answer." : ""),
     answer: () => ({ choice }),
   };
 }
 
-function abxPage(page) {
-  let choice = null;
-  const body = el(
-    "div",
-    {},
-    el("div", { class: "buttons" }, playButton("A", 0), playButton("B", 1), playButton("X", 2, "x"), el("button", { type: "button", class: "stop", text: "Stop", onclick: () => app.player.stop() })),
-    choiceList(
-      "choice",
-      [
-        ["A", "X is A", "1"],
-        ["B", "X is B", "2"],
-      ],
-      (v) => {
-        choice = v;
-        app.page.refresh();
-      },
-    ),
-  );
-  app.page = {
-    keys(event) {
-      const k = event.key.toLowerCase();
-      if (k === "a") app.player.select(0);
-      else if (k === "b") app.player.select(1);
-      else if (k === "x") app.player.select(2);
-      else if (k === "1") pick("choice", "A");
-      else if (k === "2") pick("choice", "B");
-      else return false;
-      return true;
-    },
-  };
-  return {
-    body,
-    ready: () => (app.player.played.size < 3 ? "Listen to A, B and X." : choice === null ? "Choose an answer." : ""),
-    answer: () => ({ choice }),
-  };
+function abPage() {
+  const options = [
+    ["A", "A is better", "1"],
+    ["none", "No preference", "2"],
+    ["B", "B is better", "3"],
+  ];
+  return choicePage(["A", "B"], options, "Listen to A and B.");
 }
 
-// Send the answer; move on only once the server says it is stored.
+function abxPage() {
+  const options = [
+    ["A", "X is A", "1"],
+    ["B", "X is B", "2"],
+  ];
+  return choicePage(["A", "B", "X"], options, "Listen to A, B and X.");
+}
+
 async function submit(page, answer, started) {
   if (app.busy) return;
   app.busy = true;
