@@ -66,27 +66,16 @@ def test_kill_9_releases_at_once_even_with_forked_children_alive(tmp_path):
         os.kill(child, signal.SIGKILL)
 
 
+def lock_in_another_process(folder) -> subprocess.CompletedProcess:
+    code = f"from wavegen.dirlock import folder_lock\nfolder_lock({str(folder)!r}).__enter__()"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
 def test_the_same_process_may_take_its_lock_again(tmp_path):
     with folder_lock(tmp_path / "w", "work dir"):
         with folder_lock(tmp_path / "w", "work dir"):
             pass
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                f"from wavegen.dirlock import folder_lock\nfolder_lock({str(tmp_path / 'w')!r}).__enter__()",
-            ],
-            capture_output=True,
-            text=True,
-        )
+        proc = lock_in_another_process(tmp_path / "w")
         assert proc.returncode != 0 and f"in use by pid {os.getpid()}" in proc.stderr  # still held
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"from wavegen.dirlock import folder_lock\nfolder_lock({str(tmp_path / 'w')!r}).__enter__()",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = lock_in_another_process(tmp_path / "w")
     assert proc.returncode == 0, proc.stderr

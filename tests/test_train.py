@@ -215,13 +215,11 @@ def test_resume_flags(cache, tmp_path):
         train(other, cache, tmp_path / "run", progress=False)
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_writes_a_checkpoint_exits_128_plus_it_and_resume_continues(cache, tmp_path, sig, code):
-    write_recipe(tmp_path / "tiny.yaml", train={"checkpoint_interval": 100000, "valid_interval": 100000})
-    run = tmp_path / "run"
-    args = ["tiny.yaml", "--workdir", str(cache), "--run-dir", str(run), "--no-progress"]
+def start_training(tmp_path, cache, run, *extra):
+    """`wavegen train` in its own process, returned once step 1 is logged."""
+    args = ["tiny.yaml", "--workdir", str(cache), "--run-dir", str(run), "--no-progress", *extra]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wavegen", "train", *args, "--max-steps", "1000000"],
+        [sys.executable, "-m", "wavegen", "train", *args],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -232,6 +230,15 @@ def test_a_signal_writes_a_checkpoint_exits_128_plus_it_and_resume_continues(cac
     while proc.poll() is None and not (log.is_file() and "step 1/" in log.read_text()):
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()
+    return proc, args
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_writes_a_checkpoint_exits_128_plus_it_and_resume_continues(cache, tmp_path, sig, code):
+    write_recipe(tmp_path / "tiny.yaml", train={"checkpoint_interval": 100000, "valid_interval": 100000})
+    run = tmp_path / "run"
+    proc, args = start_training(tmp_path, cache, run, "--max-steps", "1000000")
+    log = run / "train.log"
     proc.send_signal(sig)
     _, err = proc.communicate()
     assert proc.returncode == code, err  # 128 + signal: a `set -e` script stops here
@@ -291,24 +298,6 @@ def test_models_without_mel_train_export_and_generate(cache, tmp_path, n_speaker
     speaker = torch.tensor([1]) if n_speakers else None
     audio = generate(model, None, speaker, seed=0, num_samples=300)
     assert audio.shape == (1, 300) and bool(torch.isfinite(audio).all())
-
-
-def start_training(tmp_path, cache, run, *extra):
-    """`wavegen train` in its own process, returned once step 1 is logged."""
-    args = ["tiny.yaml", "--workdir", str(cache), "--run-dir", str(run), "--no-progress", *extra]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wavegen", "train", *args],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ONE_THREAD,
-    )
-    log = run / "train.log"
-    while proc.poll() is None and not (log.is_file() and "step 1/" in log.read_text()):
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.communicate()
-    return proc, args
 
 
 def test_one_training_per_run_dir_and_kill_9_leaves_no_stale_lock(cache, tmp_path):
