@@ -22,7 +22,7 @@ from . import bundled
 from . import workdir as wd
 from .audio import atomic_path
 from .config import Recipe
-from .dirlock import folder_lock
+from .dirlock import LOCK_FILE, folder_lock
 from .errors import WavegenError
 from .interrupt import Interrupted
 from .mulaw import mulaw_encode
@@ -54,7 +54,7 @@ def run_demo(
 
 
 # What a demo work dir holds once the demo has started in it (see preprocess and workdir.py).
-DEMO_MARKS = ("demo_corpus", wd.FEATURES)
+DEMO_MARKS = (wd.DEMO_CORPUS, wd.FEATURES)
 
 
 def _refuse_foreign_folder(workdir: Path) -> None:
@@ -62,7 +62,7 @@ def _refuse_foreign_folder(workdir: Path) -> None:
     folder that no demo (or preprocess) has started in, rather than mix into the user's files."""
     if not workdir.is_dir() or any((workdir / mark).exists() for mark in DEMO_MARKS):
         return
-    if any(p.name != "wavegen.lock" for p in workdir.iterdir()):
+    if any(p.name != LOCK_FILE for p in workdir.iterdir()):
         raise WavegenError(
             f"{workdir}: a folder that holds other files and is not a demo work dir; "
             "choose a new or empty --workdir"

@@ -170,7 +170,7 @@ def _corpus_path(recipe: Recipe, workdir: Path, corpus_path) -> Path | None:
     """Where the corpus is (None: not given; reading it then says so)."""
     path = corpus_path or recipe.data.corpus_path
     if recipe.data.corpus == "demo" and not path:
-        path = workdir / "demo_corpus"
+        path = workdir / workdir_io.DEMO_CORPUS
     return Path(path) if path else None
 
 

@@ -32,6 +32,7 @@ FEATURES = "features.json"
 STATS = "stats.json"
 LOG = "preprocess.log"
 CACHE = "cache"
+DEMO_CORPUS = "demo_corpus"  # where the demo recipe generates its corpus when none is given
 # Audio settings that change what is in the cache: a work dir made with other values is refused.
 CACHE_AFFECTING = ("preset", "trim_top_db", "normalize", "peak_level", "loudness_db", "min_seconds")
 # Data settings that change the manifest's train/valid/test split.
