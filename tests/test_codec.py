@@ -272,7 +272,8 @@ def test_cli_compress_verify_then_decompress_codes(files):
 def _forge(data: bytes, **changes) -> bytes:
     """The same file with header fields changed (and its header digest recomputed)."""
     c = parse(data)
-    setup = dict(c.header["setup"], **changes.pop("setup", {}))
+    setup = changes.pop("setup", {})
+    setup = dict(c.header["setup"], **setup) if isinstance(setup, dict) else setup
     return Container(dict(c.header, setup=setup, **changes), c.payload).to_bytes()
 
 
@@ -299,9 +300,28 @@ def _damage(root: Path, case: str) -> Path:
         data = _forge(data, setup={"backend": "abacus"})
     elif case == "a newer container":
         data = data[:8] + (2).to_bytes(2, "little") + data[10:]
+    elif case in FORGED:
+        data = _forge(data, **FORGED[case])
     path.write_bytes(data)
     return path
 
+
+# Forged headers (their sha256 recomputed, so only the header's own checks can catch them). A
+# quantize_channels of 255 once decoded with exit 0 to audio up to 46,497 steps off the original;
+# 10**12 samples asked numpy for 7.28 TiB; a float rate or a boolean count was a TypeError.
+FORGED = {
+    "forged 255 classes": {"quantize_channels": 255},
+    "forged 65536 classes": {"quantize_channels": 65536},
+    "forged 10**12 samples": {"samples": 10**12},
+    "forged boolean samples": {"samples": True},
+    "forged float rate": {"sample_rate": 22050.0},
+    "forged zero rate": {"sample_rate": 0},
+    "forged rows past the segments": {"rows": 4},
+    "forged huge chunk": {"chunk": 10**9},
+    "forged tiny segments": {"segment_samples": 1, "rows": 3},
+    "forged speaker for a speakerless model": {"speaker_id": 0},
+    "forged setup list": {"setup": None},
+}
 
 BAD_FILES = {
     "flipped payload byte": "damaged payload",
@@ -314,6 +334,17 @@ BAD_FILES = {
     "another kernel": "compressed with kernel_source",
     "an unknown backend": "sampler backend 'abacus', which this wavegen lacks",
     "a newer container": "container format version 2",
+    "forged 255 classes": "damaged header (quantize_channels 255; the model has 256 classes)",
+    "forged 65536 classes": "damaged header (quantize_channels 65536; the model has 256 classes)",
+    "forged 10**12 samples": "damaged header (samples 1000000000000:",
+    "forged boolean samples": "damaged header (samples True:",
+    "forged float rate": "damaged header (sample_rate 22050.0:",
+    "forged zero rate": "damaged header (sample_rate 0:",
+    "forged rows past the segments": "damaged header (rows 4:",
+    "forged huge chunk": "damaged header (chunk 1000000000:",
+    "forged tiny segments": "damaged header (segment_samples 1:",
+    "forged speaker for a speakerless model": "damaged header (speaker_id 0:",
+    "forged setup list": "damaged header (setup None:",
 }
 
 
@@ -337,6 +368,17 @@ def test_bad_files_are_one_line_errors_and_leave_nothing(files, capsys, case):
     assert BAD_FILES[case] in line and path.name in line, line
     assert not out.exists() and not Path(str(out) + ".npy").exists()
     assert not list(root.glob(".*.tmp"))
+
+
+def test_decompress_writes_both_outputs_or_neither(files, capsys):
+    """A --codes write that fails (here: its folder is a file) once left the WAV behind."""
+    root, run, _, _ = files
+    out = root / "both.wav"
+    codes = root / "in.wav" / "codes.npy"
+    args = ["decompress", str(root / "in.wgc"), "-c", str(run), "-o", str(out), "--codes", str(codes)]
+    line = _cli_error(capsys, *args)
+    assert f"{codes}: cannot write: {root / 'in.wav'} is a file, not a folder" in line, line
+    assert not out.exists() and not list(root.glob(".*.tmp"))
 
 
 def test_a_file_made_by_another_model_is_refused(files, capsys):

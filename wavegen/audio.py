@@ -10,6 +10,8 @@ import errno
 import io
 import os
 import secrets
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -74,30 +76,66 @@ def write_audio(path: str | os.PathLike, wav, sample_rate: int, subtype: str = "
     Values are clipped to [-1, 1]; the default is 16-bit PCM WAV.
     """
     path = Path(path)
+    write_files({path: audio_writer(path, wav, sample_rate, subtype)})
+    return path
+
+
+def audio_writer(path: str | os.PathLike, wav, sample_rate: int, subtype: str = "PCM_16") -> Callable:
+    """What :func:`write_audio` writes, as a writer for :func:`write_files` (checked now)."""
+    path = Path(path)
     wav = np.asarray(wav, dtype=np.float32).reshape(-1)
     if not np.isfinite(wav).all():
         raise WavegenError(f"{path}: refusing to write audio with NaN or infinite samples")
     wav = np.clip(wav, -1.0, 1.0)
     fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower(), "WAV")
-    with atomic_path(path) as tmp:
-        try:
-            sf.write(str(tmp), wav, sample_rate, subtype=subtype, format=fmt)
-        except sf.LibsndfileError as err:  # libsndfile reports a full disk as its own error
-            raise OutputError(f"{path}: cannot write: {_short(err)}") from None
-    return path
+
+    def write(f) -> None:
+        # Encoded in memory, then one plain write: libsndfile reports a failed write (a full
+        # disk, a file size limit) as "System error." without errno; a Python write raises
+        # the OSError, which atomic_path words like every other write.
+        buffer = io.BytesIO()
+        sf.write(buffer, wav, sample_rate, subtype=subtype, format=fmt)
+        f.write(buffer.getbuffer())
+
+    return write
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Save ``array`` as .npy atomically (temporary name, fsync, rename)."""
     path = Path(path)
-    # Serialised in memory, then one plain write: numpy's own file writer reports a full disk
-    # as "N requested and M written" without errno; a Python write raises OSError(ENOSPC).
-    with atomic_path(path) as tmp:
+    write_files({path: npy_writer(array)})
+    return path
+
+
+def npy_writer(array: np.ndarray) -> Callable:
+    """What :func:`write_npy` writes, as a writer for :func:`write_files`."""
+
+    def write(f) -> None:
+        # Serialised in memory, then one plain write: numpy's own file writer reports a full disk
+        # as "N requested and M written" without errno; a Python write raises OSError(ENOSPC).
         buffer = io.BytesIO()
         np.save(buffer, array)
-        with open(tmp, "wb") as f:
-            f.write(buffer.getbuffer())
-    return path
+        f.write(buffer.getbuffer())
+
+    return write
+
+
+def write_files(writers: dict[Path, Callable]) -> None:
+    """Write several files all or nothing: ``writers`` maps each path to a function that writes
+    its bytes to an open binary file. Each goes to a temporary name first; the renames happen
+    only once every file is written, so a failure (a full disk on the second) leaves none.
+
+    Raises:
+        OutputError: naming the path whose write failed (see :class:`atomic_path`).
+    """
+    with ExitStack() as stack:
+        temporaries = [(path, stack.enter_context(atomic_path(path)), w) for path, w in writers.items()]
+        for path, tmp, write in temporaries:
+            try:
+                with open(tmp, "wb") as f:
+                    write(f)
+            except OSError as err:  # named here: the innermost atomic_path would name its own path
+                raise OutputError(write_error_message(path, err)) from None
 
 
 def refuse_overwriting(output: str | os.PathLike, protected: list[tuple[str, str | os.PathLike]]) -> None:

@@ -15,21 +15,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..audio import atomic_path, read_audio, refuse_overwriting, write_audio, write_npy
+from ..audio import atomic_path, audio_writer, npy_writer, read_audio, refuse_overwriting, write_files
 from ..errors import WavegenError
-from ..generation import BACKENDS
 from ..model import WaveNet
 from ..mulaw import mulaw_decode, mulaw_encode
 from . import coder, identity
 from .container import VERSION, Container, parse
+from .header import FORMAT, MIN_SEGMENT_SAMPLES, validate
 
-FORMAT = "wavegen-codec"
 # Default segment length. Each segment restarts the model, which cost 0.01 % in size against 2 s
 # segments on held-out LJSpeech, and each is a row of the decoder's batch, so shorter segments
 # decode a short file faster (1.1x at 1 s, 1.5x at 0.5 s there, for 0.03 % at 0.5 s).
 SEGMENT_SECONDS = 1.0
-# Shortest segment: each restarts from the model's start state, so tiny ones code badly and slowly.
-MIN_SEGMENT_SAMPLES = 64
 
 
 def codes_sha256(codes: np.ndarray) -> str:
@@ -108,17 +105,6 @@ def compress(
     return container.to_bytes(), container.header
 
 
-def _layout(header: dict, name) -> coder.Layout:
-    try:
-        layout = coder.Layout(**{k: header[k] for k in ("samples", "segment_samples", "rows", "chunk")})
-    except (KeyError, TypeError):
-        raise WavegenError(f"{name}: damaged header (no segment layout)") from None
-    sizes = layout.to_dict()
-    if not all(isinstance(v, int) and v >= 1 for v in sizes.values()) or layout.rows > coder.MAX_ROWS:
-        raise WavegenError(f"{name}: damaged header (segment layout {sizes})")
-    return layout
-
-
 def decompress(
     model: WaveNet,
     data: bytes,
@@ -136,20 +122,7 @@ def decompress(
     _check_model(model, "decompress")
     container = parse(data, name)
     header = container.header
-    if header.get("format") != FORMAT:
-        raise WavegenError(f"{name}: header format {header.get('format')!r}, expected {FORMAT!r}")
-    backend = header.get("setup", {}).get("backend")
-    if backend not in BACKENDS or backend == "auto":
-        raise WavegenError(
-            f"{name}: compressed with the sampler backend {backend!r}, which this wavegen lacks"
-        )
-    setup = identity.setup(backend)
-    identity.check(header, identity.model_sha256(model), setup, name)
-    if sample_rate is not None and header.get("sample_rate") != sample_rate:
-        raise WavegenError(
-            f"{name}: a {header.get('sample_rate')} Hz stream, the model runs at {sample_rate} Hz"
-        )
-    layout = _layout(header, name)
+    layout, setup = validate(container, model, name, sample_rate)
     speaker_id = header.get("speaker_id")
     words = np.frombuffer(container.payload, dtype="<u4")
     with _progress(progress, layout.samples, "decompress") as bar:
@@ -158,6 +131,8 @@ def decompress(
             codes = coder.decode(model, words, layout, speaker_id, run_on, threads, bar)
         except (ValueError, RuntimeError, AssertionError) as err:  # constriction ran out of words
             raise WavegenError(f"{name}: the payload does not decode ({err})") from None
+        except MemoryError:  # a valid header can still name more samples than this machine holds
+            raise WavegenError(f"{name}: {layout.samples} samples do not fit in memory here") from None
     if codes_sha256(codes) != header.get("codes_sha256"):
         raise WavegenError(
             f"{name}: the decoded μ-law stream does not match the encoder's sha256: this machine "
@@ -240,9 +215,10 @@ def decompress_file(
     codes, header = decompress(vocoder.model, data, vocoder.sample_rate, source, threads, progress)
     seconds = time.perf_counter() - start
     Q = header["quantize_channels"]
-    write_audio(output, mulaw_decode(codes, Q), header["sample_rate"])
+    outputs = {output: audio_writer(output, mulaw_decode(codes, Q), header["sample_rate"])}
     if codes_path is not None:
-        write_npy(codes_path, codes)
+        outputs[Path(codes_path)] = npy_writer(codes)
+    write_files(outputs)  # both or neither
     return {
         "input": str(source),
         "output": str(output),
