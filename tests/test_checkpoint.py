@@ -174,6 +174,29 @@ def test_foreign_files_are_clear_errors(tmp_path):
         ck.load_checkpoint(tmp_path / "missing.pt")
 
 
+@pytest.mark.parametrize(
+    "head, kind",
+    [
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", "a WAV audio file"),
+        (b"fLaC\x00\x00\x00\x22", "a FLAC audio file"),
+        (b"\x93NUMPY\x01\x00", "a NumPy array (.npy)"),
+        (b"\x89WGC\r\n\x1a\n", "a wavegen compressed file (.wgc)"),
+    ],
+)
+def test_a_known_foreign_file_is_named_in_one_line_without_a_checksum_warning(tmp_path, caplog, head, kind):
+    """A WAV given as the model once warned about a missing checksum file, then said
+    "not a readable wavegen checkpoint (pop from empty list)"."""
+    path = tmp_path / "given"
+    path.write_bytes(head + bytes(64))
+    with caplog.at_level(logging.WARNING), pytest.raises(WavegenError) as err:
+        ck.load_checkpoint(path)
+    assert str(err.value) == (
+        f"{path}: {kind}, not a wavegen checkpoint; expected a run dir, an exported model folder "
+        "or a checkpoint (.pt)"
+    )
+    assert caplog.records == []
+
+
 def test_disk_full_is_one_error_and_leaves_nothing(tmp_path, monkeypatch):
     """A simulated ENOSPC while the .pt is written: an error naming it, no temporary, no sidecar."""
     (first,) = write_steps(tmp_path, [1])

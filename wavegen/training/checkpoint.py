@@ -124,6 +124,12 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> dict:
     path = Path(path)
     if not path.is_file():
         raise WavegenError(f"{path}: no such checkpoint")
+    kind = _foreign_kind(path)
+    if kind is not None:
+        raise WavegenError(
+            f"{path}: {kind}, not a wavegen checkpoint; expected a run dir, an exported model folder "
+            "or a checkpoint (.pt)"
+        )
     if verify:
         problem = verify_checkpoint(path)
         if problem and not _sidecar(path).is_file():
@@ -140,6 +146,27 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise WavegenError(f"{path}: not a wavegen checkpoint (expected format {FORMAT!r})")
     return ckpt
+
+
+# Files users give by mistake where a model is expected, by their first bytes.
+_FOREIGN = (
+    (b"RIFF", "a WAV audio file"),
+    (b"fLaC", "a FLAC audio file"),
+    (b"OggS", "an Ogg audio file"),
+    (b"ID3", "an MP3 audio file"),
+    (b"\x93NUMPY", "a NumPy array (.npy)"),
+    (b"\x89WGC", "a wavegen compressed file (.wgc)"),
+)
+
+
+def _foreign_kind(path: Path) -> str | None:
+    """What ``path`` is, if its first bytes say it is a known file that is not a checkpoint."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None  # torch.load's own error below says why it cannot be read
+    return next((kind for magic, kind in _FOREIGN if head.startswith(magic)), None)
 
 
 def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
