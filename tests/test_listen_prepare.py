@@ -1,6 +1,8 @@
 """wavegen listen prepare: matched items, one rate and length, loudness, anchors, atomic test dirs."""
 
 import json
+import os
+import stat
 from collections import Counter
 
 import numpy as np
@@ -196,3 +198,31 @@ def test_plans_per_type_and_balanced_subsets(folders, tmp_path):
         assert len(set(subset)) == 2
         counts.update(subset)
         assert max(counts.values()) - min(counts[i.id] for i in test.items) <= 1
+
+
+def test_a_system_file_too_short_for_loudness_is_the_one_named(folders, tmp_path):
+    """Every stimulus of an item is cut to the shortest file; when that is too short to measure,
+    the error named the reference (measured first), not the system's short file."""
+    ref, systems = folders
+    short = tmp_path / "short"
+    short.mkdir()
+    for path in sorted(ref.glob("*.wav")):
+        wav, sr = sf.read(path, dtype="float32")
+        sf.write(short / path.name, wav[: int(0.3 * sr)], sr)
+    first = sorted(short.glob("*.wav"))[0]
+    with pytest.raises(WavegenError) as err:
+        prepare_test("mos", tmp_path / "t", {"short": short}, reference=ref)
+    assert str(err.value).startswith(f"{first}: 0.30 s of audio; loudness matching needs at least"), err.value
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_the_test_folder_honours_the_umask(folders, tmp_path, umask):
+    """The folder was made 755 whatever the umask; now as mkdir would make it."""
+    ref, systems = folders
+    old = os.umask(umask)
+    try:
+        prepare_test("mos", tmp_path / "t", {"sysalpha": systems["sysalpha"]}, reference=ref)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "t").stat().st_mode) == 0o777 & ~umask

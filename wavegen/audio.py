@@ -177,7 +177,7 @@ class atomic_path:
         if exc_type is None:
             try:
                 with open(self.tmp, "rb+") as f:
-                    mode = 0o666 & ~_umask()
+                    mode = 0o666 & ~current_umask()
                     if os.fstat(f.fileno()).st_mode & 0o777 != mode:  # a writer that made it 0600
                         os.fchmod(f.fileno(), mode)
                     os.fsync(f.fileno())
@@ -212,7 +212,7 @@ def _new_temporary(path: Path) -> Path:
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """This process's umask, read without changing it where /proc allows (os.umask cannot)."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:

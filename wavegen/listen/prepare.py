@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import atomic_path, read_audio, write_audio
+from ..audio import atomic_path, current_umask, read_audio, write_audio
 from ..errors import WavegenError
 from .spec import (
     ANCHORS,
@@ -37,7 +37,15 @@ from .spec import (
     ListeningTest,
     check_system_name,
 )
-from .stimuli import TARGET_LUFS, common_target, fade, integrated_loudness, lowpass, peak_dbfs
+from .stimuli import (
+    TARGET_LUFS,
+    check_measurable,
+    common_target,
+    fade,
+    integrated_loudness,
+    lowpass,
+    peak_dbfs,
+)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
 
@@ -164,7 +172,8 @@ def prepare_test(
         test.extra["unmatched"] = matched.unmatched
         with atomic_path(scratch / TEST_FILE) as tmp:
             tmp.write_text(test.to_json(), encoding="utf-8")
-        scratch.chmod(0o755)  # mkdtemp makes it private; a test dir is an ordinary folder
+        # mkdtemp makes it private; a test dir is an ordinary folder, made as mkdir would make it
+        scratch.chmod(0o777 & ~current_umask())
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above); rename cannot replace a non-empty one anyway
         os.replace(scratch, out_dir)
@@ -185,7 +194,9 @@ def _build(kind, scratch, matched, folders, rate, seed, max_seconds, target, ech
     for index, name in enumerate(matched.items):
         sources = {system: matched.files[system][name] for system in folders}
         wavs = {system: read_audio(path, sample_rate=rate)[0] for system, path in sources.items()}
-        length = min(len(w) for w in wavs.values())
+        shortest = min(wavs, key=lambda system: len(wavs[system]))
+        check_measurable(wavs[shortest], rate, sources[shortest])  # every stimulus is cut to it
+        length = len(wavs[shortest])
         if max_seconds is not None:
             length = min(length, int(max_seconds * rate))
         stimuli = {system: fade(w[:length], rate) for system, w in wavs.items()}
