@@ -216,6 +216,15 @@ def test_a_system_file_too_short_for_loudness_is_the_one_named(folders, tmp_path
     assert not (tmp_path / "t").exists()
 
 
+@pytest.mark.parametrize("seconds", [0.3, float("nan"), -1.0])
+def test_max_seconds_below_what_loudness_needs_is_refused_as_the_option(folders, tmp_path, seconds):
+    """--max-seconds 0.3 was an error naming the reference file's "0.30 s of audio"."""
+    ref, systems = folders
+    with pytest.raises(WavegenError, match=r"^--max-seconds .*: expected at least 0.5 s"):
+        prepare_test("mos", tmp_path / "t", systems, reference=ref, max_seconds=seconds)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
 def test_the_test_folder_honours_the_umask(folders, tmp_path, umask):
     """The folder was made 755 whatever the umask; now as mkdir would make it."""

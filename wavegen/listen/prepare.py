@@ -38,6 +38,7 @@ from .spec import (
     check_system_name,
 )
 from .stimuli import (
+    MIN_SECONDS,
     TARGET_LUFS,
     check_measurable,
     common_target,
@@ -142,8 +143,10 @@ def prepare_test(
         raise WavegenError(f"--items must be at least 1, got {items_per_listener}")
     if not -70.0 < loudness_lufs < 0.0:
         raise WavegenError(f"--loudness {loudness_lufs:g}: expected a level between -70 and 0 LUFS")
-    if max_seconds is not None and max_seconds <= 0:
-        raise WavegenError(f"--max-seconds must be positive, got {max_seconds}")
+    if max_seconds is not None and not max_seconds >= MIN_SECONDS:  # nan too
+        raise WavegenError(
+            f"--max-seconds {max_seconds:g}: expected at least {MIN_SECONDS} s (what loudness matching needs)"
+        )
 
     folders = ({REFERENCE: ref} if ref is not None else {}) | sys_dirs
     matched = match_items(folders)
