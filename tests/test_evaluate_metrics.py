@@ -19,6 +19,7 @@ from wavegen.evaluate.metrics import (
     mcep_params,
     mel_cepstral_distortion,
     score,
+    stoi_scores,
 )
 from wavegen.evaluate.stats import describe, t_interval
 from wavegen.features import get_preset, mel_spectrogram
@@ -223,3 +224,17 @@ def test_dnsmos_runs_from_the_installed_package_without_network(monkeypatch):
     scores = DNSMOS()(Features(wav, PRESET).wav16k)
     assert set(scores) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"}
     assert all(1.0 <= v <= 5.0 for v in scores.values()), scores
+
+
+def test_stoi_of_a_clip_too_short_for_pystoi_is_left_out_with_a_note(speech):
+    """pystoi returns 1e-05 (with a warning) below 30 frames of speech; that was averaged in as
+    a score ("0.000 ± 0.000"). Now it is NaN with a note, as PESQ's refusals are."""
+    _, speech = speech
+    ref = speech[: int(0.2 * SR)]
+    notes: list[str] = []
+    scores = stoi_scores(ref, ref, SR, notes)
+    assert np.isnan(scores["stoi"]) and np.isnan(scores["estoi"]), scores
+    assert len(notes) == 1 and notes[0].startswith("stoi, estoi: left out: pystoi needs"), notes
+    notes.clear()
+    full = stoi_scores(speech, speech, SR, notes)
+    assert full["stoi"] > 0.99 and full["estoi"] > 0.99 and notes == []

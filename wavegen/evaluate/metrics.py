@@ -227,15 +227,28 @@ def pesq_wb(ref: Features, sys: Features) -> float:
         return float("nan")
 
 
-def stoi_scores(ref: np.ndarray, sys: np.ndarray, sample_rate: int) -> dict[str, float]:
+def stoi_scores(
+    ref: np.ndarray, sys: np.ndarray, sample_rate: int, notes: list[str] | None = None
+) -> dict[str, float]:
+    """STOI and ESTOI of (T,) ``sys`` against (T,) ``ref``; NaN (and a line in ``notes``) where
+    pystoi cannot score them: with fewer than 30 STFT frames (about 0.4 s) left once it drops
+    the silent ones, it returns its 1e-05 sentinel, which would be averaged in as a real score."""
     pystoi = require("pystoi")
     n = min(len(ref), len(sys))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # pystoi warns on very short signals
-        return {
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        scores = {
             "stoi": float(pystoi.stoi(ref[:n], sys[:n], sample_rate, extended=False)),
             "estoi": float(pystoi.stoi(ref[:n], sys[:n], sample_rate, extended=True)),
         }
+    if any("Not enough STFT frames" in str(w.message) for w in caught):
+        if notes is not None:
+            notes.append(
+                f"stoi, estoi: left out: pystoi needs 30 frames of non-silent speech "
+                f"(about 0.4 s), the clip has {n / sample_rate:.2f} s"
+            )
+        return {"stoi": float("nan"), "estoi": float("nan")}
+    return scores
 
 
 class DNSMOS:
@@ -277,6 +290,6 @@ def score(ref: Features, sys: Features, dnsmos: DNSMOS) -> dict[str, float]:
     out = {"log_mel_l1": log_mel_l1(ref, sys), "mrstft": mrstft(ref.wav, sys.wav)}
     out.update(cepstral_and_pitch(ref, sys))
     out["pesq_wb"] = pesq_wb(ref, sys)
-    out.update(stoi_scores(ref.wav, sys.wav, ref.preset.sample_rate))
+    out.update(stoi_scores(ref.wav, sys.wav, ref.preset.sample_rate, sys.notes))
     out.update(dnsmos(sys.wav16k))
     return {name: out[name] for name in METRICS}
