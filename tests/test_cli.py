@@ -144,6 +144,8 @@ def test_main_always_exits_with_the_code(tmp_path, capsys):
         ("synthesize", "garbage!"),
         ("synthesize", "mps"),
         ("bench", "tpu"),
+        ("warmup", "tpu"),
+        ("score", "tpu"),
     ],
 )
 def test_unavailable_device_is_one_line_naming_it(tmp_path, monkeypatch, capsys, command, device):
@@ -156,6 +158,8 @@ def test_unavailable_device_is_one_line_naming_it(tmp_path, monkeypatch, capsys,
         "train": ["train", "tiny.yaml", "--workdir", "work", "--run-dir", "run"],
         "synthesize": ["synthesize", "-c", "run", "--split", "test", "-o", "out"],
         "bench": ["bench", "--seconds", "0.01"],
+        "warmup": ["warmup"],
+        "score": ["score", "a.wav", "-c", "run"],
     }[command]
     code, err = in_process(capsys, *args, "--device", device)
     assert code == 1 and len(err.strip().splitlines()) == 1, err
@@ -164,9 +168,24 @@ def test_unavailable_device_is_one_line_naming_it(tmp_path, monkeypatch, capsys,
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_on_a_cpu_machine_is_one_line(tmp_path):
-    line = one_line_error(run("bench", "--device", "cuda", cwd=tmp_path))
-    assert "--device cuda: CUDA is not available on this machine" in line, line
+@pytest.mark.parametrize("command", ["bench", "warmup"])
+def test_cuda_on_a_cpu_machine_is_one_line(tmp_path, capsys, command):
+    """warmup once said "backend: cuda-graph, ready" (exit 0) on a machine without CUDA."""
+    code, err = in_process(capsys, command, "--device", "cuda")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "--device cuda: CUDA is not available on this machine" in err, err
+
+
+@pytest.mark.parametrize("value", ["bogus", "CPP2", "cpp,numba"])
+def test_an_unknown_wavegen_kernel_is_refused_naming_the_allowed_values(monkeypatch, capsys, value):
+    """WAVEGEN_KERNEL=bogus was silently ignored (auto chose as if it were unset)."""
+    from wavegen.generation import backends
+
+    monkeypatch.setenv("WAVEGEN_KERNEL", value)
+    code, err = in_process(capsys, "warmup")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    allowed = ", ".join(backends.KERNEL_CHOICES)
+    assert err.strip() == f"wavegen: error: WAVEGEN_KERNEL={value!r}: expected one of {allowed} (or unset)"
 
 
 def test_os_errors_are_one_line_naming_the_path(tmp_path):

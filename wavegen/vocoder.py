@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .errors import WavegenError
 from .features import MelPreset, mel_spectrogram
 from .generation.backends import backend_for
@@ -57,13 +58,14 @@ class Vocoder:
         mel_normalize=False,
         device: str | torch.device = "cpu",
     ):
+        device = resolve_device(device)  # a one-line error for tpu, cuda without a GPU, ...
         self.model = model.to(device).eval()
         self.preset = preset
         # A one-speaker corpus (LJSpeech) names its speaker although the model has no speaker table:
         # kept, so the name is accepted (and ignored); see speaker_ids.
         self.speakers = list(speakers)
         self.mel_normalize = mel_normalize
-        self.device = torch.device(device)
+        self.device = device
         # Build or load the sampler kernel now, so the first request does not pay for it.
         self.backend = backend_for(self.device)
 
@@ -315,6 +317,7 @@ def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> Vocode
     dir (its newest valid checkpoint, EMA weights) or a checkpoint file. Nothing is unpickled."""
     from .export import CONFIG, load_exported, resolve_checkpoint
 
+    device = resolve_device(device)  # before any loading
     path = Path(path)
     if path.is_file() and path.suffix == ".safetensors":
         path = path.parent

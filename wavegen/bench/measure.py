@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from .. import bundled
 from ..config import ModelConfig
+from ..device import resolve_device
 from ..errors import WavegenError
 from ..features import get_preset
 from ..generation import Sampler, backends, generate
@@ -243,11 +244,7 @@ def run_bench(
         raise WavegenError(f"--train-steps must be at least 1, got {train_steps}")
     if codec is not None and not codec_audio:
         raise WavegenError("--codec needs audio files to measure on (--codec-audio FILE, repeatable)")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise WavegenError("--device cuda: no CUDA device is available")
-    if dev.type not in ("cpu", "cuda"):
-        raise WavegenError(f"--device must be cpu or cuda, got {device!r}")
+    dev = resolve_device(device)
     log = log or (lambda line: None)
     name, model_config, sample_rate = resolve_config(config)
     # Denormal floats (early in training, in decaying activations) are ~100x slower on x86;

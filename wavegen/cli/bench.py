@@ -6,7 +6,6 @@ import json
 
 import typer
 
-from ..device import resolve_device
 from ..errors import WavegenError
 from ._app import app
 
@@ -47,7 +46,6 @@ def bench(
     """Measure training and generation speed; print one JSON object."""
     from ..bench import run_bench  # torch-heavy: import only when benchmarking
 
-    resolve_device(device)  # one line for tpu, cuda without a GPU, cuda:7, ...
     log = None if compact else (lambda line: typer.echo(f"wavegen bench: {line}", err=True))
     result = run_bench(
         config, device, _parse_batches(batch), seconds, baseline_samples, train_steps, log, codec, codec_audio

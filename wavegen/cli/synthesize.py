@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from ..device import resolve_device
 from ..errors import WavegenError
 from ._app import app
 
@@ -47,7 +46,7 @@ def synthesize(
     if sum(sources) != 1:
         raise WavegenError("give exactly one of --wav, --mel or --split")
     check_temperature(temperature)
-    vocoder = load_vocoder(checkpoint, device=resolve_device(device))
+    vocoder = load_vocoder(checkpoint, device=device)
     try:
         vocoder.require_mel_conditioning()
     except WavegenError as err:

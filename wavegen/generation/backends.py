@@ -6,8 +6,9 @@
            to it is a loud warning that says how much slower and how to fix it
 
 Both kernels compute the same samples bit for bit; ``cpp`` is tried first because it is the
-faster of the two (see ``wavegen bench``). ``$WAVEGEN_KERNEL`` restricts the choice: ``cpp``,
-``numba``, or ``torch`` (``0``) for neither. Builds and compiled code are cached in
+faster of the two (see ``wavegen bench``). ``$WAVEGEN_KERNEL`` restricts the choice to one of
+:data:`KERNEL_CHOICES`: a kernel's name, ``auto`` (the default), or ``torch`` (``0``) for none;
+any other value is an error naming those. Builds and compiled code are cached in
 ``$WAVEGEN_CACHE`` (default ``~/.cache/wavegen``), or in a temporary directory when that is not
 writable, so only the first process on a machine pays for them.
 """
@@ -23,7 +24,15 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..device import resolve_device
+from ..errors import WavegenError
+
 CPU_KERNELS = ("cpp", "numba")
+# What $WAVEGEN_KERNEL may say: "auto" (the default: the first of CPU_KERNELS that runs), one
+# kernel's name (only it), or "torch" (none). A new kernel's name goes here (and in CPU_KERNELS
+# if auto may pick it).
+KERNEL_CHOICES = ("auto", *CPU_KERNELS, "torch")
+_NO_KERNEL = ("torch", "0", "none")  # "0" and "none": older spellings of "torch"
 # How many times slower the torch step is than the kernels at batch 1 (bench config, 2 threads,
 # 2-core AMD EPYC, same process): 14-16x best of three runs, 9.5-13x in `wavegen bench`'s
 # torch_step_slowdown on a heavily loaded machine.
@@ -69,12 +78,15 @@ def cache_root() -> Path:
 
 def allowed_kernels() -> tuple[str, ...]:
     """The CPU kernels ``auto`` may use, in order of preference ($WAVEGEN_KERNEL)."""
-    choice = os.environ.get("WAVEGEN_KERNEL", "auto").strip().lower()
-    if choice in ("0", "torch", "none"):
+    value = os.environ.get("WAVEGEN_KERNEL")
+    choice = (value or "").strip().lower() or "auto"  # set but empty: as if unset
+    if choice in _NO_KERNEL:
         return ()
-    if choice in CPU_KERNELS:
-        return (choice,)
-    return CPU_KERNELS
+    if choice not in KERNEL_CHOICES:
+        raise WavegenError(
+            f"WAVEGEN_KERNEL={value!r}: expected one of {', '.join(KERNEL_CHOICES)} (or unset)"
+        )
+    return CPU_KERNELS if choice == "auto" else (choice,)
 
 
 def _prepare(name: str) -> Kernel:
@@ -165,7 +177,9 @@ def cpu_backend() -> str:
 
 
 def backend_for(device) -> str:
-    """What ``backend="auto"`` runs for a float32 model on ``device`` (prepares the kernel)."""
-    import torch
+    """What ``backend="auto"`` runs for a float32 model on ``device`` (prepares the kernel).
 
-    return "cuda-graph" if torch.device(device).type == "cuda" else cpu_backend()
+    Raises:
+        WavegenError: ``device`` does not exist here (see :func:`wavegen.device.resolve_device`).
+    """
+    return "cuda-graph" if resolve_device(device).type == "cuda" else cpu_backend()
