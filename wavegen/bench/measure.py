@@ -51,6 +51,10 @@ BENCH_CONFIG = dataclasses.replace(
 )
 BENCH_SAMPLE_RATE = 22050  # Hz, the tacotron2 preset (hop 256)
 TRAIN_BATCH, TRAIN_WINDOW = 2, 8192  # Adam steps on 2 windows of 8192 samples
+# Argument bounds, so a typo is a one-line error instead of a failed allocation minutes in: a
+# sampler allocates every row's state up front, and a batch's output is (B, T) int64.
+MAX_BATCH = 4096  # rows; far past any serving batch
+MAX_GENERATED = 2**27  # samples in one batch (1 GiB of int64 codes; 1.7 h at 22050 Hz)
 
 
 def resolve_config(name_or_recipe: str) -> tuple[str, ModelConfig, int]:
@@ -235,18 +239,35 @@ def run_bench(
         codec: a codec model (checkpoint, run dir or export; cin_channels 0): adds a "codec"
             section measured on ``codec_audio`` (see :mod:`wavegen.bench.codec`).
     """
+    # Every argument is checked (and the codec model and audio loaded) before any measuring.
     batches = batches or [1, 8, 32]
     if any(b < 1 for b in batches):
         raise WavegenError(f"--batch: sizes must be at least 1, got {batches}")
-    if seconds <= 0:
-        raise WavegenError(f"--seconds must be positive, got {seconds}")
+    for b in batches:
+        if b > MAX_BATCH:
+            raise WavegenError(f"--batch {b}: expected at most {MAX_BATCH} rows")
+    if not 0 < seconds < math.inf:
+        raise WavegenError(f"--seconds {seconds:g}: expected a positive number of seconds")
     if train_steps < 1:
         raise WavegenError(f"--train-steps must be at least 1, got {train_steps}")
+    if baseline_samples < 0:
+        raise WavegenError(f"--baseline-samples {baseline_samples}: expected 0 (skip the peer) or more")
     if codec is not None and not codec_audio:
         raise WavegenError("--codec needs audio files to measure on (--codec-audio FILE, repeatable)")
     dev = resolve_device(device)
     log = log or (lambda line: None)
     name, model_config, sample_rate = resolve_config(config)
+    samples = max(batches) * round(seconds * sample_rate)
+    if samples > MAX_GENERATED:
+        raise WavegenError(
+            f"--seconds {seconds:g} at batch {max(batches)}: {samples} samples in one batch, expected "
+            f"at most {MAX_GENERATED} ({MAX_GENERATED // sample_rate} s of audio at {sample_rate} Hz)"
+        )
+    codec_run = None
+    if codec is not None:
+        from .codec import CodecRun
+
+        codec_run = CodecRun.load(codec, codec_audio or [])
     # Denormal floats (early in training, in decaying activations) are ~100x slower on x86;
     # flushing them is what any CPU training or inference setup should do.
     torch.set_flush_denormal(True)
@@ -254,10 +275,8 @@ def run_bench(
         result = _run(
             name, model_config, sample_rate, dev, batches, seconds, baseline_samples, train_steps, log
         )
-        if codec is not None:
-            from .codec import codec_bench
-
-            result["codec"] = codec_bench(codec, codec_audio or [], log=log)
+        if codec_run is not None:
+            result["codec"] = codec_run.measure(log=log)
         return result
     finally:
         torch.set_flush_denormal(False)  # torch's default
