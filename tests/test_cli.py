@@ -365,3 +365,18 @@ def test_warmup_prepares_the_kernel_and_says_which():
     assert backends.get_kernel(result["backend"]).cache_dir == Path(result["cache_dir"])
     r = run("warmup")
     assert r.returncode == 0 and r.stdout.startswith(f"backend: {result['backend']}, ready in ")
+
+
+def test_readme_shows_a_repeatable_option_repeated():
+    """`--wav F...` suggested several files after one flag; typer options take one value each,
+    so every synopsis that repeats an option's value shows the option again:
+    `--sys NAME=DIR [--sys NAME=DIR ...]`."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    synopses = re.findall(r"`(wavegen [^`]*)`", text)
+    assert len(synopses) > 10
+    for code in synopses:
+        for m in re.finditer(r"(--[\w-]+) ([^\s\[\]|()]+) ?\.\.\.", code):
+            repeated = code[: m.start()].endswith("[") and f"{m.group(1)} {m.group(2)} [" in code
+            assert repeated, f"{code!r}: {m.group(0)!r} reads as several values after one {m.group(1)}"

@@ -434,6 +434,8 @@ def test_cli_missing_corpus_is_one_line_exit_1(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert "nowhere" in lines[0] and "corpus folder does not exist" in lines[0]
+    # The work dir it would have made is not left behind, lock file and all.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
 
 
 # ---- write errors are errors, not skipped utterances (#10 item 6) ------------------------------

@@ -54,16 +54,36 @@ os.register_at_fork(after_in_child=_forget_in_child)
 def folder_lock(folder: str | os.PathLike, what: str = "folder") -> Iterator[Path]:
     """Hold the lock of ``folder`` (created if missing) for the duration of the block.
 
+    If the block fails and the folder was made for it and holds nothing but the lock file (a
+    command that stopped on its arguments), both are removed: a failed command leaves no trace.
+
     Raises:
         WavegenError: another process holds it; the message names the folder, ``what`` it is
             (e.g. "run dir") and the holder: pid, command and start time.
     """
     folder = Path(folder)
+    made = not folder.exists()
     key = acquire(folder, what)
     try:
         yield folder
+    except BaseException:
+        if made and _held.get(key, [None, 0])[1] == 1:  # the outermost holder in this process
+            _remove_if_only_the_lock(folder)
+        raise
     finally:
         release(key)
+
+
+def _remove_if_only_the_lock(folder: Path) -> None:
+    """Remove ``folder``'s lock file and the folder itself if nothing else is in it (while the
+    lock is still held, so no other process can be in the middle of using it)."""
+    try:
+        if [p.name for p in folder.iterdir()] != [LOCK_FILE]:
+            return
+        (folder / LOCK_FILE).unlink()
+        folder.rmdir()
+    except OSError:  # gone already, or a file appeared meanwhile: keep what is there
+        pass
 
 
 def acquire(folder: Path, what: str = "folder") -> Path:
