@@ -235,3 +235,32 @@ def test_the_test_folder_honours_the_umask(folders, tmp_path, umask):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "t").stat().st_mode) == 0o777 & ~umask
+
+
+FILE_SIZE_LIMITED = """
+import resource, signal, sys
+from pathlib import Path
+from wavegen.listen import prepare_test
+from wavegen.errors import WavegenError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+root = Path(sys.argv[1])
+try:
+    prepare_test("mos", root / "t", {"sysalpha": sys.argv[2]}, reference=sys.argv[3])
+except WavegenError as err:
+    print(err)
+"""
+
+
+def test_a_failed_write_in_the_scratch_folder_names_the_os_reason(folders, tmp_path):
+    """The measured stimuli were saved with np.save, whose failed writes say only "N requested
+    and M written" (an internal error); now every file goes through the atomic writers."""
+    import subprocess
+    import sys
+
+    ref, systems = folders
+    args = [str(tmp_path), str(systems["sysalpha"]), str(ref)]
+    r = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMITED, *args], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.count("\n") == 1, (r.stdout, r.stderr)
+    assert "cannot write: File too large [EFBIG]" in r.stdout, r.stdout
+    assert list(tmp_path.iterdir()) == []

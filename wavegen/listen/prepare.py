@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import atomic_path, current_umask, read_audio, write_audio
+from ..audio import atomic_path, current_umask, read_audio, write_audio, write_npy
 from ..errors import WavegenError
 from .spec import (
     ANCHORS,
@@ -212,7 +212,7 @@ def _build(kind, scratch, matched, folders, rate, seed, max_seconds, target, ech
             loudness.append(integrated_loudness(wav, rate, label))
             peaks.append(peak_dbfs(wav))
             raw = raw_dir / f"{index}-{len(pending)}.npy"
-            np.save(raw, wav)
+            write_npy(raw, wav)
             pending.append((index, system, str(sources[system]), raw))
 
     level = common_target(loudness, peaks, target)
