@@ -354,3 +354,21 @@ def test_bad_temperature_and_short_audio_are_one_line_errors_naming_the_file(tin
         line = one_line_error(run_cli(*args, "--temperature", value))
         assert "temperature must be a finite number ≥ 0 (0 = argmax)" in line
     assert not out.exists()
+
+
+def test_a_file_as_output_folder_and_a_wav_as_mel_are_one_plain_line(tiny_export, tmp_path, capsys):
+    """Found by the #18 hunt: `-o a.wav` (an existing file) said "a.wav: File exists", and
+    `--mel a.wav` named the file twice ("a.wav: a.wav: expected a .npy or .pt mel file")."""
+    from wavegen.cli import run as run_cli_in_process
+
+    wav = tmp_path / "a.wav"
+    wavegen.write_audio(wav, speech(0.1), 22050)
+    capsys.readouterr()
+    assert run_cli_in_process(["synthesize", "-c", str(tiny_export), "--wav", str(wav), "-o", str(wav)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"wavegen: error: {wav}: is a file; -o expects the folder to write the WAVs into", err
+    out = tmp_path / "o"
+    assert run_cli_in_process(["synthesize", "-c", str(tiny_export), "--mel", str(wav), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"wavegen: error: {wav}: expected a .npy or .pt mel file", err
+    assert not out.exists()

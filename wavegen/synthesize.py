@@ -110,8 +110,9 @@ def items_from_mels(vocoder: Vocoder, paths: list[Path], speaker: str | None) ->
     speaker = _check_speaker(vocoder, speaker)
     items = []
     for p in expand(paths, MEL_SUFFIXES):
+        raw = load_mel_file(p)  # its errors name the file already
         try:
-            mel = vocoder.prepare_mel(load_mel_file(p))[0].cpu()
+            mel = vocoder.prepare_mel(raw)[0].cpu()
         except WavegenError as err:
             raise WavegenError(f"{p}: {err}") from None
         items.append(Item(p.stem, mel, speaker, str(p)))
@@ -145,7 +146,10 @@ def items_from_split(vocoder: Vocoder, workdir: Path, split: str, speaker: str |
 
 
 def check_output_names(items: list[Item], outdir: Path) -> None:
-    """Refuse two items that would be written to the same OUTDIR/<id>.wav, naming both."""
+    """Refuse an OUTDIR that is a file, and two items that would be written to the same
+    OUTDIR/<id>.wav, naming both."""
+    if outdir.exists() and not outdir.is_dir():
+        raise WavegenError(f"{outdir}: is a file; -o expects the folder to write the WAVs into")
     first: dict[str, Item] = {}
     for it in items:
         other = first.setdefault(it.id, it)
