@@ -251,3 +251,16 @@ def test_a_full_disk_on_a_wav_write_says_so(tmp_path, monkeypatch):
         "free some space or write elsewhere"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_device_or_fifo_as_output_is_refused_and_left_alone(tmp_path):
+    """Found by the #18 hunt: as root, `decompress -o /dev/full` renamed its WAV over the device
+    node (exit 0; /dev/full became a regular file). A FIFO stands in for a device here."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for write in (lambda p: write_audio(p, tone(), 16000), lambda p: write_npy(p, np.zeros(3))):
+        with pytest.raises(WavegenError) as err:
+            write(fifo)
+        assert str(err.value) == f"{fifo}: not a regular file (a FIFO); expected the name of a file to write"
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]

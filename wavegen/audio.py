@@ -10,6 +10,7 @@ import errno
 import io
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -166,6 +167,11 @@ class atomic_path:
     def __enter__(self) -> Path:
         if self.path.is_dir():
             raise OutputError(f"{self.path}: is a directory; expected the name of a file to write")
+        kind = _special_kind(self.path)
+        if kind is not None:  # the rename would replace a device node (as root) or a FIFO
+            raise OutputError(
+                f"{self.path}: not a regular file ({kind}); expected the name of a file to write"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = _new_temporary(self.path)
@@ -194,6 +200,23 @@ class atomic_path:
             raise OutputError(message) from None
         if exc_type is None:
             raise exc
+
+
+def _special_kind(path: Path) -> str | None:
+    """What ``path`` is if it exists and is neither a regular file nor a folder, else None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    for test, kind in (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return None
 
 
 def _new_temporary(path: Path) -> Path:
