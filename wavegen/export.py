@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .audio import atomic_path
+from .audio import write_files
 from .config import ModelConfig, from_dict, model_config_from_dict, validate_model
 from .errors import WavegenError
 from .features import MelPreset, get_preset
@@ -45,7 +45,7 @@ def resolve_checkpoint(source: str | Path) -> Path:
 
 def export_model(source: str | Path, outdir: str | Path) -> Path:
     """Write OUTDIR/model.safetensors + OUTDIR/config.json from a checkpoint or run dir."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = resolve_checkpoint(source)
     ckpt = load_checkpoint(path)
@@ -67,12 +67,13 @@ def export_model(source: str | Path, outdir: str | Path) -> Path:
         "source_checkpoint": path.name,
     }
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    if outdir.exists() and not outdir.is_dir():
+        raise WavegenError(f"{outdir}: is a file; expected the folder to export into")
     tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_path(outdir / WEIGHTS) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    with atomic_path(outdir / CONFIG) as tmp:
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
+    weights = save(tensors, metadata={"format": FORMAT})
+    text = (json.dumps(config, indent=2) + "\n").encode()
+    # Both or neither: new weights beside an old config.json would be another model.
+    write_files({outdir / WEIGHTS: lambda f: f.write(weights), outdir / CONFIG: lambda f: f.write(text)})
     return outdir
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..errors import WavegenError
 from ._app import app
 
 
@@ -43,7 +44,16 @@ def score(
         refuse_overwriting(trace, [("the model", checkpoint), *(("an input", f) for f in files)])
     vocoder = load_vocoder(checkpoint, device=device)
     waves = [read_audio(f, vocoder.sample_rate)[0] for f in files]
-    results = run(vocoder, waves, speaker=speaker_arg(vocoder, speaker), chunk_samples=chunk, batch=batch)
+    mels = None
+    if vocoder.n_mels:  # computed here, so an error (audio too short) names its file
+        mels = []
+        for f, wav in zip(files, waves):
+            try:
+                mels.append(vocoder.mel(wav))
+            except WavegenError as err:
+                raise WavegenError(f"{f}: {err}") from None
+    speaker_id = speaker_arg(vocoder, speaker)
+    results = run(vocoder, waves, mel=mels, speaker=speaker_id, chunk_samples=chunk, batch=batch)
     conditional = results[0].conditional
     entries, offset = [], 0
     for f, r in zip(files, results):
