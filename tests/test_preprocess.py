@@ -438,6 +438,19 @@ def test_cli_missing_corpus_is_one_line_exit_1(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
 
 
+def test_cli_a_file_as_corpus_and_negative_workers_are_refused(tmp_path):
+    """Found by the #18 hunt: a file given as --corpus "does not exist"; --workers -1 ran."""
+    (tmp_path / "r.yaml").write_text("data: {corpus: ljspeech}\n")
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    r = run_cli("preprocess", "r.yaml", "--corpus", "a.wav", "--workdir", "w", cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        f"wavegen: error: {tmp_path / 'a.wav'}: a file, not a corpus folder (data.corpus_path or --corpus)"
+    ], r.stderr
+    r = run_cli("preprocess", "r.yaml", "--corpus", ".", "--workdir", "w", "--workers", "-1", cwd=tmp_path)
+    assert r.returncode == 2 and "--workers" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "r.yaml"]
+
+
 # ---- write errors are errors, not skipped utterances (#10 item 6) ------------------------------
 
 

@@ -18,7 +18,7 @@ def preprocess(
     recipe: str = typer.Argument(..., help="A bundled recipe's name (e.g. ljspeech) or a recipe YAML."),
     corpus: Path = typer.Option(None, "--corpus", help="Corpus folder (overrides data.corpus_path)."),
     workdir: Path = typer.Option(None, "--workdir", help="Feature cache [default: exp/<recipe name>]."),
-    workers: int = typer.Option(0, "--workers", help="Processes; 0 = one per CPU core."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Processes; 0 = one per CPU core."),
     overrides: list[str] = typer.Option([], "--set", help="Recipe override key=value (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="End the output with one JSON summary line."),
 ) -> None:

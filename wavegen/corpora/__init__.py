@@ -36,6 +36,8 @@ def read_corpus(kind: str, path: str | Path, mic: str = "mic1", seed: int = 0) -
         raise WavegenError(f"data.corpus must be one of {', '.join(CORPORA)}, got {kind!r}")
     if not str(path) or str(path) == ".":
         raise WavegenError(f"no corpus path given for the {kind} corpus (data.corpus_path or --corpus)")
+    if path.is_file():
+        raise WavegenError(f"{path}: a file, not a corpus folder (data.corpus_path or --corpus)")
     if not path.is_dir():
         raise WavegenError(f"{path}: corpus folder does not exist (data.corpus_path or --corpus)")
     if kind == "ljspeech":
