@@ -415,6 +415,15 @@ def test_outputs_never_overwrite_an_input_the_model_or_each_other(files, capsys)
     assert not out.exists()
 
 
+@pytest.mark.parametrize("seconds", [1e20, 1e308])
+def test_a_segment_longer_than_the_stream_is_the_whole_stream(model, seconds):
+    """Found by the #18 hunt: --segment-seconds 1e20 / 1e308 were internal errors (overflow)."""
+    codes = _square(300)
+    data, header = compress(model, codes, SR, segment_seconds=seconds)
+    assert header["segment_samples"] == 300 and header["rows"] == 1
+    np.testing.assert_array_equal(decompress(model, data, SR)[0], codes)
+
+
 @pytest.mark.parametrize("seconds", ["nan", "inf", "-1", "0.00001"])
 def test_segment_seconds_must_be_a_sane_length(files, capsys, seconds):
     root, run, _, _ = files

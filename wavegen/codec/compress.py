@@ -79,13 +79,16 @@ def compress(
             f"this model has {model.config.n_speakers} speakers: "
             + ("give a speaker" if speaker_id is None else "do not give a speaker")
         )
-    if not math.isfinite(segment_seconds) or round(segment_seconds * sample_rate) < MIN_SEGMENT_SAMPLES:
+    wanted = segment_seconds * sample_rate  # inf for a finite 1e308 s
+    if not math.isfinite(segment_seconds) or (math.isfinite(wanted) and round(wanted) < MIN_SEGMENT_SAMPLES):
         raise WavegenError(
             f"--segment-seconds: expected a finite number of at least {MIN_SEGMENT_SAMPLES / sample_rate:.4f}"
             f" ({MIN_SEGMENT_SAMPLES} samples at {sample_rate} Hz), got {segment_seconds}"
         )
     codes = codes.astype(np.int64)
-    layout = coder.default_layout(model, len(codes), max(1, round(segment_seconds * sample_rate)))
+    # A segment longer than the stream is the whole stream (and no overflow for 1e20 s).
+    segment_samples = round(min(wanted, max(len(codes), MIN_SEGMENT_SAMPLES)))
+    layout = coder.default_layout(model, len(codes), segment_samples)
     with _progress(progress, len(codes), "compress") as bar:
         words, ideal, used = coder.encode(model, codes, layout, speaker_id, backend, threads, bar)
     header = {
