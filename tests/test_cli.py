@@ -199,6 +199,22 @@ def test_os_errors_are_one_line_naming_the_path(tmp_path):
     assert line.startswith("wavegen: error:") and "work" in line and "internal" not in line, line
 
 
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_a_file_where_a_folder_goes_is_called_a_file(tmp_path, capsys, monkeypatch, command):
+    """Found by the #18 hunt: `train --run-dir a.wav` and `demo --workdir a.wav` said only
+    "a.wav: File exists"."""
+    monkeypatch.chdir(tmp_path)
+    write_recipe(tmp_path / "tiny.yaml")
+    make_feature_cache(tmp_path / "work", n_utts=2)
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    args = {
+        "train": ["train", "tiny.yaml", "--workdir", "work", "--run-dir", "a.wav", "--device", "cpu"],
+        "demo": ["demo", "--workdir", "a.wav"],
+    }[command]
+    code, err = in_process(capsys, *args)
+    assert code == 1 and err.strip() == "wavegen: error: a.wav: is a file, not a folder", err
+
+
 def test_mel_into_a_directory_leaves_no_temporary(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(4000, np.float32), 22050)
     (tmp_path / "out").mkdir()

@@ -15,8 +15,10 @@ failure can exit 0:
 
 from __future__ import annotations
 
+import errno
 import sys
 import traceback
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -72,6 +74,11 @@ def _fail(err: BaseException, line: str, code: int) -> int:
 
 def describe_os_error(err: OSError) -> str:
     """'<path>: <reason>' for an OSError that escaped the library (mkdir, open, ...)."""
+    if err.errno in (errno.EEXIST, errno.ENOTDIR) and err.filename is not None:
+        # mkdir of a folder (a run dir, a work dir) where a file is: "File exists" says little
+        for path in (Path(err.filename), *Path(err.filename).parents):
+            if path.is_file():
+                return f"{path}: is a file, not a folder"
     reason = err.strerror or str(err) or type(err).__name__
     names = [str(n) for n in (err.filename, err.filename2) if n is not None]
     return f"{' -> '.join(names)}: {reason}" if names else reason
