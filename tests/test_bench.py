@@ -101,6 +101,7 @@ def test_bench_prints_one_json_object(tmp_path, capsys):
         (["--batch", "1,x"], "--batch"),
         (["--seconds", "0"], "--seconds"),
         (["--seconds", "nan"], "--seconds nan: expected"),
+        (["--batch", ",,"], "--batch: expected comma-separated integers"),
         (["--batch", "99999999999"], "--batch 99999999999: expected"),
         (["--seconds", "100000"], "--seconds 100000 at batch 32:"),
         (["--baseline-samples", "-1"], "--baseline-samples -1: expected"),

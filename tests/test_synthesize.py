@@ -353,6 +353,9 @@ def test_bad_temperature_and_short_audio_are_one_line_errors_naming_the_file(tin
         args = ("synthesize", "-c", str(tiny_export), "--wav", str(tmp_path / "ok.wav"), "-o", str(out))
         line = one_line_error(run_cli(*args, "--temperature", value))
         assert "temperature must be a finite number ≥ 0 (0 = argmax)" in line
+    for value in ("99999999999999999999", "-5"):  # the first was an internal error (#18 hunt)
+        line = one_line_error(run_cli(*args, "--seed", value))
+        assert f"seed: expected an integer from 0 to 2**63 - 1, got {value}" in line, line
     assert not out.exists()
 
 

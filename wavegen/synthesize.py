@@ -29,6 +29,7 @@ from .audio import read_audio, write_audio
 from .corpora.folder import AUDIO_SUFFIXES
 from .errors import WavegenError
 from .generation.generate import check_temperature
+from .generation.sampler import check_seed
 from .vocoder import Vocoder
 from .workdir import load_features_info, load_manifest
 
@@ -185,6 +186,7 @@ def synthesize(
 
     vocoder.require_mel_conditioning()
     temperature = check_temperature(temperature)
+    check_seed(seed)
     check_output_names(items, outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     todo = [it for it in items if overwrite or not (outdir / f"{it.id}.wav").exists()]

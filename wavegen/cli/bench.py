@@ -12,9 +12,12 @@ from ._app import app
 
 def _parse_batches(text: str) -> list[int]:
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        sizes = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise WavegenError(f"--batch: expected comma-separated integers like 1,8,32, got {text!r}") from None
+        sizes = []
+    if not sizes:  # ",," once fell back to the default sizes
+        raise WavegenError(f"--batch: expected comma-separated integers like 1,8,32, got {text!r}")
+    return sizes
 
 
 @app.command()

@@ -37,6 +37,7 @@ def synthesize(
     for speaker-conditioned models (a --split uses each utterance's own speaker by default).
     """
     from ..generation.generate import check_temperature
+    from ..generation.sampler import check_seed
     from ..synthesize import check_output_names, items_from_mels, items_from_split, items_from_wavs, shard
     from ..synthesize import synthesize as run
     from ..vocoder import load_vocoder
@@ -46,6 +47,7 @@ def synthesize(
     if sum(sources) != 1:
         raise WavegenError("give exactly one of --wav, --mel or --split")
     check_temperature(temperature)
+    check_seed(seed)
     vocoder = load_vocoder(checkpoint, device=device)
     try:
         vocoder.require_mel_conditioning()

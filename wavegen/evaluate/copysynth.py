@@ -55,6 +55,8 @@ def evaluate_model(
     in its synth/ folder); ``restart_if_changed`` starts OUT afresh when it holds the evaluation
     of another model or setting, instead of refusing.
     """
+    from ..generation.generate import check_temperature
+    from ..generation.sampler import check_seed
     from ..synthesize import items_from_split, shard, synthesize
     from ..training.distributed import init
     from ..vocoder import load_vocoder
@@ -64,6 +66,8 @@ def evaluate_model(
     if name in (REFERENCE, GRIFFIN_LIM):
         raise WavegenError(f"--name {name}: taken by a baseline; choose another system name")
     check_dependencies()
+    check_temperature(temperature)
+    check_seed(seed)
     workdir, out = Path(workdir), Path(out)
     info, dev = init(device)
     vocoder = load_vocoder(checkpoint, device=dev)

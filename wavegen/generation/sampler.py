@@ -45,6 +45,15 @@ BACKENDS = ("auto", "kernel", "cpp", "numba", "cuda-graph", "torch")
 CPU_KERNELS = backends.CPU_KERNELS
 
 
+def check_seed(seed) -> int | None:
+    """A sampling seed: None (fresh randomness) or an integer 0 … 2**63 − 1, as train.seed."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise WavegenError(f"seed: expected an integer from 0 to 2**63 - 1, got {seed!r}")
+    return seed
+
+
 def default_chunk(weights: StepWeights, batch: int) -> int:
     """Steps per conditioning chunk: as many as the budget allows, 64 … 4096."""
     per_step = batch * weights.layers * weights.gate * 4
@@ -153,7 +162,7 @@ class Sampler:
         if seed is None:
             self.generator.seed()
         else:
-            self.generator.manual_seed(int(seed))
+            self.generator.manual_seed(check_seed(int(seed)))
         self.threads = threads or torch.get_num_threads()
         self.backend = self._pick_backend(backend, dtype)
         self.compact = self.backend in CPU_KERNELS if compact is None else bool(compact)
