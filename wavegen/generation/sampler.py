@@ -162,7 +162,7 @@ class Sampler:
         if seed is None:
             self.generator.seed()
         else:
-            self.generator.manual_seed(check_seed(int(seed)))
+            self.generator.manual_seed(int(seed) % 2**64)  # torch's range; seed + offset may pass it
         self.threads = threads or torch.get_num_threads()
         self.backend = self._pick_backend(backend, dtype)
         self.compact = self.backend in CPU_KERNELS if compact is None else bool(compact)
