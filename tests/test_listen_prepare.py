@@ -264,3 +264,17 @@ def test_a_failed_write_in_the_scratch_folder_names_the_os_reason(folders, tmp_p
     assert r.returncode == 0 and r.stdout.count("\n") == 1, (r.stdout, r.stderr)
     assert "cannot write: File too large [EFBIG]" in r.stdout, r.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreadable_first_file_is_one_line_naming_it(folders, tmp_path):
+    """Found by the #18 hunt: the test's rate was read from the first file with sf.info, and a
+    file that is not audio was an internal LibsndfileError."""
+    ref, systems = folders
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for path in ref.glob("*.wav"):
+        (bad / path.name).write_text("not audio")
+    first = sorted(bad.glob("*.wav"))[0]
+    with pytest.raises(WavegenError, match=rf"^{first}: not readable as audio"):
+        prepare_test("mos", tmp_path / "t", {"sysalpha": systems["sysalpha"]}, reference=bad)
+    assert not (tmp_path / "t").exists()

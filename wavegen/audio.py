@@ -62,6 +62,17 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     return wav, sr
 
 
+def audio_sample_rate(path: str | os.PathLike) -> int:
+    """The sample rate of an audio file (its header only), with :func:`read_audio`'s errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise WavegenError(f"{path}: no such audio file")
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except (RuntimeError, sf.LibsndfileError, TypeError, ValueError) as err:
+        raise WavegenError(f"{path}: not readable as audio ({_short(err)})") from None
+
+
 def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample (T,) float audio with soxr's high-quality filter (librosa's default)."""
     if orig_sr == target_sr:

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from ..audio import atomic_path, current_umask, read_audio, write_audio, write_npy
+from ..audio import atomic_path, audio_sample_rate, current_umask, read_audio, write_audio, write_npy
 from ..errors import WavegenError
 from .spec import (
     ANCHORS,
@@ -153,7 +152,7 @@ def prepare_test(
     if items_per_listener is not None and items_per_listener > len(matched.items):
         raise WavegenError(f"--items {items_per_listener}: only {len(matched.items)} items are matched")
     first = next(iter(folders))
-    rate = sample_rate or sf.info(str(matched.files[first][matched.items[0]])).samplerate
+    rate = sample_rate or audio_sample_rate(matched.files[first][matched.items[0]])
     if not 8000 <= rate <= 96000:  # what browsers' Web Audio decodes and plays
         raise WavegenError(f"--rate {rate}: expected 8000 to 96000 Hz (what browsers play)")
     if kind == "mushra" and rate <= 2 * max(ANCHORS.values()):
