@@ -88,6 +88,7 @@ def test_identical_signals_score_perfectly(scored):
     assert s["mcd_db"] == 0 and s["mcd_db_c0"] == 0
     assert s["log_mel_l1"] == 0 and s["mrstft"] == 0
     assert s["f0_rmse_cents"] == 0 and s["vuv_error"] == 0
+    assert s["f0_rmse_cents_pyin"] == 0 and s["vuv_error_pyin"] == 0
     assert s["pesq_wb"] == pytest.approx(4.644, abs=0.01)
     assert s["stoi"] == pytest.approx(1.0, abs=1e-6) and s["estoi"] == pytest.approx(1.0, abs=1e-6)
     assert 1.0 <= s["dnsmos_ovrl"] <= 5.0
@@ -112,6 +113,21 @@ def test_a_copy_100_cents_higher_has_f0_rmse_near_100_cents(scored):
     s = scored["pitch+100c"]
     assert s["f0_rmse_cents"] == pytest.approx(100, abs=15), s
     assert s["vuv_error"] < 0.05, s
+    assert s["f0_rmse_cents_pyin"] == pytest.approx(100, abs=15), s
+    assert s["vuv_error_pyin"] < 0.1, s
+
+
+def test_noise_is_unvoiced_to_pyin_where_speech_is_voiced(speech):
+    """pYIN's voicing of the reference covers its voiced speech, and white noise of the same
+    power is almost never voiced: the V/UV error of noise against speech is about the share of
+    voiced frames."""
+    _, ref_wav = speech
+    ref = Features(ref_wav, PRESET)
+    voiced_share = float(np.mean(ref.f0_pyin > 0))
+    assert voiced_share > 0.3, voiced_share
+    noise = np.random.default_rng(1).standard_normal(len(ref_wav)) * np.std(ref_wav)
+    assert np.mean(Features(noise, PRESET).f0_pyin > 0) < 0.05
+    assert len(ref.f0_pyin) == 1 + len(ref_wav) // PRESET.hop_length == len(ref.mcep)
 
 
 def test_griffin_lim_scores_worse_than_ground_truth_on_every_metric(scored):
