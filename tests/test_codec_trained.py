@@ -29,7 +29,10 @@ from wavegen.workdir import load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 LJ = REPO.parent / "shared" / "corpora" / "ljspeech-mini"
-pytestmark = pytest.mark.skipif(not LJ.is_dir(), reason=f"shared corpora not found at {LJ}")
+pytestmark = [
+    pytest.mark.slow,  # trains a model for 300 steps
+    pytest.mark.skipif(not LJ.is_dir(), reason=f"shared corpora not found at {LJ}"),
+]
 
 STEPS = 300
 # The recipe's split and data; a smaller network (8 layers, receptive field 511) and a short,

@@ -180,6 +180,7 @@ def test_read_corpus_missing_folder_is_one_line(tmp_path):
 # ---- demo corpus -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # generates the demo corpus twice
 def test_demo_corpus_is_deterministic_and_speechlike(tmp_path):
     a = make_demo_corpus(tmp_path / "a", seed=3)
     b = make_demo_corpus(tmp_path / "b", seed=3)

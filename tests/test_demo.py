@@ -17,6 +17,7 @@ from wavegen.demo import run_demo
 from wavegen.features import mel_spectrogram
 from wavegen.workdir import load_manifest
 
+pytestmark = pytest.mark.slow  # runs the demo (trains, synthesizes, evaluates)
 STEPS = [
     "train.max_steps=80",
     "train.valid_interval=40",

@@ -37,6 +37,7 @@ def test_env_info(monkeypatch):
         env_info()
 
 
+@pytest.mark.slow  # trains under torchrun
 @pytest.mark.skipif(not (TORCHRUN.exists() or shutil.which("torchrun")), reason="no torchrun")
 def test_two_gloo_processes_match_one(tmp_path):
     cache = make_feature_cache(tmp_path / "cache", n_utts=4, speakers=("a", "b"))
@@ -92,6 +93,7 @@ def worker_pids(launcher_pid: int) -> dict[int, int]:
     return ranks
 
 
+@pytest.mark.slow  # trains under torchrun
 @pytest.mark.skipif(not (TORCHRUN.exists() or shutil.which("torchrun")), reason="no torchrun")
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the ranks")
 def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):

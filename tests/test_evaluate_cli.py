@@ -20,6 +20,7 @@ from wavegen.training import train
 from wavegen.workdir import load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # trains a model; every test runs the CLI in subprocesses
 TINY = [
     "model.layers=4",
     "model.residual_channels=8",

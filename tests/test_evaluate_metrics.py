@@ -28,6 +28,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 LJ_CLIP = SHARED / "ljspeech-mini" / "wavs" / "LJ001-0008.wav"  # 1.8 s, the shortest of the 20
 PRESET = get_preset("tacotron2")
 SR = PRESET.sample_rate
+pytestmark = pytest.mark.slow  # PESQ, STOI, DNSMOS, MCD and F0 of real speech: minutes on 2 cores
 
 
 def demo_speech() -> np.ndarray:

@@ -445,6 +445,7 @@ def _generation_peak_mb(seconds: int) -> tuple[float, float]:
     return float(out[0]), float(out[1])
 
 
+@pytest.mark.slow  # generates 60 s of audio
 @pytest.mark.skipif(
     not os.access("/proc/self/clear_refs", os.W_OK),
     reason="needs Linux's /proc/self/clear_refs to reset the peak RSS",
@@ -575,6 +576,7 @@ kernel_cpp.load(Path(sys.argv[1]))
 """
 
 
+@pytest.mark.slow  # compiles kernels in subprocesses
 def test_four_processes_starting_at_once_build_the_cpp_kernel_once(tmp_path):
     compiler = backends.get_kernel("cpp") and kernel_cpp_compiler()
     if not compiler:
@@ -616,6 +618,7 @@ print(sampler.backend)
 """
 
 
+@pytest.mark.slow  # compiles kernels in subprocesses
 def test_without_a_compiler_on_path_numba_generates_the_same_audio(tmp_path):
     """PATH without g++/c++, CXX unset, an empty cache: the numba kernel runs, unprompted, and
     its audio equals the C++ kernel's (else the torch step's) for the same seed, bit for bit."""

@@ -409,6 +409,7 @@ def run_cli(*args, cwd):
     )
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_cli_json_summary_and_default_workdir(tmp_path):
     corpus, expected = make_ljspeech(tmp_path, good=3)
     (tmp_path / "lj.yaml").write_text(
@@ -514,6 +515,7 @@ def can_mount_tmpfs() -> str | None:
     return None if r.returncode == 0 else f"cannot mount a tmpfs in a user namespace: {r.stderr.strip()}"
 
 
+@pytest.mark.slow  # CLI subprocesses
 @pytest.mark.skipif(not (SHARED / "ljspeech-mini").is_dir(), reason=f"shared corpora not at {SHARED}")
 def test_real_full_tmpfs_is_an_error_and_a_rerun_with_space_resumes(tmp_path):
     """ljspeech-mini into a real 3 MB tmpfs (in a user namespace): exit 1 naming the file,
@@ -558,6 +560,7 @@ def test_real_full_tmpfs_is_an_error_and_a_rerun_with_space_resumes(tmp_path):
 # ---- one writer per work dir, and a work dir is one cache (#10 item 4) -------------------------
 
 
+@pytest.mark.slow  # runs the demo command
 def test_a_work_dir_in_use_is_refused_by_preprocess_and_demo(tmp_path):
     """The work dir's OS lock held (here by this test process): a second `wavegen preprocess`
     and a `wavegen demo` on it stop at once with one line naming the holder."""

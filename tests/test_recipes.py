@@ -209,6 +209,7 @@ def test_run_sh_takes_any_corpus_steps_and_overrides(tmp_path):
 SHARED = REPO.parent / "shared" / "corpora"
 
 
+@pytest.mark.slow  # trains
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared corpora not found at {SHARED}")
 def test_run_sh_stages_1_to_3_on_a_real_corpus_with_a_small_model(tmp_path):
     """Stages 1-3 for real on the 20-clip LJSpeech excerpt: preprocess, 3 training steps of a

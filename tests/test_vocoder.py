@@ -226,6 +226,7 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "wavegen", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_synthesize_cli_from_wavs_and_mels(tmp_path):
     model = export_model(make_run(tmp_path), tmp_path / "export")
     wavegen.write_audio(tmp_path / "in" / "a.wav", speech(0.2), 22050)
