@@ -3,7 +3,7 @@
 ``make_feature_cache`` writes a work dir's manifest, cache/<id>.audio.npy (float32,
 frames·hop samples), cache/<id>.mel.npy (the preset's real log-mel of that audio), features.json
 and stats.json, exactly as ``wavegen preprocess`` does, so the training engine can be tested
-without a corpus or the preprocessing code. The file names come from ``wavegen.workdir``, the one
+without a corpus or the preprocessing code. The file names come from ``wavegen.artifacts.workdir``, the one
 place that spells them.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from wavegen import workdir as wd
-from wavegen.config import Recipe
-from wavegen.features import get_preset, mel_spectrogram, num_frames
-from wavegen.training.checkpoint import save_checkpoint, step_path
+from wavegen.artifacts import workdir as wd
+from wavegen.artifacts.checkpoint import save_checkpoint, step_path
+from wavegen.core.config import Recipe
+from wavegen.core.features import get_preset, mel_spectrogram, num_frames
 
 
 def _voice(rng: np.random.Generator, seconds: float, sr: int, f0: float) -> np.ndarray:

@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 
 from tests.helpers import make_feature_cache, write_recipe
-from wavegen.features import mel_spectrogram
+from wavegen.core.features import mel_spectrogram
 
 
 def run(*args, cwd=None):
@@ -193,7 +193,7 @@ def test_mel_into_a_directory_leaves_no_temporary(tmp_path):
 
 SLOW_PREPROCESS = """
 import sys, time
-import wavegen.preprocess as pp
+import wavegen.data.preprocess as pp
 real = pp.process_utterance
 def slow(*args):  # a real utterance, then time for the signal to land mid-corpus
     result = real(*args)
@@ -288,7 +288,7 @@ def test_read_only_file_system_is_one_line_for_every_writing_command(tmp_path):
 
 SLOW_SYNTHESIS = """
 import sys, time
-import wavegen.vocoder as v
+import wavegen.inference.vocoder as v
 real = v.Vocoder.batch
 def slow(self, *args, **kwargs):  # real audio, then time for the signal to land mid-list
     wavs = real(self, *args, **kwargs)
@@ -304,7 +304,7 @@ main(sys.argv[1:])
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143)])
 def test_synthesize_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
     """Only whole WAVs are left, the command exits 143 with one line, a rerun does the rest."""
-    from wavegen.config import load_recipe
+    from wavegen.core.config import load_recipe
     from wavegen.training import train
 
     # Two speakers: a single-speaker model cannot synthesize before #10 item 1 (harden-b) lands.

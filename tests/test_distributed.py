@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from tests.helpers import make_feature_cache, write_recipe
-from wavegen.config import model_config_from_dict
-from wavegen.errors import WavegenError
+from wavegen.artifacts import checkpoint as ck
+from wavegen.core.config import model_config_from_dict
+from wavegen.core.distributed import env_info
+from wavegen.core.errors import WavegenError
 from wavegen.model import WaveNet
-from wavegen.training import checkpoint as ck
-from wavegen.training.distributed import env_info
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegen.corpora.demo import SPEAKERS, synthesize_utterance
+from wavegen.core.features import get_preset, mel_spectrogram
+from wavegen.data.corpora.demo import SPEAKERS, synthesize_utterance
 from wavegen.evaluate.alignment import accumulated_cost, dtw_path
 from wavegen.evaluate.metrics import (
     DNSMOS,
@@ -21,8 +22,7 @@ from wavegen.evaluate.metrics import (
     score,
 )
 from wavegen.evaluate.stats import describe, t_interval
-from wavegen.features import get_preset, mel_spectrogram
-from wavegen.griffinlim import griffin_lim
+from wavegen.inference.griffinlim import griffin_lim
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 LJ_CLIP = SHARED / "ljspeech-mini" / "wavs" / "LJ001-0008.wav"  # 1.8 s, the shortest of the 20

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import wavegen.generation
-from wavegen.config import ModelConfig
-from wavegen.errors import WavegenError
+from wavegen.core.config import ModelConfig
+from wavegen.core.errors import WavegenError
 from wavegen.generation import (
     Sampler,
     StepState,

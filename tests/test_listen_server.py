@@ -217,7 +217,7 @@ def test_a_taken_port_or_unknown_host_is_one_line_and_nothing_served(mushra_dir)
 
 
 def test_store_pragmas_and_foreign_test(mushra_dir, tmp_path):
-    from wavegen.errors import WavegenError
+    from wavegen.core.errors import WavegenError
 
     store = Store(tmp_path / "a.sqlite", "lt-one")
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from wavegen import ModelConfig, WaveNet
 from wavegen.bench import BENCH_CONFIG
-from wavegen.errors import WavegenError
+from wavegen.core.errors import WavegenError
 from wavegen.model import Upsampler
 
 

@@ -14,15 +14,15 @@ import soundfile as sf
 import torch
 
 import wavegen
-from wavegen.config import Recipe, load_recipe
-from wavegen.export import export_model
-from wavegen.features import get_preset, mel_spectrogram
+from wavegen.artifacts.checkpoint import save_checkpoint
+from wavegen.artifacts.export import export_model
+from wavegen.artifacts.workdir import load_manifest
+from wavegen.core.config import Recipe, load_recipe
+from wavegen.core.features import get_preset, mel_spectrogram
+from wavegen.data.preprocess import preprocess
+from wavegen.inference.synthesize import Item, synthesize
 from wavegen.model import WaveNet
-from wavegen.preprocess import preprocess
-from wavegen.synthesize import Item, synthesize
 from wavegen.training import train
-from wavegen.training.checkpoint import save_checkpoint
-from wavegen.workdir import load_manifest
 
 from .test_vocoder import make_run, speech
 

@@ -15,11 +15,11 @@ import soundfile as sf
 import torch
 
 from tests.helpers import write_recipe
-from wavegen.config import TrainConfig, load_recipe
-from wavegen.errors import WavegenError
+from wavegen.artifacts import checkpoint as ck
+from wavegen.core.config import TrainConfig, load_recipe
+from wavegen.core.errors import WavegenError
 from wavegen.generation.backends import backend_for
 from wavegen.training import Trainer, train
-from wavegen.training import checkpoint as ck
 from wavegen.training.optim import lr_factor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,7 +275,7 @@ def test_configuration_errors_are_one_line(cache, tmp_path, extra, message):
 @pytest.mark.parametrize("n_speakers", [0, -1])
 def test_models_without_mel_train_export_and_generate(cache, tmp_path, n_speakers):
     """cin_channels 0 (unconditional, or speaker-only) with the default mel_normalize: true."""
-    from wavegen.export import export_model, load_exported
+    from wavegen.artifacts.export import export_model, load_exported
     from wavegen.generation import generate
 
     r = recipe(tmp_path, ["model.cin_channels=0", f"model.n_speakers={n_speakers}", "train.max_steps=3"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ._app import app
 
 
@@ -54,7 +54,7 @@ def evaluate(
         if sys_ or preset:
             raise WavegenError("--sys and --preset go with --ref; a model brings its own preset")
         if workdir is None:
-            from ..workdir import is_workdir
+            from ..artifacts.workdir import is_workdir
 
             workdir = checkpoint.parent if is_workdir(checkpoint.parent) else None
         if workdir is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ._app import app
 
 listen_app = typer.Typer(

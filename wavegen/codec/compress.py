@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..audio import atomic_path, read_audio, refuse_overwriting, write_audio, write_npy
-from ..errors import WavegenError
+from ..core.audio import atomic_path, read_audio, refuse_overwriting, write_audio, write_npy
+from ..core.errors import WavegenError
+from ..core.mulaw import mulaw_decode, mulaw_encode
 from ..generation import BACKENDS
 from ..model import WaveNet
-from ..mulaw import mulaw_decode, mulaw_encode
 from . import coder, identity
 from .container import VERSION, Container, parse
 
@@ -177,7 +177,7 @@ def compress_file(
     threads: int | None = None,
     progress: bool = False,
 ) -> dict:
-    """Compress an audio file with a loaded :class:`~wavegen.vocoder.Vocoder`'s model -> summary.
+    """Compress an audio file with a loaded :class:`~wavegen.inference.vocoder.Vocoder`'s model -> summary.
 
     ``verify`` decodes the bytes before writing them (as ``flac --verify``); the output is
     written atomically, so a failure leaves no file.

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ..generation.backends import CPU_KERNELS
 from . import probability
 from .container import VERSION

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import atomic_path, write_audio
-from ..errors import WavegenError
-from ..griffinlim import DEFAULT_ITERATIONS, griffin_lim
-from ..workdir import load_manifest
+from ..artifacts.workdir import load_manifest
+from ..core.audio import atomic_path, write_audio
+from ..core.errors import WavegenError
+from ..inference.griffinlim import DEFAULT_ITERATIONS, griffin_lim
 from .pairing import REFERENCE, check_name, make_plan
 from .pipeline import check_run, run_plan
 
@@ -55,9 +55,9 @@ def evaluate_model(
     in its synth/ folder); ``restart_if_changed`` starts OUT afresh when it holds the evaluation
     of another model or setting, instead of refusing.
     """
-    from ..synthesize import items_from_split, shard, synthesize
-    from ..training.distributed import init
-    from ..vocoder import load_vocoder
+    from ..core.distributed import init
+    from ..inference.synthesize import items_from_split, shard, synthesize
+    from ..inference.vocoder import load_vocoder
     from .metrics import check_dependencies
 
     check_name(name, "--name")
@@ -137,7 +137,7 @@ def evaluate_model(
 def model_digest(checkpoint: str | Path) -> str:
     """sha256 of the weights file a checkpoint argument resolves to: identifies the model even
     when the demo re-exports identical weights, or a run dir gains a newer checkpoint."""
-    from ..export import WEIGHTS, resolve_checkpoint
+    from ..artifacts.export import WEIGHTS, resolve_checkpoint
 
     path = Path(checkpoint)
     if path.is_dir() and (path / WEIGHTS).is_file():

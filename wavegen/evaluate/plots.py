@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import atomic_path
-from ..features import MelPreset
+from ..core.audio import atomic_path
+from ..core.features import MelPreset
 from .metrics import HIGHER_IS_BETTER
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")

@@ -11,8 +11,8 @@ import html
 import json
 from pathlib import Path
 
-from .. import report_page
-from ..audio import atomic_path
+from ..core import report_page
+from ..core.audio import atomic_path
 from .metrics import DEFINITIONS, HIGHER_IS_BETTER, METRICS
 from .runner import LENGTH_TOLERANCE
 from .stats import summarize

@@ -31,8 +31,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from ..audio import atomic_path
-from ..errors import WavegenError
+from ..core.audio import atomic_path
+from ..core.errors import WavegenError
 from . import stats
 from .results import Results, results_from_test, results_from_webmushra, write_answers_csv
 from .spec import ANCHORS, REFERENCE

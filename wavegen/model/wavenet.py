@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from ..errors import WavegenError
+from ..core.config import ModelConfig
+from ..core.errors import WavegenError
 from .layers import ResidualLayer
 from .upsample import Upsampler
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from ..audio import atomic_path
-from ..errors import WavegenError
+from ..core.audio import atomic_path
+from ..core.errors import WavegenError
 
 FORMAT = "wavegen-checkpoint-1"
 log = logging.getLogger(__name__)
@@ -191,8 +191,8 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True, where: str | Path = 
     stored recipe whose model section is invalid or no longer fits the weights (edited by hand)
     is a one-line WavegenError naming ``where``.
     """
-    from ..export import checked_model_config  # export imports this module
     from ..model import WaveNet
+    from .export import checked_model_config  # export imports this module
 
     try:
         recipe = ckpt["recipe"]

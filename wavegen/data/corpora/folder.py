@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import WavegenError
+from ...core.errors import WavegenError
 from .utterance import Utterance, safe_id
 
 # Containers libsndfile reads (soundfile.available_formats()), by their usual suffixes.

@@ -7,7 +7,7 @@ Nothing in either file is pickled.
 
 Loading validates config.json like a recipe: every key present with its type and nothing else,
 the preset equal to wavegen's preset of that name, the sample rate, hop and speakers consistent
-with it and with the model, and the model section checked by :func:`wavegen.config.validate`;
+with it and with the model, and the model section checked by :func:`wavegen.core.config.validate`;
 each problem is one line naming the file and the key.
 """
 
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from .audio import atomic_path
-from .config import ModelConfig, from_dict, model_config_from_dict, validate_model
-from .errors import WavegenError
-from .features import MelPreset, get_preset
-from .training.checkpoint import latest_checkpoint, load_checkpoint, model_from_checkpoint
+from ..core.audio import atomic_path
+from ..core.config import ModelConfig, from_dict, model_config_from_dict, validate_model
+from ..core.errors import WavegenError
+from ..core.features import MelPreset, get_preset
+from .checkpoint import latest_checkpoint, load_checkpoint, model_from_checkpoint
 
 FORMAT = "wavegen-vocoder-1"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -101,7 +101,7 @@ def load_exported(folder: str | Path, device: str | torch.device = "cpu"):
     """
     from safetensors.torch import load_file
 
-    from .model import WaveNet
+    from ..model import WaveNet
 
     folder = Path(folder)
     cfg_path, weights = folder / CONFIG, folder / WEIGHTS
@@ -194,7 +194,7 @@ def check_preset(data, where: str) -> MelPreset:
 
 def checked_model_config(data, preset: str, where: str, complete: bool = False) -> ModelConfig:
     """A stored model section (config.json, a checkpoint's recipe) checked as a recipe's is:
-    types, unknown keys and :func:`wavegen.config.validate`'s rules against ``preset``.
+    types, unknown keys and :func:`wavegen.core.config.validate`'s rules against ``preset``.
 
     ``complete``: every key must be present (config.json); a checkpoint's missing keys take
     their defaults, as its recipe did.

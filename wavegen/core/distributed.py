@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..device import resolve_device
-from ..errors import WavegenError
+from .device import resolve_device
+from .errors import WavegenError
 
 
 @dataclass(frozen=True)

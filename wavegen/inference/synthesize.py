@@ -11,7 +11,7 @@ same file given twice is vocoded once.
 
 A speaker goes with each utterance only when the model is speaker-conditioned
 (``model.n_speakers`` > 0): a single-speaker model such as LJSpeech's still lists its speaker
-('LJ') but takes none (see :meth:`wavegen.vocoder.Vocoder.speaker_ids`).
+('LJ') but takes none (see :meth:`wavegen.inference.vocoder.Vocoder.speaker_ids`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import read_audio, write_audio
-from .corpora.folder import AUDIO_SUFFIXES
-from .errors import WavegenError
-from .generation.generate import check_temperature
+from ..artifacts.workdir import load_features_info, load_manifest
+from ..core.audio import read_audio, write_audio
+from ..core.errors import WavegenError
+from ..data.corpora.folder import AUDIO_SUFFIXES
+from ..generation.generate import check_temperature
 from .vocoder import Vocoder
-from .workdir import load_features_info, load_manifest
 
 MEL_SUFFIXES = {".npy", ".pt"}
 
