@@ -17,6 +17,11 @@ import soundfile as sf
 
 from .errors import OutputError, WavegenError
 
+# Containers libsndfile reads (soundfile.available_formats()), by their usual suffixes.
+AUDIO_SUFFIXES = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .aiff .aif .aifc .au .snd .caf .w64 .rf64".split()
+)
+
 
 def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 mono in [-1, 1].

@@ -137,7 +137,8 @@ def evaluate_model(
 def model_digest(checkpoint: str | Path) -> str:
     """sha256 of the weights file a checkpoint argument resolves to: identifies the model even
     when the demo re-exports identical weights, or a run dir gains a newer checkpoint."""
-    from ..artifacts.export import WEIGHTS, resolve_checkpoint
+    from ..artifacts.checkpoint import resolve_checkpoint
+    from ..artifacts.export import WEIGHTS
 
     path = Path(checkpoint)
     if path.is_dir() and (path / WEIGHTS).is_file():

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.audio import AUDIO_SUFFIXES
 from ..core.errors import WavegenError
-from ..data.corpora.folder import AUDIO_SUFFIXES
 
 REFERENCE = "ground_truth"  # the name of the sanity row: the references scored against themselves
 

@@ -26,9 +26,8 @@ import numpy as np
 import torch
 
 from ..artifacts.workdir import load_features_info, load_manifest
-from ..core.audio import read_audio, write_audio
+from ..core.audio import AUDIO_SUFFIXES, read_audio, write_audio
 from ..core.errors import WavegenError
-from ..data.corpora.folder import AUDIO_SUFFIXES
 from ..generation.generate import check_temperature
 from .vocoder import Vocoder
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..artifacts.loader import load_model
 from ..core.errors import WavegenError
 from ..core.features import MelPreset, mel_spectrogram
 from ..generation.backends import backend_for
@@ -312,30 +313,7 @@ class Vocoder:
 
 def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> Vocoder:
     """Load a vocoder from an exported folder (model.safetensors + config.json), a training run
-    dir (its newest valid checkpoint, EMA weights) or a checkpoint file. Nothing is unpickled."""
-    from ..artifacts.export import CONFIG, load_exported, resolve_checkpoint
-
-    path = Path(path)
-    if path.is_file() and path.suffix == ".safetensors":
-        path = path.parent
-    if path.is_dir() and (path / CONFIG).is_file():
-        model, config = load_exported(path, device)
-        return Vocoder(model, config["preset"], config["speakers"], config["mel_normalize"], device)
-    from ..artifacts.checkpoint import load_checkpoint, model_from_checkpoint
-    from ..artifacts.export import check_preset
-
-    file = resolve_checkpoint(path)
-    ckpt = load_checkpoint(file)
-    if not ckpt.get("preset"):
-        raise WavegenError(f"{file}: checkpoint has no mel preset")
-    try:
-        preset = check_preset(ckpt["preset"], "preset")
-    except WavegenError as err:
-        raise WavegenError(f"{file}: {err}") from None
-    model = model_from_checkpoint(ckpt, use_ema=True, where=file)
-    audio = ckpt["recipe"].get("audio") if isinstance(ckpt["recipe"].get("audio"), dict) else {}
-    mel_normalize = bool(audio.get("mel_normalize", False))
-    speakers = ckpt.get("speakers") or []
-    if not isinstance(speakers, list) or not all(isinstance(s, str) for s in speakers):
-        raise WavegenError(f"{file}: speakers: expected a list of speaker names")
-    return Vocoder(model, preset, speakers, mel_normalize, device)
+    dir (its newest valid checkpoint, EMA weights) or a checkpoint file. Nothing is unpickled;
+    see :func:`wavegen.artifacts.loader.load_model`."""
+    loaded = load_model(path, device)
+    return Vocoder(loaded.model, loaded.preset, loaded.speakers, loaded.mel_normalize, device)

@@ -204,20 +204,6 @@ class WaveNet(nn.Module):
         logits = F.linear(h, out.weight[:, :, 0].to(dtype), out.bias.to(dtype))
         return logits.transpose(1, 2)  # (B, Q, T), classes contiguous in memory
 
-    # ---- sampling ----------------------------------------------------------------------------
-    def generate(
-        self,
-        mel: torch.Tensor | None = None,
-        speaker: torch.Tensor | None = None,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        **kwargs,
-    ) -> torch.Tensor:
-        """Sample waveforms, (B, T) float in [-1, 1]; see :func:`wavegen.generation.generate`."""
-        from ..generation import generate  # the sampler imports this module
-
-        return generate(self, mel, speaker, temperature, seed, **kwargs)
-
 
 def _some(names: list[str], shown: int = 2) -> str:
     more = f" (+{len(names) - shown} more)" if len(names) > shown else ""
