@@ -18,7 +18,7 @@ from pathlib import Path
 from ..core.features import MelPreset, get_preset
 from .copysynth import GRIFFIN_LIM, evaluate_model
 from .metrics import DEFINITIONS, METRICS
-from .pairing import REFERENCE, make_plan, parse_system
+from .pairing import REFERENCE, make_plan
 from .pipeline import check_run, run_plan
 
 # The preset (log-mel, hop, evaluation rate) used for folders of WAVs at these rates.
@@ -90,5 +90,4 @@ __all__ = [
     "evaluate_folders",
     "evaluate_model",
     "make_plan",
-    "parse_system",
 ]
