@@ -12,7 +12,6 @@ rank synthesizes its share (like ``wavegen synthesize``); rank 0 then scores eve
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
 import json
 import os
 import sys
@@ -25,6 +24,7 @@ from ..artifacts.workdir import load_manifest
 from ..core.audio import atomic_path, write_audio
 from ..core.errors import WavegenError
 from ..inference.griffinlim import DEFAULT_ITERATIONS, griffin_lim
+from ..model.identity import model_sha256
 from .pairing import REFERENCE, check_name, make_plan
 from .pipeline import check_run, run_plan
 
@@ -70,7 +70,7 @@ def evaluate_model(
     items = items_from_split(vocoder, workdir, split, None)
     identity = {
         "form": "copy-synthesis",
-        "model": model_digest(checkpoint),
+        "model": model_sha256(vocoder.model),
         "workdir": str(workdir.resolve()),
         "split": split,
         "name": name,
@@ -132,24 +132,6 @@ def evaluate_model(
     }
     echo(f"evaluate -> {out}")
     return run_plan(plan, vocoder.preset, out, context, rtf, jobs, progress)
-
-
-def model_digest(checkpoint: str | Path) -> str:
-    """sha256 of the weights file a checkpoint argument resolves to: identifies the model even
-    when the demo re-exports identical weights, or a run dir gains a newer checkpoint."""
-    from ..artifacts.checkpoint import resolve_checkpoint
-    from ..artifacts.export import WEIGHTS
-
-    path = Path(checkpoint)
-    if path.is_dir() and (path / WEIGHTS).is_file():
-        path = path / WEIGHTS
-    elif not (path.is_file() and path.suffix == ".safetensors"):
-        path = resolve_checkpoint(path)
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---- Griffin-Lim ---------------------------------------------------------------------------------
