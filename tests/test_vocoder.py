@@ -278,7 +278,8 @@ def test_synthesize_cli_from_wavs_and_mels(tmp_path):
 
 
 def test_synthesize_shards_utterances_across_torchrun_ranks(monkeypatch):
-    from wavegen.inference.synthesize import Item, shard
+    from wavegen.core.distributed import shard
+    from wavegen.inference.synthesize import Item
 
     items = [Item(f"u{i}", torch.zeros(80, 3)) for i in range(7)]
     monkeypatch.delenv("RANK", raising=False)

@@ -38,13 +38,13 @@ def synthesize(
     for speaker-conditioned models (a --split uses each utterance's own speaker by default).
     """
     from ..artifacts.workdir import is_workdir
+    from ..core.distributed import shard
     from ..generation.generate import check_temperature
     from ..inference.synthesize import (
         check_output_names,
         items_from_mels,
         items_from_split,
         items_from_wavs,
-        shard,
     )
     from ..inference.synthesize import synthesize as run
     from ..inference.vocoder import load_vocoder

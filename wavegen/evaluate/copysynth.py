@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts.workdir import load_manifest
+from ..core import distributed
 from ..core.audio import atomic_path, write_audio
 from ..core.errors import WavegenError
 from ..inference.griffinlim import DEFAULT_ITERATIONS, griffin_lim
@@ -55,8 +56,7 @@ def evaluate_model(
     in its synth/ folder); ``restart_if_changed`` starts OUT afresh when it holds the evaluation
     of another model or setting, instead of refusing.
     """
-    from ..core.distributed import init
-    from ..inference.synthesize import items_from_split, shard, synthesize
+    from ..inference.synthesize import items_from_split, synthesize
     from ..inference.vocoder import load_vocoder
     from .metrics import check_dependencies
 
@@ -65,7 +65,7 @@ def evaluate_model(
         raise WavegenError(f"--name {name}: taken by a baseline; choose another system name")
     check_dependencies()
     workdir, out = Path(workdir), Path(out)
-    info, dev = init(device)
+    info, dev = distributed.init(device)
     vocoder = load_vocoder(checkpoint, device=dev)
     items = items_from_split(vocoder, workdir, split, None)
     identity = {
@@ -81,11 +81,11 @@ def evaluate_model(
         "model_wavs": str(model_wavs) if model_wavs is not None else None,
     }
     fresh = check_run(out, identity, overwrite, restart_if_changed) if info.is_main else overwrite
-    overwrite = _broadcast(info, fresh)  # a restarted evaluation re-synthesizes on every rank
-    _barrier(info)
+    overwrite = distributed.broadcast_flag(info, fresh)  # a restarted evaluation re-synthesizes on every rank
+    distributed.barrier(info)
     wavs = out / "wavs"
     model_dir = Path(model_wavs) if model_wavs is not None else wavs / name
-    mine = shard(items)
+    mine = distributed.shard(items, info)
     audio = {r["id"]: r["audio"] for r in load_manifest(workdir)}
     for it in mine:  # the references: exactly the audio the mels came from
         target = wavs / REFERENCE / f"{it.id}.wav"
@@ -110,7 +110,7 @@ def evaluate_model(
     timings = _gather(
         info, {name: _timing(model["seconds"], model["audio_seconds"], model["synthesized"]), GRIFFIN_LIM: gl}
     )
-    _leave(info)  # synthesis is done everywhere; rank 0 scores alone
+    distributed.leave(info)  # synthesis is done everywhere; rank 0 scores alone
     if not info.is_main:
         return None
     rtf = _remember_timings(out / "synthesis.json", timings)
@@ -203,42 +203,11 @@ def _remember_timings(path: Path, new: dict[str, dict]) -> dict[str, dict]:
     return total
 
 
-def _broadcast(info, flag: bool) -> bool:
-    """Rank 0's ``flag`` on every rank."""
-    if not info.enabled:
-        return flag
-    import torch.distributed as dist
-
-    box = [flag]
-    dist.broadcast_object_list(box, src=0)
-    return bool(box[0])
-
-
-def _leave(info) -> None:
-    """Close the process group on every rank: a rank that exited with it still open aborted
-    ("terminate called without an active exception") while rank 0 was still scoring."""
-    if info.enabled:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-def _barrier(info) -> None:
-    if info.enabled:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
 def _gather(info, timings: dict[str, dict]) -> dict[str, dict]:
     """Sum every rank's timings on rank 0 (under torchrun); the ranks' work is also done by then."""
     if not info.enabled:
         return timings
-    import torch.distributed as dist
-
-    everyone: list = [None] * info.world_size
-    dist.all_gather_object(everyone, timings)
+    everyone = distributed.gather(info, timings)
     total: dict[str, dict] = {}
     for part in everyone:
         for system, t in part.items():

@@ -16,7 +16,6 @@ A speaker goes with each utterance only when the model is speaker-conditioned
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -153,12 +152,6 @@ def check_output_names(items: list[Item], outdir: Path) -> None:
                 f"{other.source} and {it.source} would both be written to {outdir / (it.id + '.wav')}; "
                 "rename one or synthesize them into separate output folders"
             )
-
-
-def shard(items: list[Item]) -> list[Item]:
-    """This rank's share under torchrun (RANK / WORLD_SIZE), else everything."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    return items[rank::world]
 
 
 def synthesize(
