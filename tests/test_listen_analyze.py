@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats as scipy_stats
 
-from wavegen.errors import WavegenError
+from wavegen.core.errors import WavegenError
 from wavegen.listen import analyze, summarize
 from wavegen.listen.results import Choice, Rating, Results, results_from_webmushra, write_answers_csv
 from wavegen.listen.stats import holm

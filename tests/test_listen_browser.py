@@ -17,6 +17,7 @@ import pytest
 from tests.listen_helpers import SYSTEMS, chromium, make_systems, served, wait_for
 from wavegen.listen import prepare_test
 
+pytestmark = pytest.mark.slow  # drives Chromium through whole tests
 ROBOT_SCORES = """() => {
   const p = wavegen.player;
   const ref = p.buffers[0].getChannelData(0);

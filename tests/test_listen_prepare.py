@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from tests.listen_helpers import RATE, make_systems, voice
-from wavegen.errors import WavegenError
+from wavegen.core.errors import WavegenError
 from wavegen.listen import load_test, prepare_test
 from wavegen.listen.plan import assigned_items, make_plan
 from wavegen.listen.spec import ANCHORS

@@ -140,6 +140,7 @@ def chunked_post(port: int, path: str, size: int) -> int:
     return int(reply.split(b" ", 2)[1])
 
 
+@pytest.mark.slow  # server subprocesses
 def test_sigkill_between_answers_keeps_every_acknowledged_answer(mushra_dir, tmp_path):
     db = tmp_path / "answers.sqlite"
     sent = []
@@ -193,6 +194,7 @@ def test_sigkill_between_answers_keeps_every_acknowledged_answer(mushra_dir, tmp
     assert len(dump(db)["answers"]) == 4
 
 
+@pytest.mark.slow  # server subprocesses
 def test_a_taken_port_or_unknown_host_is_one_line_and_nothing_served(mushra_dir):
     """uvicorn's own bind error came after a "serving ..." line, in its own format, with exit 3."""
     with socket.socket() as taken:
@@ -215,7 +217,7 @@ def test_a_taken_port_or_unknown_host_is_one_line_and_nothing_served(mushra_dir)
 
 
 def test_store_pragmas_and_foreign_test(mushra_dir, tmp_path):
-    from wavegen.errors import WavegenError
+    from wavegen.core.errors import WavegenError
 
     store = Store(tmp_path / "a.sqlite", "lt-one")
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import WavegenError
+from ..core.named_folders import parse_named_folders
 from ._app import app
 
 listen_app = typer.Typer(
@@ -14,18 +14,6 @@ listen_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(listen_app, name="listen")
-
-
-def parse_systems(values: list[str]) -> dict[str, Path]:
-    systems: dict[str, Path] = {}
-    for value in values or []:
-        name, sep, folder = value.partition("=")
-        if not sep or not name or not folder:
-            raise WavegenError(f"--sys {value!r}: expected NAME=DIR")
-        if name in systems:
-            raise WavegenError(f"--sys {name!r} given twice")
-        systems[name] = Path(folder)
-    return systems
 
 
 @listen_app.command()
@@ -51,7 +39,7 @@ def prepare(
     test = prepare_test(
         kind,
         output,
-        parse_systems(sys),
+        parse_named_folders(sys),
         reference=ref,
         items_per_listener=items,
         seed=seed,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .. import bundled
+from ..artifacts import bundled
 from ._app import app
 
 
@@ -34,8 +34,8 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train RECIPE; a run dir with checkpoints continues where it stopped."""
+    from ..core.distributed import env_info
     from ..training import train as run_training  # torch-heavy: import only when training
-    from ..training.distributed import env_info
 
     items = list(overrides or [])
     if max_steps is not None:

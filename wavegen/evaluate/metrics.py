@@ -18,8 +18,8 @@ from functools import cached_property
 
 import numpy as np
 
-from ..errors import WavegenError
-from ..features import MelPreset, mel_spectrogram
+from ..core.errors import WavegenError
+from ..core.features import MelPreset, mel_spectrogram
 from .alignment import dtw_path
 
 METRICS = (
@@ -194,7 +194,7 @@ class Features:
     @cached_property
     def wav16k(self) -> np.ndarray:
         """(T',) float32 at 16 kHz for PESQ and DNSMOS."""
-        from ..audio import resample
+        from ..core.audio import resample
 
         return resample(self.wav.astype(np.float32), self.preset.sample_rate, PESQ_RATE)
 

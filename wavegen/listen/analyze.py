@@ -31,8 +31,9 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from ..audio import atomic_path
-from ..errors import WavegenError
+from ..core.audio import atomic_path
+from ..core.errors import WavegenError
+from ..core.statistics import describe
 from . import stats
 from .results import Results, results_from_test, results_from_webmushra, write_answers_csv
 from .spec import ANCHORS, REFERENCE
@@ -96,7 +97,7 @@ def _rating_stats(ratings, all_systems: set[str]) -> tuple[dict, list]:
         by_system[r.system].append(float(r.score))
         paired[r.system][(r.listener, r.item)] = float(r.score)
     names = _order(all_systems)
-    systems = {name: stats.describe(by_system[name]) for name in names}
+    systems = {name: describe(by_system[name]) for name in names}
     pairwise = []
     for a, b in itertools.combinations([n for n in names if n not in ANCHORS], 2):
         keys = sorted(set(paired[a]) & set(paired[b]))
@@ -130,7 +131,7 @@ def _ab_stats(choices) -> tuple[dict, list]:
         s, t = sorted((c.a, c.b))
         slot = 2 if c.chosen is None else (0 if c.chosen == s else 1)
         wins[(s, t)][slot] += 1
-    systems = {name: stats.describe(scores[name]) for name in _order(scores)}
+    systems = {name: describe(scores[name]) for name in _order(scores)}
     pairwise = []
     for (s, t), (ws, wt, ties) in sorted(wins.items()):
         pairwise.append(

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from .answers import BadRequest, check_keys, listener_id, parse_answer, state_view, token
 from .plan import make_plan
 from .spec import DATABASE, load_test

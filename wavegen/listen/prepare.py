@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import atomic_path, read_audio, write_audio
-from ..errors import WavegenError
+from ..core.audio import atomic_path, read_audio, write_audio
+from ..core.errors import WavegenError
 from .spec import (
     ANCHORS,
     MAX_MUSHRA_CONDITIONS,

@@ -6,8 +6,8 @@ import html
 from collections import defaultdict
 from pathlib import Path
 
-from ..audio import atomic_path
-from ..report_page import html_page, html_table, markdown_table
+from ..core.audio import atomic_path
+from ..core.report_page import html_page, html_table, markdown_table
 from .results import Results
 
 SCALE = {

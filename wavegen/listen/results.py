@@ -18,8 +18,8 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..audio import atomic_path
-from ..errors import WavegenError
+from ..core.audio import atomic_path
+from ..core.errors import WavegenError
 from .spec import DATABASE, load_test
 from .store import Store
 

@@ -26,7 +26,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 
 FORMAT = "wavegen-listening-test"
 VERSION = 1

@@ -20,25 +20,6 @@ MUSHRA_MID_ANCHOR = "anchor70"
 GOLD_MIN = 4  # MOS: a gold item (the reference) is expected at 4 (Good) or 5 (Excellent)
 
 
-def describe(values: Sequence[float]) -> dict:
-    """mean, sample std, two-sided 95 % Student-t interval of the mean, and n.
-
-    std and ci95 are None when n < 2 (no spread to estimate).
-    """
-    from scipy import stats
-
-    x = np.asarray(values, dtype=np.float64)
-    n = len(x)
-    if n == 0:
-        return {"mean": None, "std": None, "ci95": None, "n": 0}
-    mean = float(x.mean())
-    if n < 2:
-        return {"mean": mean, "std": None, "ci95": None, "n": 1}
-    std = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "n": n}
-
-
 def describe_proportion(successes: int, n: int) -> dict:
     """A proportion of 0/1 outcomes with its exact (Clopper-Pearson) 95 % interval."""
     from scipy import stats

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 
 TABLES = ("meta", "listeners", "answers", "ratings", "choices")
 SCHEMA = """

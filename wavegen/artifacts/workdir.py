@@ -8,7 +8,7 @@ Layout of a work dir::
     cache/<id>.mel.npy     float32 (n_mels, frames) raw preset log-mel of exactly that audio
     features.json          preset, rates, sorted speakers, corpus kind and location, what the
                            cache was made from (identity: a different one is refused), recipe
-    wavegen.lock           held by the preprocess (or demo) writing here (wavegen.dirlock)
+    wavegen.lock           held by the preprocess (or demo) writing here (wavegen.core.dirlock)
     stats.json             per-bin mean and std of the train split's mel frames
     preprocess.log         every run's summary and skipped files (id, file, reason)
 
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import atomic_path
-from .config import Recipe
-from .errors import WavegenError
-from .features import MelPreset
+from ..core.audio import atomic_path
+from ..core.config import Recipe
+from ..core.errors import WavegenError
+from ..core.features import MelPreset
 
 MANIFEST = "manifest.jsonl"
 FEATURES = "features.json"
