@@ -10,6 +10,7 @@ listener reloads: what they rated, played and wrote must come back, and nothing 
 changes. One browser and one server per test type serve the whole module.
 """
 
+import csv
 import json
 import sqlite3
 from urllib.parse import parse_qs, urlparse
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.listen_helpers import chromium, make_systems, served, wait_for
-from wavegen.listen import prepare_test
+from wavegen.listen import analyze, prepare_test
 from wavegen.listen.experiment import load_experiment
 
 VIEWPORTS = {
@@ -186,7 +187,7 @@ def rows(test_dir, query: str, *args):
 
 
 @pytest.mark.parametrize("size", list(VIEWPORTS))
-def test_mushra_with_experimenter_pages(browser, tests_served, size):
+def test_mushra_with_experimenter_pages(browser, tests_served, size, tmp_path):
     test_dir, test, server = tests_served["mushra"]
     touch = VIEWPORTS[size].get("has_touch", False)
     listener = f"mushra-{size}"
@@ -295,6 +296,19 @@ def test_mushra_with_experimenter_pages(browser, tests_served, size):
         "easy": "4",
         "remarks": "",
     }
+    # The export: the comment in answers.csv, the questionnaire in questionnaire.csv.
+    analyze(tmp_path / "out", test_dir=test_dir)
+    with open(tmp_path / "out" / "answers.csv", newline="") as f:
+        mine = [r for r in csv.DictReader(f) if r["listener"] == listener]
+    assert {r["rating_comment"] for r in mine if r["trial_id"] == plan["pages"][0]["item"]} == {
+        "version 2 crackles"
+    }
+    with open(tmp_path / "out" / "questionnaire.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == ["session_test_id", "listener", "age", "device", "easy", "remarks"]
+    assert {"listener": listener, "age": "34", "device": "Headphones", "easy": "4"}.items() <= next(
+        r for r in table if r["listener"] == listener
+    ).items()
 
 
 def test_consent_refused_stores_nothing(browser, tests_served):
