@@ -322,6 +322,9 @@ def test_consent_refused_stores_nothing(browser, tests_served):
         assert "Nothing about you was stored" in page.text_content("#refused")
         assert page.evaluate("Object.keys(localStorage).filter((k) => k.startsWith('wavegen'))") == []
         assert errors == []
+        # The layout check itself catches a page wider than the screen.
+        page.evaluate("document.querySelector('#refused').style.minWidth = '400px'")
+        assert any("document 4" in problem for problem in page.evaluate(LAYOUT))
     finally:
         context.close()
     assert rows(test_dir, "SELECT * FROM listeners WHERE listener = 'says-no'") == []
@@ -347,6 +350,7 @@ def test_choice_pages(browser, tests_served, kind, size):
             if page.query_selector("#done"):
                 break
             check_screen(page, touch)
+            assert page.is_visible("#waveform") == (kind != "mos")  # AB and ABX loop like MUSHRA
             for button in page.query_selector_all("button.play"):
                 (button.tap if touch else button.click)()
             value = values[number % len(values)]

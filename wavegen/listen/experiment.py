@@ -10,7 +10,7 @@ under ``"experiment"`` (so the served test never reads the YAML again)::
       This study is run by ... Your answers are stored anonymously ...
     calibration: true     # a volume page before the training: set a comfortable level, keep it
     comments: true        # an optional comment box on every rating page
-    previous: true        # a "previous page" button: the last answer may be changed once more
+    previous: true        # a "previous page" button: the last answered page may be changed
     questionnaire:        # after the last page, before the completion code
       - {id: age, type: number, label: Your age, required: true, min: 18, max: 120}
       - {id: device, type: choice, label: You listened with, options: [Headphones, Loudspeakers]}

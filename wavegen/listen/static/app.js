@@ -603,13 +603,13 @@ async function renderPage(state, revising = false) {
     state.previous && !revising
       ? el("button", { type: "button", id: "previous", text: T("previous"), onclick: () => (app.player.stop(), renderPage(app.state, true)) })
       : null;
-  const hasWave = page.kind !== "mos";
+  // The waveform goes under the sound buttons (MOS pages have one sound and no loop).
+  if (page.kind !== "mos") body.firstChild.after(waveform(remember));
   view().replaceChildren(
     card(
       `page-${page.kind}`,
       el("h2", { text: T(`${page.kind}_heading`) }),
       body,
-      hasWave ? waveform(remember) : null,
       comment ? el("label", { class: "comment", for: "comment", text: T("comment_label") }) : null,
       comment,
       el("div", { class: "actions" }, previous, hint, next),
@@ -875,7 +875,7 @@ function question(q, value, onchange) {
   const options = q.type === "likert" && !q.options.length ? T("likert").map((text, i) => [String(i + 1), text]) : q.options.map((o) => [o, o]);
   return el(
     "fieldset",
-    { class: `choices question-box ${q.type}`, "data-question": q.id },
+    { class: `choices question-box q-${q.type}`, "data-question": q.id },
     el("legend", { class: "question", text: label }),
     ...options.map(([v, text], i) =>
       el(
