@@ -10,7 +10,7 @@ from scipy import stats as scipy_stats
 
 from wavegen.errors import WavegenError
 from wavegen.listen import analyze, stats, summarize
-from wavegen.listen.report import write_plots, write_report
+from wavegen.listen.report import in_words, write_plots, write_report
 from wavegen.listen.results import Choice, Rating, Results, results_from_webmushra, write_answers_csv
 from wavegen.listen.stats import holm
 
@@ -100,6 +100,18 @@ def test_mushra_means_intervals_screening_wilcoxon_holm():
     assert ab["hodges_lehmann"] == 19 and ab["hl_ci95"] == [-1, 35]
     assert ab["direction"] == "sysA higher (interval includes 0)" and ab["median_difference"] == 19
     assert ab["smallest_p"] == pytest.approx(2 / 64)
+    said = "\n".join(in_words(s))
+    assert "sysA vs sysB: sysA rated 19 higher (95% CI -1.00 to 35.00), n = 6 pairs" in said
+    assert "reference vs sysB: reference rated" in said
+    swapped = mushra_results()
+    for r in swapped.ratings:
+        r.system = {"sysA": "sysB", "sysB": "sysA"}.get(r.system, r.system)
+    flipped = {(p["a"], p["b"]): p for p in summarize(swapped)["pairwise"]}[("sysA", "sysB")]
+    assert flipped["hodges_lehmann"] == -19 and flipped["hl_ci95"] == [-35, 1]
+    assert flipped["direction"] == "sysB higher (interval includes 0)"
+    assert "sysA vs sysB: sysB rated 19 higher (95% CI -1.00 to 35.00)" in "\n".join(
+        in_words(summarize(swapped))
+    )
     ps = [p["p"] for p in s["pairwise"]]
     assert [p["p_holm"] for p in s["pairwise"]] == pytest.approx(holm(ps))
 
@@ -281,6 +293,7 @@ def test_ab_report_reads_without_the_json(tmp_path):
         assert "sysA higher" in text
     # the pairwise row: 9 + 1 decided answers (n tested 10) and 1 tie of 11 answers
     assert "| sysA | sysB | 9 | 1 | 1 | 10 |" in md
+    assert "sysA vs sysB: sysA preferred in 9 and sysB in 1 of 10 answers with a preference (1 without)" in md
     assert "| system | preference score | 95% CI | wins | losses | ties | answers |" in md
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     assert 'class="table-wrap"' in page

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..audio import atomic_path
 from ..report_page import html_page, html_table, markdown_table
 from .results import Results
-from .stats import SCALE_LIMITS
+from .stats import ALPHA, SCALE_LIMITS
 
 SCALE = {
     "mushra": "MUSHRA score (0 Bad … 100 Excellent)",
@@ -254,6 +254,32 @@ def pair_table(summary: dict) -> tuple[str, list[str], list[list[str]]]:
     return note, head, rows
 
 
+def in_words(summary: dict) -> list[str]:
+    """One sentence per comparison: what was found, how sure, in plain words (and short lines
+    that read on a phone, where a wide table must scroll)."""
+    lines = []
+    for p in summary["pairwise"]:
+        sure = "significant" if p["p_holm"] is not None and p["p_holm"] < ALPHA else "not significant"
+        verdict = f"p = {_p(p['p'])}, Holm {_p(p['p_holm'])}: {sure} at {ALPHA:g}."
+        if summary["type"] == "ab":
+            lines.append(
+                f"{p['a']} vs {p['b']}: {p['a']} preferred in {p['wins_a']} and {p['b']} in {p['wins_b']} "
+                f"of {p['n']} answers with a preference ({p['no_preference']} without); {verdict}"
+            )
+        elif summary["type"] == "abx":
+            lines.append(
+                f"{p['a']}: X identified in {p['correct']} of {p['n']} trials (chance: half); {verdict}"
+            )
+        else:
+            d, ci = p["hodges_lehmann"], p["hl_ci95"]
+            size = "no difference" if not d else f"{p['a'] if d > 0 else p['b']} rated {abs(d):.3g} higher"
+            if ci and d and d < 0:  # said of b: the interval of b - a
+                ci = [-ci[1], -ci[0]]
+            interval = f"95% CI {_fmt(ci[0])} to {_fmt(ci[1])}" if ci else "too few pairs for a 95% interval"
+            lines.append(f"{p['a']} vs {p['b']}: {size} ({interval}), n = {p['n']} pairs; {verdict}")
+    return lines
+
+
 def write_report(summary: dict, plots: list[str], out: Path) -> None:
     sys_note, sys_head, sys_rows = system_table(summary)
     pair_note, pair_head, pair_rows = pair_table(summary)
@@ -279,6 +305,7 @@ def write_report(summary: dict, plots: list[str], out: Path) -> None:
         "",
         "## Pairwise tests",
         "",
+        *([f"- {line}" for line in in_words(summary)] + [""] if pair_rows else []),
         *([pair_note, "", *markdown_table(pair_head, pair_rows)] if pair_rows else [none_pairs]),
         "",
         "## Excluded listeners",
@@ -308,7 +335,10 @@ def write_report(summary: dict, plots: list[str], out: Path) -> None:
         f"<p>{e(sys_note)}</p>",
         html_table(sys_head, sys_rows),
         "<h2>Pairwise tests</h2>",
-        f"<p>{e(pair_note)}</p>" + html_table(pair_head, pair_rows) if pair_rows else f"<p>{none_pairs}</p>",
+        "<ul>" + "".join(f"<li>{e(line)}</li>" for line in in_words(summary)) + "</ul>"
+        f"<p>{e(pair_note)}</p>" + html_table(pair_head, pair_rows)
+        if pair_rows
+        else f"<p>{none_pairs}</p>",
         "<h2>Excluded listeners</h2>",
         "<ul>"
         + "".join(f"<li><code>{e(x['listener'])}</code>: {e(x['reason'])}</li>" for x in excluded)
