@@ -114,4 +114,6 @@ def analyze(
         typer.echo(f"{name:>14}  mean {mean}  95% CI {ci}  n={s['n']}")
     for e in summary["excluded_listeners"]:
         typer.echo(f"excluded {e['listener']}: {e['reason']}")
+    for warning in summary["warnings"]:
+        typer.echo(f"warning: {warning}")
     typer.echo(f"report: {output / 'report.md'}")
