@@ -601,7 +601,15 @@ async function renderPage(state, revising = false) {
   app.player.onchange = refreshButtons;
   const previous =
     state.previous && !revising
-      ? el("button", { type: "button", id: "previous", text: T("previous"), onclick: () => (app.player.stop(), renderPage(app.state, true)) })
+      ? el("button", {
+          type: "button",
+          id: "previous",
+          text: T("previous"),
+          onclick: () => {
+            app.player.stop();
+            renderPage(app.state, true);
+          },
+        })
       : null;
   // The waveform goes under the sound buttons (MOS pages have one sound and no loop).
   if (page.kind !== "mos") body.firstChild.after(waveform(remember));
@@ -895,8 +903,8 @@ function renderQuestionnaire(state) {
   const answers = loadDraft(key) || {};
   const questions = app.config.questionnaire;
   const hint = el("p", { class: "hint", id: "hint" });
-  const send_ = el("button", { class: "primary", id: "next", type: "button", text: T("questionnaire_submit") });
-  send_.addEventListener("click", async () => {
+  const submitButton = el("button", { class: "primary", id: "next", type: "button", text: T("questionnaire_submit") });
+  submitButton.addEventListener("click", async () => {
     const missing = questions.filter((q) => q.required && (answers[q.id] ?? "") === "").map((q) => q.label);
     const bad = questions.find((q) => q.type === "number" && (answers[q.id] ?? "") !== "" && !Number.isFinite(Number(answers[q.id])));
     if (missing.length || bad) {
@@ -908,7 +916,7 @@ function renderQuestionnaire(state) {
       const v = answers[q.id] ?? "";
       body[q.id] = q.type === "number" && v !== "" ? Number(v) : v;
     }
-    send_.disabled = true;
+    submitButton.disabled = true;
     statusLine(T("saving"));
     try {
       const reply = await send("/api/questionnaire", { listener: state.listener, answers: body });
@@ -918,7 +926,7 @@ function renderQuestionnaire(state) {
       setProgress(reply.state);
       renderDone(reply.state);
     } catch (err) {
-      send_.disabled = false;
+      submitButton.disabled = false;
       statusLine(T("not_saved", { error: err.message }), true);
     }
   });
@@ -934,7 +942,7 @@ function renderQuestionnaire(state) {
           saveDraft(key, answers);
         }),
       ),
-      el("div", { class: "actions" }, hint, send_),
+      el("div", { class: "actions" }, hint, submitButton),
     ),
   );
 }
