@@ -41,6 +41,12 @@ SWITCH_KEEPS_SOURCES = """() => {
 
 
 @pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:  # one browser for the module; each test opens its own page
+        yield b
+
+
+@pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     return make_systems(tmp_path_factory.mktemp("systems"), n_items=2, seconds=1.0)
 
@@ -123,11 +129,11 @@ def run_analyze(test_dir, out):
     return json.loads((out / "summary.json").read_text())
 
 
-def test_mushra_in_chromium(folders, tmp_path):
+def test_mushra_in_chromium(browser, folders, tmp_path):
     ref, systems = folders
     test_dir = tmp_path / "mushra"
     test = prepare_test("mushra", test_dir, systems, reference=ref)
-    with served(test_dir) as server, chromium() as browser:
+    with served(test_dir) as server:
         page = browser.new_page(viewport={"width": 1100, "height": 800})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -195,11 +201,11 @@ def test_mushra_in_chromium(folders, tmp_path):
     assert set(summary["systems"]) == {"reference", "anchor35", "anchor70", *SYSTEMS}
 
 
-def test_mos_in_chromium(folders, tmp_path):
+def test_mos_in_chromium(browser, folders, tmp_path):
     ref, systems = folders
     test_dir = tmp_path / "mos"
     test = prepare_test("mos", test_dir, systems, reference=ref, gold=True)
-    with served(test_dir) as server, chromium() as browser:
+    with served(test_dir) as server:
         page = browser.new_page(viewport={"width": 1000, "height": 700})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -247,7 +253,7 @@ def test_mos_in_chromium(folders, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["ab", "abx"])
-def test_ab_and_abx_in_chromium(folders, tmp_path, kind):
+def test_ab_and_abx_in_chromium(browser, folders, tmp_path, kind):
     """AB (with "no preference") and ABX pages, answered with the keyboard shortcuts; each
     choice is stored against the systems that were played as A, B (and X)."""
     ref, systems = folders
@@ -255,7 +261,7 @@ def test_ab_and_abx_in_chromium(folders, tmp_path, kind):
     test = prepare_test(kind, test_dir, systems, reference=ref)
     sounds = "abx" if kind == "abx" else "ab"
     answers = ["1", "2", "3"] if kind == "ab" else ["1", "2"]
-    with served(test_dir) as server, chromium() as browser:
+    with served(test_dir) as server:
         page = browser.new_page(viewport={"width": 1000, "height": 700})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -32,10 +32,17 @@ def prepare(
         False, "--gold", help="MOS: the reference trials are gold items (expected >= 4)."
     ),
     loudness: float = typer.Option(-23.0, "--loudness", help="Target loudness in LUFS (ITU-R BS.1770)."),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        help="Test file (YAML): consent, calibration, questionnaire, comments, wording, return URL.",
+    ),
 ) -> None:
     """Match items by file name, resample, cut, loudness-match, write stimuli and test.json."""
     from ..listen import prepare_test
+    from ..listen.experiment import load_experiment
 
+    experiment = load_experiment(config) if config is not None else None
     test = prepare_test(
         kind,
         output,
@@ -47,6 +54,7 @@ def prepare(
         max_seconds=max_seconds,
         gold=gold,
         loudness_lufs=loudness,
+        experiment=experiment,
         echo=typer.echo,
     )
     conditions = len(test.items[0].conditions)
@@ -94,4 +102,6 @@ def analyze(
         typer.echo(f"{name:>14}  mean {mean}  95% CI {ci}  n={s['n']}")
     for e in summary["excluded_listeners"]:
         typer.echo(f"excluded {e['listener']}: {e['reason']}")
+    for warning in summary["warnings"]:
+        typer.echo(f"warning: {warning}")
     typer.echo(f"report: {output / 'report.md'}")
