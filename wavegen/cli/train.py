@@ -8,6 +8,7 @@ import typer
 
 from ..artifacts import bundled
 from ._app import app
+from .options import device_option
 
 
 @app.command()
@@ -20,7 +21,7 @@ def train(
         None, "--run-dir", help="Where checkpoints and logs go [default: <workdir>/run]."
     ),
     max_steps: int = typer.Option(None, "--max-steps", help="Override train.max_steps."),
-    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … [default: cuda if available]."),
+    device: str = device_option(None, "cpu, cuda or cuda:N [default: cuda if available]."),
     overrides: list[str] = typer.Option(
         None, "--set", help="Override a recipe value, e.g. --set train.lr=0.0005 (repeatable)."
     ),
