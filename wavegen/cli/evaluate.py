@@ -56,9 +56,9 @@ def evaluate(
         if system_dirs or preset:
             raise WavegenError("--sys and --preset go with --ref; a model brings its own preset")
         if workdir is None:
-            from ..artifacts.workdir import is_workdir
+            from ..artifacts.workdir import workdir_of
 
-            workdir = checkpoint.parent if is_workdir(checkpoint.parent) else None
+            workdir = workdir_of(checkpoint)
         if workdir is None:
             raise WavegenError("--checkpoint needs --workdir (the preprocessed feature cache)")
         echo = (lambda *a: typer.echo(*a, err=True)) if as_json else typer.echo

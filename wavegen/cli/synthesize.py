@@ -38,7 +38,7 @@ def synthesize(
     Each input becomes OUTPUT/<its name>.wav; two inputs of one name are refused. --speaker is
     for speaker-conditioned models (a --split uses each utterance's own speaker by default).
     """
-    from ..artifacts.workdir import is_workdir
+    from ..artifacts.workdir import workdir_of
     from ..core.distributed import shard
     from ..generation.generate import check_temperature
     from ..inference.synthesize import (
@@ -66,7 +66,7 @@ def synthesize(
         items = items_from_mels(vocoder, mel, speaker)
     else:
         if workdir is None:
-            workdir = checkpoint.parent if is_workdir(checkpoint.parent) else None
+            workdir = workdir_of(checkpoint)
         if workdir is None:
             raise WavegenError("--split needs --workdir (the preprocessed feature cache)")
         items = items_from_split(vocoder, workdir, split, speaker)

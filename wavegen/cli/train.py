@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..artifacts import bundled
+from ..artifacts.workdir import default_workdir
 from ._app import app
 from .options import device_option
 
@@ -42,7 +43,7 @@ def train(
     if max_steps is not None:
         items.append(f"train.max_steps={max_steps}")
     r = bundled.load(recipe, items)
-    workdir = workdir or Path("exp") / r.name
+    workdir = workdir or default_workdir(r.name)
     result = run_training(
         r, workdir, run_dir or workdir / "run", device=device, resume=resume, progress=progress
     )
