@@ -58,7 +58,6 @@ def make_run(tmp_path, preset="tacotron2", speakers=(), mel_normalize=False) -> 
             "ema": ema,
             "optimizer": None,
             "scheduler": None,
-            "scaler": None,
             "sampler": {},
             "rng": {},
             "recipe": recipe.to_dict(),

@@ -38,11 +38,6 @@ def recipes_dir() -> Path:
     )
 
 
-def in_checkout() -> bool:
-    """True when the recipes are read from a source checkout rather than an installed package."""
-    return recipes_dir() == PACKAGE_DIR.parent / "recipes"
-
-
 def names() -> list[str]:
     """The bundled recipes' names (the folders with a config.yaml), sorted."""
     return sorted(p.parent.name for p in recipes_dir().glob("*/config.yaml"))

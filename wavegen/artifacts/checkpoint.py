@@ -10,7 +10,7 @@ uses ``torch.load(weights_only=True)``: only tensors and plain python types, nev
 pickled objects.
 
 Payload (format ``wavegen-checkpoint-1``): step, model, ema (state_dicts), optimizer, scheduler,
-scaler, sampler, rng, recipe (resolved; model.n_speakers resolved), speakers, preset, valid_bits;
+sampler, rng, recipe (resolved; model.n_speakers resolved), speakers, preset, valid_bits;
 plus ema_updates and best_valid_bits used by resume.
 """
 

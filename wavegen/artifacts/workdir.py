@@ -53,6 +53,18 @@ def is_workdir(path: str | Path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
+def default_workdir(recipe_name: str) -> Path:
+    """Where ``wavegen preprocess`` and ``train`` put a recipe's work dir when none is given."""
+    return Path("exp") / recipe_name
+
+
+def workdir_of(model_path: str | Path) -> Path | None:
+    """The work dir a run dir (or a model beside it) was trained from: its parent, when that
+    holds a feature cache (``train`` puts the run dir at <workdir>/run by default)."""
+    parent = Path(model_path).parent
+    return parent if is_workdir(parent) else None
+
+
 # ---- readers --------------------------------------------------------------------------------
 
 

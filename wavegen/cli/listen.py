@@ -21,7 +21,9 @@ def prepare(
     kind: str = typer.Option(..., "--type", help="mushra, mos, ab or abx."),
     output: Path = typer.Option(..., "-o", "--output", help="The test dir to create (new or empty)."),
     ref: Path = typer.Option(None, "--ref", help="Folder of reference recordings (MUSHRA and ABX need it)."),
-    sys: list[str] = typer.Option(None, "--sys", help="NAME=DIR of a system's output WAVs (repeatable)."),
+    system_dirs: list[str] = typer.Option(
+        None, "--sys", help="NAME=DIR of a system's output WAVs (repeatable)."
+    ),
     items: int = typer.Option(None, "--items", min=1, help="Items per listener (a balanced subset)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the condition ids, item subsets and orders."),
     rate: int = typer.Option(
@@ -46,7 +48,7 @@ def prepare(
     test = prepare_test(
         kind,
         output,
-        parse_named_folders(sys),
+        parse_named_folders(system_dirs),
         reference=ref,
         items_per_listener=items,
         seed=seed,

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ..artifacts import bundled
+from ..artifacts.workdir import default_workdir
 from ..data.preprocess import describe_split_caps
 from ..data.preprocess import preprocess as run_preprocess
 from ._app import app
@@ -24,7 +25,7 @@ def preprocess(
 ) -> None:
     """Resample, trim, normalise and compute mels for a corpus; resumable and idempotent."""
     rec = bundled.load(recipe, overrides)
-    workdir = workdir if workdir is not None else Path("exp") / rec.name
+    workdir = workdir if workdir is not None else default_workdir(rec.name)
     summary = run_preprocess(
         rec, workdir, corpus_path=corpus.resolve() if corpus else None, workers=workers or None
     )

@@ -7,14 +7,9 @@ from pathlib import Path
 
 import typer
 
+from ..core.device import resolve_device
 from ._app import app
-
-
-def speaker_arg(vocoder, speaker: str | None):
-    """--speaker as given: a speaker name of the model, or else a numeric id."""
-    if speaker is None or speaker in vocoder.speakers or not speaker.isdigit():
-        return speaker
-    return int(speaker)
+from .options import device_option, json_option, speaker_option, speaker_value
 
 
 @app.command()
@@ -23,14 +18,14 @@ def score(
     checkpoint: Path = typer.Option(
         ..., "--checkpoint", "-c", help="Exported model folder, run dir or checkpoint file."
     ),
-    speaker: str = typer.Option(None, "--speaker", help="Speaker name or id for multi-speaker models."),
+    speaker: str = speaker_option(),
     trace: Path = typer.Option(
         None, "--trace", help="Write the per-sample bits of all files, concatenated, as float32 .npy."
     ),
     batch: int = typer.Option(4, "--batch", min=1, help="Windows per forward pass."),
     chunk: int = typer.Option(16384, "--chunk", min=1, help="Samples scored per window."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    device: str = device_option(),
+    as_json: bool = json_option(),
 ) -> None:
     """Teacher-forced −log2 P of each file's μ-law stream, in bits per sample."""
     import numpy as np
@@ -41,9 +36,11 @@ def score(
 
     if trace is not None:
         refuse_overwriting(trace, [("the model", checkpoint), *(("an input", f) for f in files)])
-    vocoder = load_vocoder(checkpoint, device=device)
+    vocoder = load_vocoder(checkpoint, device=resolve_device(device))
     waves = [read_audio(f, vocoder.sample_rate)[0] for f in files]
-    results = run(vocoder, waves, speaker=speaker_arg(vocoder, speaker), chunk_samples=chunk, batch=batch)
+    results = run(
+        vocoder, waves, speaker=speaker_value(vocoder.speakers, speaker), chunk_samples=chunk, batch=batch
+    )
     conditional = results[0].conditional
     entries, offset = [], 0
     for f, r in zip(files, results):

@@ -55,7 +55,6 @@ class Vocoder:
         model,
         preset: MelPreset,
         speakers: Sequence[str] = (),
-        mel_normalize=False,
         device: str | torch.device = "cpu",
     ):
         self.model = model.to(device).eval()
@@ -63,7 +62,6 @@ class Vocoder:
         # A one-speaker corpus (LJSpeech) names its speaker although the model has no speaker table:
         # kept, so the name is accepted (and ignored); see speaker_ids.
         self.speakers = list(speakers)
-        self.mel_normalize = mel_normalize
         self.device = torch.device(device)
         # Build or load the sampler kernel now, so the first request does not pay for it.
         self.backend = backend_for(self.device)
@@ -316,4 +314,4 @@ def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> Vocode
     dir (its newest valid checkpoint, EMA weights) or a checkpoint file. Nothing is unpickled;
     see :func:`wavegen.artifacts.loader.load_model`."""
     loaded = load_model(path, device)
-    return Vocoder(loaded.model, loaded.preset, loaded.speakers, loaded.mel_normalize, device)
+    return Vocoder(loaded.model, loaded.preset, loaded.speakers, device)

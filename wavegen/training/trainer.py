@@ -246,7 +246,6 @@ class Trainer:
             "ema_updates": self.ema.updates if self.ema is not None else 0,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "scaler": None,  # bf16 autocast needs no loss scaling; kept for an fp16 path
             "sampler": self.sampler.state_dict(),
             "rng": get_rng_state(cuda),
             "recipe": self.recipe.to_dict(),
