@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegen.audio import atomic_path, read_audio, resample, write_audio, write_npy
-from wavegen.errors import WavegenError
+from wavegen.core.audio import atomic_path, read_audio, resample, write_audio, write_npy
+from wavegen.core.errors import WavegenError
 
 
 def tone(sr=16000, seconds=0.5, freq=440.0):
@@ -199,8 +199,8 @@ def test_unwritable_folder_is_one_error_naming_the_file(tmp_path):
 FILE_SIZE_LIMITED = """
 import resource, signal, sys
 import numpy as np
-from wavegen.audio import write_audio
-from wavegen.errors import WavegenError
+from wavegen.core.audio import write_audio
+from wavegen.core.errors import WavegenError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (8192, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 try:

@@ -13,7 +13,7 @@ from tests.helpers import save_model_run
 from wavegen.bench import BENCH_CONFIG, resolve_config
 from wavegen.bench.peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
 from wavegen.cli import main
-from wavegen.config import ModelConfig
+from wavegen.core.config import ModelConfig
 from wavegen.model import WaveNet
 
 TINY_RECIPE = """\

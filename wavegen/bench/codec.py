@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import read_audio
-from ..errors import WavegenError
-from ..mulaw import mulaw_encode
+from ..core.audio import read_audio
+from ..core.errors import WavegenError
+from ..core.mulaw import mulaw_encode
 
 
 def flac_bytes(codes: np.ndarray, sample_rate: int) -> int:
@@ -60,7 +60,7 @@ class CodecRun:
     @classmethod
     def load(cls, checkpoint: str | Path, audio: list[str | Path]) -> CodecRun:
         from ..codec.compress import _check_model
-        from ..vocoder import load_vocoder
+        from ..inference.vocoder import load_vocoder
 
         if not audio:
             raise WavegenError("the codec bench needs audio files (--codec-audio)")
@@ -74,7 +74,7 @@ class CodecRun:
     def measure(self, segment_seconds: float = 1.0, backend: str = "auto", log=None) -> dict:
         """Compress and decompress each file -> the figures (see the module docstring)."""
         from ..codec import compress, decompress
-        from ..score import score
+        from ..inference.score import score
 
         log = log or (lambda line: None)
         vocoder = self.vocoder

@@ -6,8 +6,9 @@ import json
 
 import typer
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ._app import app
+from .options import device_option
 
 
 def _parse_batches(text: str) -> list[int]:
@@ -27,7 +28,7 @@ def bench(
         "--config",
         help="bench (built in), a bundled recipe's name or a recipe YAML whose model is benchmarked.",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = device_option(),
     batch: str = typer.Option("1,8,32", "--batch", help="Batch sizes to generate with."),
     seconds: float = typer.Option(0.5, "--seconds", help="Seconds of audio generated per row."),
     baseline_samples: int = typer.Option(

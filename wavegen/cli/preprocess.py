@@ -1,4 +1,4 @@
-"""``wavegen preprocess``: corpus -> feature cache + manifest (see wavegen.preprocess)."""
+"""``wavegen preprocess``: corpus -> feature cache + manifest (see wavegen.data.preprocess)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 
-from .. import bundled
-from ..preprocess import describe_split_caps
-from ..preprocess import preprocess as run_preprocess
+from ..artifacts import bundled
+from ..artifacts.workdir import default_workdir
+from ..data.preprocess import describe_split_caps
+from ..data.preprocess import preprocess as run_preprocess
 from ._app import app
 
 
@@ -24,7 +25,7 @@ def preprocess(
 ) -> None:
     """Resample, trim, normalise and compute mels for a corpus; resumable and idempotent."""
     rec = bundled.load(recipe, overrides)
-    workdir = workdir if workdir is not None else Path("exp") / rec.name
+    workdir = workdir if workdir is not None else default_workdir(rec.name)
     summary = run_preprocess(
         rec, workdir, corpus_path=corpus.resolve() if corpus else None, workers=workers or None
     )

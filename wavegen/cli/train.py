@@ -6,8 +6,10 @@ from pathlib import Path
 
 import typer
 
-from .. import bundled
+from ..artifacts import bundled
+from ..artifacts.workdir import default_workdir
 from ._app import app
+from .options import device_option
 
 
 @app.command()
@@ -20,7 +22,7 @@ def train(
         None, "--run-dir", help="Where checkpoints and logs go [default: <workdir>/run]."
     ),
     max_steps: int = typer.Option(None, "--max-steps", help="Override train.max_steps."),
-    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … [default: cuda if available]."),
+    device: str = device_option(None, "cpu, cuda or cuda:N [default: cuda if available]."),
     overrides: list[str] = typer.Option(
         None, "--set", help="Override a recipe value, e.g. --set train.lr=0.0005 (repeatable)."
     ),
@@ -34,14 +36,14 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train RECIPE; a run dir with checkpoints continues where it stopped."""
+    from ..core.distributed import env_info
     from ..training import train as run_training  # torch-heavy: import only when training
-    from ..training.distributed import env_info
 
     items = list(overrides or [])
     if max_steps is not None:
         items.append(f"train.max_steps={max_steps}")
     r = bundled.load(recipe, items)
-    workdir = workdir or Path("exp") / r.name
+    workdir = workdir or default_workdir(r.name)
     result = run_training(
         r, workdir, run_dir or workdir / "run", device=device, resume=resume, progress=progress
     )

@@ -7,19 +7,21 @@ import time
 
 import typer
 
+from ..core.device import resolve_device
 from ._app import app
+from .options import device_option, json_option
 
 
 @app.command()
 def warmup(
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (a CUDA graph needs no preparation)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a line."),
+    device: str = device_option(help="cpu, cuda or cuda:N (a CUDA graph needs no preparation)."),
+    as_json: bool = json_option("Print one JSON object instead of a line."),
 ) -> None:
     """Build or load the CPU sampler kernel (C++, else numba) and say which backend runs."""
     from ..generation import backends
 
     start = time.perf_counter()
-    backend = backends.backend_for(device)
+    backend = backends.backend_for(resolve_device(device))
     seconds = time.perf_counter() - start
     kernel = backends.get_kernel(backend) if backend in backends.CPU_KERNELS else None
     result = {"backend": backend, "seconds": round(seconds, 3)}

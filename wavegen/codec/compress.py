@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..audio import atomic_path, audio_writer, npy_writer, read_audio, refuse_overwriting, write_files
-from ..errors import WavegenError
+from ..core.audio import atomic_path, audio_writer, npy_writer, read_audio, refuse_overwriting, write_files
+from ..core.errors import WavegenError
+from ..core.mulaw import mulaw_decode, mulaw_encode
 from ..model import WaveNet
-from ..mulaw import mulaw_decode, mulaw_encode
+from ..model.identity import model_sha256
 from . import coder, identity
 from .container import VERSION, Container, parse
 from .header import FORMAT, MIN_SEGMENT_SAMPLES, validate
@@ -94,7 +95,7 @@ def compress(
     header = {
         "format": FORMAT,
         "format_version": VERSION,
-        "model_sha256": identity.model_sha256(model),
+        "model_sha256": model_sha256(model),
         "setup": identity.setup(used),
         "sample_rate": int(sample_rate),
         "quantize_channels": Q,
@@ -155,7 +156,7 @@ def compress_file(
     threads: int | None = None,
     progress: bool = False,
 ) -> dict:
-    """Compress an audio file with a loaded :class:`~wavegen.vocoder.Vocoder`'s model -> summary.
+    """Compress an audio file with a loaded :class:`~wavegen.inference.vocoder.Vocoder`'s model -> summary.
 
     ``verify`` decodes the bytes before writing them (as ``flac --verify``); the output is
     written atomically, so a failure leaves no file.

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ..generation import BACKENDS
 from ..model import WaveNet
+from ..model.identity import model_sha256
 from . import coder, identity
 from .container import Container
 
@@ -62,7 +63,7 @@ def validate(
             f"{name}: compressed with the sampler backend {backend!r}, which this wavegen lacks"
         )
     setup = identity.setup(backend)
-    identity.check(header, identity.model_sha256(model), setup, name)  # another model: say that
+    identity.check(header, model_sha256(model), setup, name)  # another model: say that
 
     # The same model from here on: what it fixes must be what the header says.
     classes = model.config.quantize_channels

@@ -24,8 +24,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..device import resolve_device
-from ..errors import WavegenError
+from ..core.device import resolve_device
+from ..core.errors import WavegenError
 
 CPU_KERNELS = ("cpp", "numba")
 # What $WAVEGEN_KERNEL may say: "auto" (the default: the first of CPU_KERNELS that runs), one

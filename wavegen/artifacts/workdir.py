@@ -8,7 +8,7 @@ Layout of a work dir::
     cache/<id>.mel.npy     float32 (n_mels, frames) raw preset log-mel of exactly that audio
     features.json          preset, rates, sorted speakers, corpus kind and location, what the
                            cache was made from (identity: a different one is refused), recipe
-    wavegen.lock           held by the preprocess (or demo) writing here (wavegen.dirlock)
+    wavegen.lock           held by the preprocess (or demo) writing here (wavegen.core.dirlock)
     stats.json             per-bin mean and std of the train split's mel frames
     preprocess.log         every run's summary and skipped files (id, file, reason)
 
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import atomic_path
-from .config import Recipe
-from .errors import WavegenError
-from .features import MelPreset
+from ..core.audio import atomic_path
+from ..core.config import Recipe
+from ..core.errors import WavegenError
+from ..core.features import MelPreset
 
 MANIFEST = "manifest.jsonl"
 FEATURES = "features.json"
@@ -51,6 +51,18 @@ def cache_files(cache: Path, uid: str) -> tuple[Path, Path]:
 def is_workdir(path: str | Path) -> bool:
     """Whether ``path`` holds a preprocessed feature cache (a manifest)."""
     return (Path(path) / MANIFEST).is_file()
+
+
+def default_workdir(recipe_name: str) -> Path:
+    """Where ``wavegen preprocess`` and ``train`` put a recipe's work dir when none is given."""
+    return Path("exp") / recipe_name
+
+
+def workdir_of(model_path: str | Path) -> Path | None:
+    """The work dir a run dir (or a model beside it) was trained from: its parent, when that
+    holds a feature cache (``train`` puts the run dir at <workdir>/run by default)."""
+    parent = Path(model_path).parent
+    return parent if is_workdir(parent) else None
 
 
 # ---- readers --------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from .errors import WavegenError
 
 # The allowed values of the keys that take a name; from_dict refuses anything else.
 Normalize = Literal["none", "peak", "loudness"]
-Corpus = Literal["ljspeech", "vctk", "folder", "demo"]  # the wavegen.corpora readers
+Corpus = Literal["ljspeech", "vctk", "folder", "demo"]  # the wavegen.data.corpora readers
 Mic = Literal["mic1", "mic2", "both"]
 Optimizer = Literal["adam", "adamw"]
 Decay = Literal["exponential", "cosine", "none"]
@@ -36,7 +36,7 @@ PRECISIONS = typing.get_args(Precision)
 
 @dataclass
 class AudioConfig:
-    preset: str = "tacotron2"  # mel front-end preset (wavegen.features.PRESETS)
+    preset: str = "tacotron2"  # mel front-end preset (wavegen.core.features.PRESETS)
     trim_top_db: float = 60.0  # silence trim: dB below the peak counted as silence; 0 = off
     normalize: Normalize = "none"  # gain before the mel: none, peak (peak_level) or loudness
     peak_level: float = 0.95  # target peak for normalize=peak (linear)

@@ -18,10 +18,10 @@ import re
 import shutil
 from pathlib import Path
 
-from .config import Recipe, load_recipe
-from .errors import WavegenError
+from ..core.config import Recipe, load_recipe
+from ..core.errors import WavegenError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # wavegen/, which holds recipes/ in a wheel
 SHARED_FILES = ("base.yaml", "stages.sh")  # what every recipe folder needs beside it
 
 
@@ -36,11 +36,6 @@ def recipes_dir() -> Path:
     raise WavegenError(
         f"{installed}: the bundled recipes are missing from this installation; reinstall wavegen"
     )
-
-
-def in_checkout() -> bool:
-    """True when the recipes are read from a source checkout rather than an installed package."""
-    return recipes_dir() == PACKAGE_DIR.parent / "recipes"
 
 
 def names() -> list[str]:
@@ -64,7 +59,7 @@ def find_recipe(name_or_path: str | Path) -> Path:
 
 
 def load(name_or_path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """:func:`wavegen.config.load_recipe` of :func:`find_recipe`, with an installed recipe's
+    """:func:`wavegen.core.config.load_recipe` of :func:`find_recipe`, with an installed recipe's
     corpus path read from ``./data`` (unless ``data.corpus_path`` is overridden)."""
     overrides = list(overrides or [])
     recipe = load_recipe(find_recipe(name_or_path), overrides)
