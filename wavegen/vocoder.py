@@ -46,6 +46,36 @@ _SCALES = {
 _TOP = 0.2  # the fraction of values whose spread is measured
 
 
+def judge_scale(mel: torch.Tensor, preset: MelPreset) -> tuple[str | None, str]:
+    """What scale a speech mel's values look like, and its figures for a message.
+
+    -> ("linear" | "dB" | "natural-log" | "log10" | "normalised" | None, "(min …, max …, mean …,
+    std …)"). None: too few values above ``preset``'s floor to tell (silence). The log base is
+    judged from the spread of the loudest 20% of the values and the level (see _SCALES).
+    """
+    values = mel.flatten().double()
+    mean, std = values.mean().item(), values.std().item() if values.numel() > 1 else 0.0
+    lo, hi = values.min().item(), values.max().item()
+    seen = f"(min {lo:.2f}, max {hi:.2f}, mean {mean:.2f}, std {std:.2f})"
+    if lo >= 0:
+        return "linear", seen
+    if mean < -15 or lo < -30:
+        return "dB", seen
+    floor = math.log(preset.floor) if preset.log_base == "e" else math.log10(preset.floor)
+    top = values.topk(max(1, int(_TOP * values.numel()))).values
+    spread = top.std().item() if top.numel() > 1 else 0.0
+    if not (top.min().item() > floor + 0.01 and spread > 1e-6):
+        return None, seen
+    level = values[values > floor + 0.01].mean().item()  # of the sound, not the silence
+    score = {}
+    for name, (typical_mean, typical_spread) in _SCALES.items():
+        shift = level - typical_mean
+        # normalised mels have no level; a log mel is quieter (lower) more often than louder
+        tolerance = 1.5 if name == "normalised" else 3.0 if shift < 0 else 2.0
+        score[name] = (shift / tolerance) ** 2 + (math.log(spread / typical_spread) / 0.3) ** 2
+    return min(score, key=score.get), seen
+
+
 class Vocoder:
     """A WaveNet vocoder bound to its mel preset, speakers and device."""
 
@@ -169,34 +199,18 @@ class Vocoder:
             f"expected {self.n_mels} {expected} mel bins ({self.preset.name} preset, "
             f"floor {self.preset.floor:g})"
         )
-        values = mel.flatten().double()
-        mean, std = values.mean().item(), values.std().item() if values.numel() > 1 else 0.0
-        lo, hi = values.min().item(), values.max().item()
-        floor = math.log(self.preset.floor) if self.preset.log_base == "e" else math.log10(self.preset.floor)
-        seen = f"(min {lo:.2f}, max {hi:.2f}, mean {mean:.2f}, std {std:.2f})"
-        if lo >= 0:
+        looks, seen = judge_scale(mel, self.preset)
+        if looks == "linear":
             raise WavegenError(f"mel: {want}; the values are all ≥ 0 and look linear, not log {seen}")
-        if mean < -15 or lo < -30:
+        if looks == "dB":
             raise WavegenError(f"mel: {want}; the values look like dB, not a log mel {seen}")
-        top = values.topk(max(1, int(_TOP * values.numel()))).values
-        spread = top.std().item() if top.numel() > 1 else 0.0
-        if top.min().item() > floor + 0.01 and spread > 1e-6:
-            level = values[values > floor + 0.01].mean().item()  # of the sound, not the silence
-            score = {}
-            for name, (typical_mean, typical_spread) in _SCALES.items():
-                shift = level - typical_mean
-                # normalised mels have no level; a log mel is quieter (lower) more often than louder
-                tolerance = 1.5 if name == "normalised" else 3.0 if shift < 0 else 2.0
-                score[name] = (shift / tolerance) ** 2 + (math.log(spread / typical_spread) / 0.3) ** 2
-            looks = min(score, key=score.get)
-            if looks != expected:
-                hint = (
-                    " (mel_normalize models take raw mels and normalise inside)"
-                    if looks == "normalised"
-                    else ""
-                )
-                raise WavegenError(f"mel: {want}; the values look {looks} {seen}{hint}")
-        if lo < floor - 0.05:
+        if looks is not None and looks != expected:
+            hint = ""
+            if looks == "normalised":
+                hint = " (mel_normalize models take raw mels and normalise inside)"
+            raise WavegenError(f"mel: {want}; the values look {looks} {seen}{hint}")
+        floor = math.log(self.preset.floor) if self.preset.log_base == "e" else math.log10(self.preset.floor)
+        if mel.min().item() < floor - 0.05:
             raise WavegenError(
                 f"mel: {want}; values go below the preset's floor {floor:.2f}: another log base, "
                 f"floor or scale {seen}"
