@@ -13,8 +13,8 @@ from tests.helpers import make_feature_cache, write_recipe
 from wavegen.config import load_recipe
 from wavegen.errors import WavegenError
 from wavegen.export import export_model
-from wavegen.training import train
 from wavegen.training import checkpoint as ck
+from wavegen.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
