@@ -17,6 +17,7 @@ from wavegen.training import checkpoint as ck
 from wavegen.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # every test here trains
 
 
 @pytest.fixture(autouse=True)

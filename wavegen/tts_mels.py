@@ -46,7 +46,10 @@ COQUI_DEFAULTS = {  # Coqui TTS BaseAudioConfig
     "max_norm": 4.0,
     "symmetric_norm": True,
     "signal_norm": True,
+    "spec_gain": 20.0,
+    "log_func": "np.log10",  # or "np.log"
 }
+COQUI_LOG_FUNCS = {"np.log10": math.log(10), "np.log": 1.0}  # ln of the log's base
 
 
 @dataclass(frozen=True)
@@ -177,15 +180,28 @@ def _coqui_settings(params: Path | None) -> dict:
     audio = config.get("audio", config) if isinstance(config, dict) else None
     if not isinstance(audio, dict):
         raise WavegenError(f"data.tts_mels_params: {params}: expected a Coqui config with an audio section")
+    try:
+        return coqui_settings(audio)
+    except WavegenError as err:
+        raise WavegenError(f"data.tts_mels_params: {params}: {err}") from None
+
+
+def coqui_settings(audio) -> dict:
+    """The normalisation settings of a Coqui audio config (a mapping, or an object with those
+    attributes such as its AudioProcessor), Coqui's defaults for the missing ones, checked."""
+    settings = {}
     for key, default in COQUI_DEFAULTS.items():
-        value = audio.get(key, default)
-        if isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise WavegenError(
-                f"data.tts_mels_params: {params}: audio.{key} must be like {default!r}, got {value!r}"
-            )
+        value = audio.get(key, default) if isinstance(audio, dict) else getattr(audio, key, default)
+        if key == "log_func":
+            value = getattr(value, "__name__", value)  # an AudioProcessor holds the function
+            value = {"log10": "np.log10", "log": "np.log"}.get(value, value)
+            if value not in COQUI_LOG_FUNCS:
+                raise WavegenError(f"audio.log_func must be np.log10 or np.log, got {value!r}")
+        elif isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise WavegenError(f"audio.{key} must be like {default!r}, got {value!r}")
         settings[key] = value
-    if settings["max_norm"] <= 0 or settings["min_level_db"] >= 0:
-        raise WavegenError(f"data.tts_mels_params: {params}: needs max_norm > 0 and min_level_db < 0")
+    if settings["max_norm"] <= 0 or settings["min_level_db"] >= 0 or settings["spec_gain"] <= 0:
+        raise WavegenError("a Coqui audio config needs max_norm > 0, min_level_db < 0 and spec_gain > 0")
     return settings
 
 
@@ -228,10 +244,11 @@ def to_natural_log(mel: np.ndarray, source: MelSource) -> np.ndarray:
 
 
 def coqui_db_to_natural_log(mel: np.ndarray, settings: dict) -> np.ndarray:
-    """Undo Coqui's AudioProcessor.normalize and amp_to_db (spec_gain 20, log10): -> ln(mel).
+    """Undo Coqui's AudioProcessor.normalize and amp_to_db: -> ln(mel).
 
-    normalize: S = db − ref_level_db; S' = (S − min_level_db) / −min_level_db, then
-    symmetric: 2·max_norm·S' − max_norm, clipped to [−max_norm, max_norm]; else max_norm·S'.
+    amp_to_db: db = spec_gain·log_func(max(mel, 1e-5)); normalize: S = db − ref_level_db;
+    S' = (S − min_level_db) / −min_level_db, then symmetric: 2·max_norm·S' − max_norm, clipped to
+    [−max_norm, max_norm]; else max_norm·S' clipped to [0, max_norm].
     """
     s = dict(COQUI_DEFAULTS, **settings)
     max_norm, min_db = s["max_norm"], s["min_level_db"]
@@ -241,14 +258,15 @@ def coqui_db_to_natural_log(mel: np.ndarray, settings: dict) -> np.ndarray:
         else:
             mel = np.clip(mel, 0, max_norm) * -min_db / max_norm + min_db
     db = mel + s["ref_level_db"]
-    return db / 20.0 * math.log(10)
+    return db / s["spec_gain"] * COQUI_LOG_FUNCS[s["log_func"]]
 
 
 def natural_log_to_coqui_db(ln_mel: np.ndarray, settings: dict) -> np.ndarray:
     """ln(mel) -> Coqui's normalised dB (its amp_to_db then normalize), for adapters and tests."""
     s = dict(COQUI_DEFAULTS, **settings)
     max_norm, min_db = s["max_norm"], s["min_level_db"]
-    db = 20.0 * np.maximum(ln_mel, math.log(1e-5)) / math.log(10) - s["ref_level_db"]
+    ln_mel = np.maximum(ln_mel, math.log(1e-5))
+    db = s["spec_gain"] * ln_mel / COQUI_LOG_FUNCS[s["log_func"]] - s["ref_level_db"]
     if not s["signal_norm"]:
         return db
     norm = (db - min_db) / -min_db
