@@ -133,7 +133,8 @@ def test_coqui_mel_of_a_real_clip_converts_to_wavegens_and_is_vocoded(clip):
     want = mel_spectrogram(clip, "tacotron2")
     assert ln.shape == want.shape
     assert_close_above_floor(ln, want, math.log(1e-4), 1e-3)  # Coqui's floor: -80 dB
-    wav = adapter.inference(torch.from_numpy(coqui[:, :40])[None].float())
+    device = next(adapter.parameters()).device  # what Coqui's synthesizer asks of a vocoder model
+    wav = adapter.inference(torch.from_numpy(coqui[:, :40])[None].float().to(device))
     assert wav.shape == (1, 1, 40 * 256)
     expected = vocoder(adapter.natural_log(coqui[:, :40]), seed=0, check=False)
     assert torch.equal(wav[0, 0], expected)

@@ -21,7 +21,7 @@ from wavegen.workdir import load_features_info, load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
-NAMES = ("ljspeech", "vctk", "demo", "ljspeech-codec", "vctk-codec")
+NAMES = ("ljspeech", "vctk", "demo", "ljspeech-codec", "vctk-codec", "ljspeech-gta")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -80,6 +80,9 @@ class DataConfig:
     tts_mels_convention: MelConvention = "auto"  # how those mels are scaled; auto = diagnosed
     tts_mels_params: str = ""  # coqui-db: the Coqui config.json; standardised: the statistics file
     tts_mels_max_frame_diff: int = 3  # frames a TTS mel may differ from the audio (trimmed/padded)
+    # true: the TTS mels are of the audio after the same silence trimming (Coqui's do_trim_silence
+    # with trim_db = audio.trim_top_db); false: of the whole file (ESPnet2, NVIDIA Tacotron 2)
+    tts_mels_trimmed: bool = False
 
 
 @dataclass

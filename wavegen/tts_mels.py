@@ -22,7 +22,9 @@ Every mel is converted to the recipe's preset (its log base, clamped at its floo
 the cached audio: a TTS model pads differently, so up to ``data.tts_mels_max_frame_diff`` frames
 more are trimmed and fewer padded (the last frame repeated), and counted; a larger difference
 skips the utterance with the reason. Silence trimming (``audio.trim_top_db``) cuts whole hops at
-the start, and the TTS mel is cut by the same number of frames.
+the start, and the TTS mel is cut by the same number of frames, unless ``data.tts_mels_trimmed``
+says the TTS model saw the trimmed audio (Coqui trims with librosa.effects.trim at trim_db, which
+wavegen's trim reproduces: see wavegen.preprocess.trim_silence).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class MelSource:
     convention: str  # natural-log, log10, coqui-db or standardised (auto resolved)
     transposed: bool  # files are (T, n_mels)
     max_frame_diff: int
+    trimmed: bool = False  # the mels are of the silence-trimmed audio (no frames cut at the start)
     coqui: tuple[tuple[str, float], ...] = ()  # coqui-db settings
     mean: tuple[float, ...] = ()  # standardised: per-bin statistics ...
     std: tuple[float, ...] = ()
@@ -70,6 +73,7 @@ class MelSource:
         out = {"kind": "tts", "folder": self.folder, "convention": self.convention}
         out["layout"] = "(T, n_mels)" if self.transposed else "(n_mels, T)"
         out["max_frame_diff"] = self.max_frame_diff
+        out["of_trimmed_audio"] = self.trimmed
         if self.coqui:
             out["coqui"] = dict(self.coqui)
         if self.base:
@@ -118,7 +122,9 @@ def open_source(data, preset: MelPreset, ids: list[str]) -> MelSource:
         raise WavegenError(
             f"data.tts_mels_convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}"
         )
-    return MelSource(str(folder), convention, transposed, data.tts_mels_max_frame_diff, **extra)
+    return MelSource(
+        str(folder), convention, transposed, data.tts_mels_max_frame_diff, data.tts_mels_trimmed, **extra
+    )
 
 
 def read_mel(path: Path) -> np.ndarray:
@@ -285,7 +291,8 @@ def to_preset(ln_mel: np.ndarray, preset: MelPreset) -> np.ndarray:
 def load_aligned(source: MelSource, uid: str, preset: MelPreset, frames: int, start_frame: int = 0):
     """The TTS mel of ``uid`` in ``preset``'s convention, aligned to ``frames`` frames of audio.
 
-    ``start_frame``: frames cut from the start of the audio by silence trimming. -> (mel
+    ``start_frame``: frames cut from the start of the audio by silence trimming (ignored when
+    the TTS mels are of the trimmed audio: ``source.trimmed``). -> (mel
     (n_mels, frames) float32, frames added (+) or dropped (−)), or the reason it is unusable.
     """
     path = source.path(uid)
@@ -298,6 +305,7 @@ def load_aligned(source: MelSource, uid: str, preset: MelPreset, frames: int, st
     mel = mel.T if source.transposed else mel
     if mel.shape[0] != preset.n_mels:
         return f"TTS mel {path} has shape {mel.shape}; expected {preset.n_mels} bins"
+    start_frame = 0 if source.trimmed else start_frame
     mel = mel[:, start_frame:]
     diff = frames - mel.shape[1]
     if abs(diff) > source.max_frame_diff:

@@ -39,7 +39,13 @@ CACHE_AFFECTING = ("preset", "trim_top_db", "normalize", "peak_level", "loudness
 # Data settings that change the manifest's train/valid/test split, and those that change the mels
 # (a TTS model's instead of the audio's: wavegen.tts_mels).
 SPLIT_AFFECTING = ("valid_per_speaker", "test_per_speaker", "held_out_speakers", "split_seed")
-MEL_AFFECTING = ("tts_mels", "tts_mels_convention", "tts_mels_params", "tts_mels_max_frame_diff")
+MEL_AFFECTING = (
+    "tts_mels",
+    "tts_mels_convention",
+    "tts_mels_params",
+    "tts_mels_max_frame_diff",
+    "tts_mels_trimmed",
+)
 
 
 def cache_dir(workdir: str | Path) -> Path:

@@ -58,6 +58,8 @@ class CoquiVocoder(torch.nn.Module):
         settings["win_length"] = settings["win_length"] or settings["n_fft"]
         check_settings(vocoder, settings, "Coqui audio config", _NAMES)
         self.vocoder, self.settings, self.options = vocoder, coqui_settings(audio), vocode_options
+        # A submodule, so that Coqui's `next(vocoder_model.parameters()).device` finds the device.
+        self.wavenet = vocoder.model
 
     def natural_log(self, mel) -> torch.Tensor:
         """Coqui-normalised mel (any shape) -> natural-log mel."""
