@@ -2,8 +2,10 @@
 speakers matched by name, and the one-line refusals of a model that does not fit."""
 
 import logging
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -150,7 +152,11 @@ def test_an_export_is_a_source_and_a_speaker_map_starts_a_new_speaker_from_a_kno
             ["audio.mel_normalize=false"],
             "audio.mel_normalize is False in the recipe, True in the trained model",
         ),
-        (["model.n_speakers=0"], "model.n_speakers is 0 in the recipe, 2 in the trained model"),
+        (
+            ["model.n_speakers=0"],
+            "model.n_speakers is 0 in the recipe, 2 in the trained model (one has a speaker table, "
+            "the other not: set model.n_speakers, e.g. to 1)",
+        ),
     ],
 )
 def test_a_model_that_does_not_fit_is_one_line_naming_the_key(base, tmp_path, overrides, message):
@@ -185,3 +191,29 @@ def test_cli_init_from_and_its_errors(base, tmp_path):
     assert "no such checkpoint or run directory" in missing.stderr
     mapped = cli("--run-dir", "ft4", "--map-speaker", "c")
     assert mapped.returncode == 1 and "expected NEW=KNOWN" in mapped.stderr
+
+
+def test_a_fine_tune_killed_with_sigkill_resumes_to_the_same_weights(base, tmp_path):
+    """kill -9 of `wavegen train --init-from` after its first checkpoint (wherever the kill lands:
+    mid-step or mid-write), then the same command again: the weights equal an uninterrupted run's."""
+    sections = {"train": {"checkpoint_interval": 2, "valid_interval": 1_000_000, "max_steps": 1_000_000}}
+    write_recipe(tmp_path / "tiny.yaml", **sections)
+    run = tmp_path / "ft"
+    command = [sys.executable, "-m", "wavegen", "train", "tiny.yaml", "--workdir", str(base["new"])]
+    command += ["--run-dir", str(run), "--init-from", str(base["run"]), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while proc.poll() is None and ck.latest_checkpoint(run) is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    proc.kill()
+    proc.communicate()
+    step = ck.load_checkpoint(ck.latest_checkpoint(run))["step"]
+    r = recipe(tmp_path, **{"train": {**sections["train"], "max_steps": step + 2}})
+    resumed = train(r, base["new"], run, progress=False, init_from=base["run"])
+    whole = train(r, base["new"], tmp_path / "whole", progress=False, init_from=base["run"])
+    a, b = ck.load_checkpoint(resumed.checkpoint), ck.load_checkpoint(whole.checkpoint)
+    assert a["step"] == b["step"] == step + 2
+    for key in ("model", "ema"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), (key, name)

@@ -130,7 +130,12 @@ def check_fits(source: InitSource, recipe: Recipe) -> None:
         if key == "model.n_speakers" and has_table[0] == has_table[1]:
             continue  # tables of different sizes are fine: rows are matched by speaker name
         if mine != theirs:
-            raise WavegenError(f"{where}: {key} is {mine!r} in the recipe, {theirs!r} in the trained model")
+            hint = ""
+            if key == "model.n_speakers":  # e.g. a multi-speaker model fine-tuned on one voice
+                hint = " (one has a speaker table, the other not: set model.n_speakers, e.g. to 1)"
+            raise WavegenError(
+                f"{where}: {key} is {mine!r} in the recipe, {theirs!r} in the trained model{hint}"
+            )
 
 
 def speaker_rows(
