@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegen.audio import atomic_path, read_audio, resample, write_audio, write_npy
-from wavegen.errors import WavegenError
+from wavegen.core.audio import atomic_path, read_audio, resample, write_audio, write_npy
+from wavegen.core.errors import WavegenError
 
 
 def tone(sr=16000, seconds=0.5, freq=440.0):

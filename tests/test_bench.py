@@ -10,7 +10,7 @@ import torch
 from wavegen.bench import BENCH_CONFIG, resolve_config
 from wavegen.bench.peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
 from wavegen.cli import main
-from wavegen.config import ModelConfig
+from wavegen.core.config import ModelConfig
 from wavegen.model import WaveNet
 
 TINY_RECIPE = """\

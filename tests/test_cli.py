@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 
 from tests.helpers import make_feature_cache, write_recipe
-from wavegen.features import mel_spectrogram
+from wavegen.core.features import mel_spectrogram
 
 
 def run(*args, cwd=None):
@@ -47,6 +47,7 @@ def one_line_error(r):
     return lines[0]
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_bad_audio_files_give_one_line(tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "text.wav").write_text("not audio at all\n" * 10)
@@ -90,6 +91,7 @@ def test_debug_shows_traceback(tmp_path):
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow  # CLI subprocesses
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -180,6 +182,7 @@ def test_os_errors_are_one_line_naming_the_path(tmp_path):
     assert line.startswith("wavegen: error:") and "work" in line and "internal" not in line, line
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_mel_into_a_directory_leaves_no_temporary(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(4000, np.float32), 22050)
     (tmp_path / "out").mkdir()
@@ -190,7 +193,7 @@ def test_mel_into_a_directory_leaves_no_temporary(tmp_path):
 
 SLOW_PREPROCESS = """
 import sys, time
-import wavegen.preprocess as pp
+import wavegen.data.preprocess as pp
 real = pp.process_utterance
 def slow(*args):  # a real utterance, then time for the signal to land mid-corpus
     result = real(*args)
@@ -202,6 +205,7 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow  # CLI subprocesses
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_preprocess_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
     """A real signal mid-corpus: exit 130/143, one line, no traceback, no temporary file, and a
@@ -242,6 +246,7 @@ def test_preprocess_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
     assert f"{12 - done} processed, {done} already cached" in again.stdout
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_read_only_file_system_is_one_line_for_every_writing_command(tmp_path):
     """A real read-only tmpfs (mounted in a user namespace: works as root, where chmod does not
     stop writes): mel, preprocess, train and demo each exit 1 with one line naming the path."""
@@ -283,7 +288,7 @@ def test_read_only_file_system_is_one_line_for_every_writing_command(tmp_path):
 
 SLOW_SYNTHESIS = """
 import sys, time
-import wavegen.vocoder as v
+import wavegen.inference.vocoder as v
 real = v.Vocoder.batch
 def slow(self, *args, **kwargs):  # real audio, then time for the signal to land mid-list
     wavs = real(self, *args, **kwargs)
@@ -295,10 +300,11 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow  # CLI subprocesses
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143)])
 def test_synthesize_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
     """Only whole WAVs are left, the command exits 143 with one line, a rerun does the rest."""
-    from wavegen.config import load_recipe
+    from wavegen.core.config import load_recipe
     from wavegen.training import train
 
     # Two speakers: a single-speaker model cannot synthesize before #10 item 1 (harden-b) lands.
@@ -335,6 +341,7 @@ def test_synthesize_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
     assert len(list(out.glob("*.wav"))) == len(mels)
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_warmup_prepares_the_kernel_and_says_which():
     from wavegen.generation import backends
 

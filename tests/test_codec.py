@@ -20,16 +20,16 @@ import soundfile as sf
 import torch
 
 from tests.helpers import save_model_run
-from wavegen.audio import read_audio
 from wavegen.cli import main
 from wavegen.codec import compress, decompress
 from wavegen.codec.container import Container, parse
 from wavegen.codec.probability import TABLE, probabilities
-from wavegen.config import ModelConfig
-from wavegen.errors import WavegenError
+from wavegen.core.audio import read_audio
+from wavegen.core.config import ModelConfig
+from wavegen.core.errors import WavegenError
+from wavegen.core.mulaw import mulaw_decode, mulaw_encode
 from wavegen.generation import Sampler, backends
 from wavegen.model import WaveNet
-from wavegen.mulaw import mulaw_decode, mulaw_encode
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 LJ_WAV = SHARED / "ljspeech-mini" / "wavs" / "LJ001-0008.wav"  # 1.78 s

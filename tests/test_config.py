@@ -2,8 +2,8 @@
 
 import pytest
 
-from wavegen.config import ModelConfig, Recipe, from_dict, load_recipe, parse_override
-from wavegen.errors import WavegenError
+from wavegen.core.config import ModelConfig, Recipe, from_dict, load_recipe, parse_override
+from wavegen.core.errors import WavegenError
 
 
 def write(path, text):
@@ -181,7 +181,7 @@ def test_every_field_is_covered_by_a_range_or_type_check():
     whose type check is its whole rule."""
     import dataclasses
 
-    from wavegen.config import AudioConfig, DataConfig, TrainConfig
+    from wavegen.core.config import AudioConfig, DataConfig, TrainConfig
 
     typed_only = {
         "audio.preset",  # an unknown preset name is refused (test_cross_field_checks)
@@ -190,7 +190,7 @@ def test_every_field_is_covered_by_a_range_or_type_check():
         "data.corpus",
         "data.corpus_path",
         "data.mic",
-        "data.tts_mels",  # a folder: wavegen.tts_mels.open_source checks it (tests/test_tts_mels.py)
+        "data.tts_mels",  # a folder: wavegen.data.tts_mels.open_source checks it (tests/test_tts_mels.py)
         "data.tts_mels_trimmed",
         "train.optimizer",
         "train.decay",
@@ -208,7 +208,7 @@ def test_every_field_is_covered_by_a_range_or_type_check():
 
 
 def test_a_recipe_built_in_python_is_validated_the_same_way():
-    from wavegen.config import validate
+    from wavegen.core.config import validate
 
     rec = Recipe()
     rec.data.batch_size = 0

@@ -13,10 +13,11 @@ import soundfile as sf
 import torch
 
 import wavegen
+from wavegen.artifacts.workdir import load_manifest
+from wavegen.core.features import mel_spectrogram
 from wavegen.demo import run_demo
-from wavegen.features import mel_spectrogram
-from wavegen.workdir import load_manifest
 
+pytestmark = pytest.mark.slow  # runs the demo (trains, synthesizes, evaluates)
 STEPS = [
     "train.max_steps=80",
     "train.valid_interval=40",

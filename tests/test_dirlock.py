@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from wavegen.dirlock import LOCK_FILE, folder_lock
-from wavegen.errors import WavegenError
+from wavegen.core.dirlock import LOCK_FILE, folder_lock
+from wavegen.core.errors import WavegenError
 
 HOLD = """
 import multiprocessing as mp, sys, time
-from wavegen.dirlock import folder_lock
+from wavegen.core.dirlock import folder_lock
 
 def child():
     time.sleep(60)
@@ -67,7 +67,7 @@ def test_kill_9_releases_at_once_even_with_forked_children_alive(tmp_path):
 
 
 def lock_in_another_process(folder) -> subprocess.CompletedProcess:
-    code = f"from wavegen.dirlock import folder_lock\nfolder_lock({str(folder)!r}).__enter__()"
+    code = f"from wavegen.core.dirlock import folder_lock\nfolder_lock({str(folder)!r}).__enter__()"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
 

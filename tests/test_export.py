@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import wavegen
-from wavegen.errors import WavegenError
-from wavegen.export import export_model, load_exported
-from wavegen.training.checkpoint import load_checkpoint, save_checkpoint
+from wavegen.artifacts.checkpoint import load_checkpoint, save_checkpoint
+from wavegen.artifacts.export import export_model, load_exported
+from wavegen.core.errors import WavegenError
 
 from .test_vocoder import make_run
 

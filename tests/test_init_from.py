@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from tests.helpers import make_feature_cache, write_recipe
-from wavegen.config import load_recipe
-from wavegen.errors import WavegenError
-from wavegen.export import export_model
-from wavegen.training import checkpoint as ck
+from wavegen.artifacts import checkpoint as ck
+from wavegen.artifacts.export import export_model
+from wavegen.core.config import load_recipe
+from wavegen.core.errors import WavegenError
 from wavegen.training import train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from wavegen.audio import read_audio
-from wavegen.config import ModelConfig
-from wavegen.errors import WavegenError
-from wavegen.features import get_preset, mel_spectrogram
+from wavegen.core.audio import read_audio
+from wavegen.core.config import ModelConfig
+from wavegen.core.errors import WavegenError
+from wavegen.core.features import get_preset, mel_spectrogram
+from wavegen.inference.vocoder import Vocoder
 from wavegen.integrations import CoquiVocoder, ESPnetVocoder, NeMoVocoder, SpeechBrainVocoder
 from wavegen.model import WaveNet
-from wavegen.vocoder import Vocoder
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO.parent / "shared" / "corpora" / "ljspeech-mini" / "wavs" / "LJ001-0008.wav"  # 1.8 s

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from tests.listen_helpers import RATE, make_systems, voice
-from wavegen.errors import WavegenError
+from wavegen.core.errors import WavegenError
 from wavegen.listen import load_test, prepare_test
 from wavegen.listen.plan import assigned_items, make_plan
 from wavegen.listen.spec import ANCHORS
@@ -196,3 +196,84 @@ def test_plans_per_type_and_balanced_subsets(folders, tmp_path):
         assert len(set(subset)) == 2
         counts.update(subset)
         assert max(counts.values()) - min(counts[i.id] for i in test.items) <= 1
+
+
+def test_experimenter_yaml_through_the_cli_and_its_one_line_errors(folders, tmp_path, capsys):
+    """`listen prepare --config test.yaml` keeps the experimenter's pages in test.json; every
+    mistake in the file is one line naming the file and the field, and no test dir is made."""
+    from wavegen.cli import main
+    from wavegen.listen.experiment import shipped_wording
+
+    ref, systems = folders
+    good = tmp_path / "test.yaml"
+    good.write_text(
+        "language: de\n"
+        "texts: {title: Hörtest Vocoder, scale: [A, B, C, D, E]}\n"
+        "consent: Wir vergleichen Vocoder.\n"
+        "calibration: true\ncomments: true\nprevious: false\n"
+        "questionnaire:\n"
+        "  - {id: age, type: number, label: Alter, min: 18}\n"
+        '  - {id: easy, type: likert, label: "Leicht?", required: false}\n'
+        "return_url: https://example.org/done?code={code}\n",
+        encoding="utf-8",
+    )
+    args = [
+        "listen",
+        "prepare",
+        "--type",
+        "ab",
+        "--sys",
+        f"sysalpha={systems['sysalpha']}",
+        "--ref",
+        str(ref),
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--config", str(good), "-o", str(tmp_path / "ok")])
+    assert exit_info.value.code in (0, None)
+    test = load_test(tmp_path / "ok")
+    assert test.experiment.language == "de" and test.experiment.consent == "Wir vergleichen Vocoder."
+    assert [q.id for q in test.experiment.questionnaire] == ["age", "easy"]
+    words = test.experiment.wording()
+    assert words["title"] == "Hörtest Vocoder" and words["next"] == "Weiter" and words["scale"][0] == "A"
+    # The worked example translates every word of the English wording.
+    assert set(shipped_wording("de")) == set(shipped_wording("en"))
+
+    bad = {
+        "colour: blue\n": "test.yaml: unknown key(s) colour",
+        "texts: {nonsense: x}\n": "test.yaml: texts.nonsense: not a wording key",
+        "texts: {scale: [a, b]}\n": "test.yaml: texts.scale: expected a list of 5 strings",
+        "language: fr\n": "test.yaml: language 'fr': expected one of en, de",
+        "calibration: yes please\n": "test.yaml: calibration: expected true or false",
+        "questionnaire: [{id: q, type: slider, label: Q}]\n": "test.yaml: questionnaire[0]: type 'slider'",
+        "questionnaire: [{id: q, type: choice, label: Q, options: [one]}]\n": "needs at least two options",
+        "questionnaire: [{id: 1q, type: text, label: Q}]\n": "questionnaire[0]: id: expected a letter",
+        "return_url: javascript:alert(1)\n": "test.yaml: return_url: expected an http(s) URL",
+        "consent: [a\n": "test.yaml:2: not valid YAML",
+    }
+    for text, message in bad.items():
+        good.write_text(text, encoding="utf-8")
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--config", str(good), "-o", str(tmp_path / "bad")])
+        assert exit_info.value.code != 0
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("wavegen: error: ") and message in lines[0], (
+            text,
+            lines,
+        )
+        assert not (tmp_path / "bad").exists()
+
+
+def test_readme_test_file_is_valid():
+    """The README's example test file is one `listen prepare --config` accepts."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from wavegen.listen.experiment import parse_experiment
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "questionnaire:" in b]
+    exp = parse_experiment(yaml.safe_load(block), "README.md")
+    assert exp.language == "de" and len(exp.questionnaire) == 4 and "{code}" in exp.return_url

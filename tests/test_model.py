@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from wavegen import ModelConfig, WaveNet
 from wavegen.bench import BENCH_CONFIG
-from wavegen.errors import WavegenError
+from wavegen.core.errors import WavegenError
 from wavegen.model import Upsampler
 
 
@@ -184,6 +184,7 @@ def test_mel_stats_buffers_normalise_and_are_saved():
     assert {"mel_mean", "mel_std"} <= set(model.state_dict())
 
 
+@pytest.mark.slow  # trains
 def test_tiny_model_learns_a_periodic_signal():
     """A short periodic μ-law signal is learnt to a low loss within a few hundred steps."""
     torch.manual_seed(0)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wavegen.training.checkpoint import latest_checkpoint, load_checkpoint
-from wavegen.workdir import load_features_info, load_manifest
+from wavegen.artifacts.checkpoint import latest_checkpoint, load_checkpoint
+from wavegen.artifacts.workdir import load_features_info, load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 LJ = REPO.parent / "shared" / "corpora" / "ljspeech-mini"

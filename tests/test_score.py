@@ -15,10 +15,10 @@ import torch
 import wavegen
 from tests.helpers import save_model_run
 from wavegen.cli import main
-from wavegen.config import ModelConfig
-from wavegen.errors import WavegenError
+from wavegen.core.config import ModelConfig
+from wavegen.core.errors import WavegenError
+from wavegen.core.mulaw import mulaw_encode
 from wavegen.model import WaveNet
-from wavegen.mulaw import mulaw_encode
 
 
 def small_model(cin: int = 0, speakers: int = 0, scales=(2, 4), seed: int = 0) -> WaveNet:

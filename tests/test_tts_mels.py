@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wavegen.audio import read_audio
-from wavegen.config import load_recipe
-from wavegen.errors import WavegenError
-from wavegen.features import mel_spectrogram
-from wavegen.preprocess import preprocess
-from wavegen.tts_mels import coqui_db_to_natural_log, natural_log_to_coqui_db
+from wavegen.core.audio import read_audio
+from wavegen.core.config import load_recipe
+from wavegen.core.errors import WavegenError
+from wavegen.core.features import mel_spectrogram
+from wavegen.data.preprocess import preprocess
+from wavegen.data.tts_mels import coqui_db_to_natural_log, natural_log_to_coqui_db
 
 REPO = Path(__file__).resolve().parents[1]
 LJ = REPO.parent / "shared" / "corpora" / "ljspeech-mini"
@@ -60,7 +60,7 @@ def cached_mels(work):
 
 
 # Coqui TTS's AudioProcessor, written out from its documented code (TTS/utils/audio/numpy_transforms.py:
-# amp_to_db = gain * log10(max(1e-5, x)), normalize): independent of wavegen.tts_mels's inverse.
+# amp_to_db = gain * log10(max(1e-5, x)), normalize): independent of wavegen.data.tts_mels's inverse.
 def coqui_normalised_db(ln_mel, ref_level_db=20.0, min_level_db=-100.0, max_norm=4.0):
     db = 20 * np.log10(np.maximum(1e-5, np.exp(ln_mel))) - ref_level_db
     return np.clip((2 * max_norm) * ((db - min_level_db) / -min_level_db) - max_norm, -max_norm, max_norm)

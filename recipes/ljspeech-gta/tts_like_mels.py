@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from wavegen.audio import read_audio, write_npy
-from wavegen.corpora import read_corpus
-from wavegen.features import get_preset, mel_spectrogram
+from wavegen.core.audio import read_audio, write_npy
+from wavegen.core.features import get_preset, mel_spectrogram
+from wavegen.data.corpora import read_corpus
 
 
 def main() -> None:

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import read_audio
-from ..errors import WavegenError
-from ..mulaw import mulaw_encode
+from ..core.audio import read_audio
+from ..core.errors import WavegenError
+from ..core.mulaw import mulaw_encode
 
 
 def flac_bytes(codes: np.ndarray, sample_rate: int) -> int:
@@ -57,8 +57,8 @@ def codec_bench(
 ) -> dict:
     """Compress and decompress each file with the codec model at ``checkpoint``; -> the figures."""
     from ..codec import compress, decompress
-    from ..score import score
-    from ..vocoder import load_vocoder
+    from ..inference.score import score
+    from ..inference.vocoder import load_vocoder
 
     if not audio:
         raise WavegenError("the codec bench needs audio files (--codec-audio)")

@@ -31,10 +31,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import bundled
-from ..config import ModelConfig
-from ..errors import WavegenError
-from ..features import get_preset
+from ..artifacts import bundled
+from ..core.config import ModelConfig
+from ..core.errors import WavegenError
+from ..core.features import get_preset
 from ..generation import Sampler, backends, generate
 from ..model import WaveNet
 from ..training import optimization_step
@@ -42,7 +42,7 @@ from ..training.ema import EMA
 from ..training.precision import compute_dtype, resolve_precision
 from .peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
 
-# The reference model: the recipe defaults (wavegen.config) at a CPU-friendly size: 24 layers in
+# The reference model: the recipe defaults (wavegen.core.config) at a CPU-friendly size: 24 layers in
 # 4 stacks (dilations 1 … 32), residual 64, gate 128, skip 64 channels; kernel 3, 256 μ-law
 # classes, 80 mels upsampled ×256, no speakers, as every recipe has.
 BENCH_CONFIG = dataclasses.replace(

@@ -5,9 +5,9 @@ maps every outcome to an exit code, and :func:`main` always ends in ``sys.exit``
 failure can exit 0:
 
 - success 0; a usage error 2 (typer's message);
-- :class:`~wavegen.errors.WavegenError`, and an ``OSError`` (permission denied, no space left,
+- :class:`~wavegen.core.errors.WavegenError`, and an ``OSError`` (permission denied, no space left,
   is a directory, ...): one line ``wavegen: error: ...`` naming the file, exit 1;
-- SIGINT / SIGTERM: cleanup runs (see :mod:`wavegen.interrupt`), one line, exit 130 / 143;
+- SIGINT / SIGTERM: cleanup runs (see :mod:`wavegen.core.interrupt`), one line, exit 130 / 143;
 - anything else is a bug: one line ``wavegen: internal error: ...``, exit 1.
 
 ``--debug`` prints the traceback as well, with the same exit code.
@@ -21,8 +21,8 @@ from typing import NoReturn
 
 import typer
 
-from ..errors import WavegenError
-from ..interrupt import Interrupted, raising_on_signals
+from ..core.errors import WavegenError
+from ..core.interrupt import Interrupted, raising_on_signals
 from ._app import app, state
 
 # Importing the command modules registers their commands on ``app``.

@@ -6,8 +6,8 @@ import json
 
 import typer
 
-from ..device import resolve_device
-from ..errors import WavegenError
+from ..core.device import resolve_device
+from ..core.errors import WavegenError
 from ._app import app
 
 

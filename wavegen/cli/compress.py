@@ -33,9 +33,9 @@ def compress(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary."),
 ) -> None:
     """Losslessly compress the μ-law stream of an audio file (not its 16-bit samples)."""
-    from ..audio import refuse_overwriting
     from ..codec import compress_file
-    from ..vocoder import load_vocoder
+    from ..core.audio import refuse_overwriting
+    from ..inference.vocoder import load_vocoder
 
     refuse_overwriting(output, [("the model", checkpoint)])
     vocoder = load_vocoder(checkpoint)

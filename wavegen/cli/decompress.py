@@ -23,9 +23,9 @@ def decompress(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary."),
 ) -> None:
     """Restore the exact μ-law stream of a compressed file, as a WAV (and --codes)."""
-    from ..audio import refuse_overwriting
     from ..codec import decompress_file
-    from ..vocoder import load_vocoder
+    from ..core.audio import refuse_overwriting
+    from ..inference.vocoder import load_vocoder
 
     for path in (output, codes):
         if path is not None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
+from ..core.named_folders import parse_named_folders
 from ._app import app
 
 
@@ -41,20 +42,20 @@ def evaluate(
 ) -> None:
     """Score a model's copy-synthesis of a split (--checkpoint) against Griffin-Lim and the
     ground truth, or any systems' WAVs (--ref DIR --sys NAME=DIR ...)."""
-    from ..evaluate import evaluate_folders, evaluate_model, parse_system
+    from ..evaluate import evaluate_folders, evaluate_model
 
     if (checkpoint is None) == (ref is None):
         raise WavegenError("give either --checkpoint (copy-synthesis of a split) or --ref with --sys")
     if ref is not None:
         if not sys_:
             raise WavegenError("--ref needs at least one --sys NAME=DIR")
-        systems = [parse_system(s) for s in sys_]
+        systems = list(parse_named_folders(sys_).items())
         summary = evaluate_folders(ref, systems, output, preset, jobs, overwrite)
     else:
         if sys_ or preset:
             raise WavegenError("--sys and --preset go with --ref; a model brings its own preset")
         if workdir is None:
-            from ..workdir import is_workdir
+            from ..artifacts.workdir import is_workdir
 
             workdir = checkpoint.parent if is_workdir(checkpoint.parent) else None
         if workdir is None:

@@ -1,4 +1,4 @@
-"""``wavegen preprocess``: corpus -> feature cache + manifest (see wavegen.preprocess)."""
+"""``wavegen preprocess``: corpus -> feature cache + manifest (see wavegen.data.preprocess)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from .. import bundled
-from ..preprocess import describe_mels, describe_split_caps
-from ..preprocess import preprocess as run_preprocess
+from ..artifacts import bundled
+from ..data.preprocess import describe_mels, describe_split_caps
+from ..data.preprocess import preprocess as run_preprocess
 from ._app import app
 
 

@@ -35,9 +35,9 @@ def score(
     """Teacher-forced −log2 P of each file's μ-law stream, in bits per sample."""
     import numpy as np
 
-    from ..audio import read_audio, refuse_overwriting, write_npy
-    from ..score import score as run
-    from ..vocoder import load_vocoder
+    from ..core.audio import read_audio, refuse_overwriting, write_npy
+    from ..inference.score import score as run
+    from ..inference.vocoder import load_vocoder
 
     if trace is not None:
         refuse_overwriting(trace, [("the model", checkpoint), *(("an input", f) for f in files)])

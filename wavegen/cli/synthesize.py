@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from ..device import resolve_device
-from ..errors import WavegenError
+from ..core.device import resolve_device
+from ..core.errors import WavegenError
 from ._app import app
 
 
@@ -37,11 +37,17 @@ def synthesize(
     Each input becomes OUTPUT/<its name>.wav; two inputs of one name are refused. --speaker is
     for speaker-conditioned models (a --split uses each utterance's own speaker by default).
     """
+    from ..artifacts.workdir import is_workdir
+    from ..core.distributed import shard
     from ..generation.generate import check_temperature
-    from ..synthesize import check_output_names, items_from_mels, items_from_split, items_from_wavs, shard
-    from ..synthesize import synthesize as run
-    from ..vocoder import load_vocoder
-    from ..workdir import is_workdir
+    from ..inference.synthesize import (
+        check_output_names,
+        items_from_mels,
+        items_from_split,
+        items_from_wavs,
+    )
+    from ..inference.synthesize import synthesize as run
+    from ..inference.vocoder import load_vocoder
 
     sources = [bool(wav), bool(mel), split is not None]
     if sum(sources) != 1:

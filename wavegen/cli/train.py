@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .. import bundled
-from ..errors import WavegenError
+from ..artifacts import bundled
+from ..core.errors import WavegenError
 from ._app import app
 
 
@@ -47,8 +47,8 @@ def train(
     ),
 ) -> None:
     """Train RECIPE; a run dir with checkpoints continues where it stopped."""
+    from ..core.distributed import env_info
     from ..training import train as run_training  # torch-heavy: import only when training
-    from ..training.distributed import env_info
 
     items = list(overrides or [])
     if max_steps is not None:

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..audio import atomic_path, read_audio, refuse_overwriting, write_audio, write_npy
-from ..errors import WavegenError
+from ..core.audio import atomic_path, read_audio, refuse_overwriting, write_audio, write_npy
+from ..core.errors import WavegenError
+from ..core.mulaw import mulaw_decode, mulaw_encode
 from ..generation import BACKENDS
 from ..model import WaveNet
-from ..mulaw import mulaw_decode, mulaw_encode
+from ..model.identity import model_sha256
 from . import coder, identity
 from .container import VERSION, Container, parse
 
@@ -94,7 +95,7 @@ def compress(
     header = {
         "format": FORMAT,
         "format_version": VERSION,
-        "model_sha256": identity.model_sha256(model),
+        "model_sha256": model_sha256(model),
         "setup": identity.setup(used),
         "sample_rate": int(sample_rate),
         "quantize_channels": Q,
@@ -144,7 +145,7 @@ def decompress(
             f"{name}: compressed with the sampler backend {backend!r}, which this wavegen lacks"
         )
     setup = identity.setup(backend)
-    identity.check(header, identity.model_sha256(model), setup, name)
+    identity.check(header, model_sha256(model), setup, name)
     if sample_rate is not None and header.get("sample_rate") != sample_rate:
         raise WavegenError(
             f"{name}: a {header.get('sample_rate')} Hz stream, the model runs at {sample_rate} Hz"
@@ -177,7 +178,7 @@ def compress_file(
     threads: int | None = None,
     progress: bool = False,
 ) -> dict:
-    """Compress an audio file with a loaded :class:`~wavegen.vocoder.Vocoder`'s model -> summary.
+    """Compress an audio file with a loaded :class:`~wavegen.inference.vocoder.Vocoder`'s model -> summary.
 
     ``verify`` decodes the bytes before writing them (as ``flac --verify``); the output is
     written atomically, so a failure leaves no file.

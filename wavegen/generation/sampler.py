@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ..model import WaveNet
 from . import backends
 from .conditioning import Conditioner

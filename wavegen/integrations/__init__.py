@@ -1,8 +1,8 @@
-"""Thin adapters that let a TTS framework call a wavegen :class:`~wavegen.vocoder.Vocoder`.
+"""Thin adapters that let a TTS framework call a wavegen :class:`~wavegen.inference.vocoder.Vocoder`.
 
 Each one checks the framework's feature settings against the vocoder's mel preset (one line
 naming the setting and both values) and converts the framework's mel convention to the
-preset's (wavegen.tts_mels holds the conversions):
+preset's (wavegen.data.tts_mels holds the conversions):
 
     espnet.py       ESPnetVocoder: stands where ESPnet2's Text2Speech keeps its vocoder
                     (feats (T, n_mels) log-mel of base log_base in, waveform out)

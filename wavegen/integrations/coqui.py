@@ -11,7 +11,7 @@ Coqui's synthesizer denormalises the TTS output with the model's AudioProcessor,
 again with the vocoder's (here the same one) and calls ``vocoder_model.inference(mel)`` with
 ``(1, n_mels, T)``, expecting ``(1, 1, T·hop)``. The AudioProcessor's mel is
 ``spec_gain·log_func(max(1e-5, mel)) − ref_level_db``, normalised to [−max_norm, max_norm]
-(symmetric_norm) or [0, max_norm]; wavegen.tts_mels.coqui_db_to_natural_log undoes it. Its
+(symmetric_norm) or [0, max_norm]; wavegen.data.tts_mels.coqui_db_to_natural_log undoes it. Its
 sample_rate, fft_size, hop_length, win_length, num_mels, mel_fmin and mel_fmax are checked
 against the vocoder's preset; mean-variance stats (stats_path) and pre-emphasis are refused.
 """
@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import WavegenError
-from ..tts_mels import coqui_db_to_natural_log, coqui_settings
-from ..vocoder import Vocoder
+from ..core.errors import WavegenError
+from ..data.tts_mels import coqui_db_to_natural_log, coqui_settings
+from ..inference.vocoder import Vocoder
 from .frontend import batch_of, check_settings, pad_batch, vocode_natural_log
 
 _NAMES = {

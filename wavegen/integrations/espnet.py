@@ -17,8 +17,8 @@ import math
 
 import torch
 
-from ..errors import WavegenError
-from ..vocoder import Vocoder
+from ..core.errors import WavegenError
+from ..inference.vocoder import Vocoder
 from .frontend import check_settings, vocode_natural_log
 
 _NAMES = {  # preset field -> ESPnet's feats_extract_conf key

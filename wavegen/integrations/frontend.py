@@ -8,9 +8,9 @@ import math
 import numpy as np
 import torch
 
-from ..errors import WavegenError
-from ..tts_mels import to_preset
-from ..vocoder import Vocoder
+from ..core.errors import WavegenError
+from ..data.tts_mels import to_preset
+from ..inference.vocoder import Vocoder
 
 # The preset fields a framework's settings are compared with, and the tolerance of each.
 FIELDS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax")

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import WavegenError
-from ..vocoder import Vocoder
+from ..core.errors import WavegenError
+from ..inference.vocoder import Vocoder
 from .frontend import batch_of, pad_batch, vocode_natural_log
 
 

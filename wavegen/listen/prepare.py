@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import atomic_path, read_audio, write_audio
-from ..errors import WavegenError
+from ..core.audio import atomic_path, read_audio, write_audio
+from ..core.errors import WavegenError
+from .experiment import Experiment
 from .spec import (
     ANCHORS,
     MAX_MUSHRA_CONDITIONS,
@@ -110,6 +111,7 @@ def prepare_test(
     max_seconds: float | None = None,
     gold: bool = False,
     loudness_lufs: float = TARGET_LUFS,
+    experiment: Experiment | None = None,
     echo: Callable[[str], None] = lambda _: None,
 ) -> ListeningTest:
     """Build a listening test in ``out_dir`` (which must not exist, or be empty).
@@ -123,6 +125,7 @@ def prepare_test(
         sample_rate: the test's rate (default: the first reference file's, else the first system's).
         max_seconds: cut every item to at most this long.
         gold: MOS only: the reference trials are attention checks (a listener must rate them >= 4).
+        experiment: consent, calibration, questionnaire, comments, wording (experiment.py).
     """
     out_dir = Path(out_dir)
     ref = Path(reference) if reference is not None else None
@@ -160,6 +163,7 @@ def prepare_test(
         test = _build(kind, scratch, matched, folders, rate, seed, max_seconds, loudness_lufs, echo)
         test.items_per_listener = items_per_listener
         test.gold = gold
+        test.experiment = experiment or Experiment()
         test.systems = list(sys_dirs)
         test.extra["unmatched"] = matched.unmatched
         with atomic_path(scratch / TEST_FILE) as tmp:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 
 TARGET_LUFS = -23.0  # EBU R 128 programme loudness
 PEAK_CEILING_DBFS = -1.0  # no stimulus peaks above this after its gain: never clipped

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from ..errors import WavegenError
+from ..core.config import ModelConfig
+from ..core.errors import WavegenError
 from .layers import ResidualLayer
 from .upsample import Upsampler
 
@@ -203,20 +203,6 @@ class WaveNet(nn.Module):
         h = F.relu(F.linear(h, hidden.weight[:, :, 0].to(dtype), hidden.bias.to(dtype)))
         logits = F.linear(h, out.weight[:, :, 0].to(dtype), out.bias.to(dtype))
         return logits.transpose(1, 2)  # (B, Q, T), classes contiguous in memory
-
-    # ---- sampling ----------------------------------------------------------------------------
-    def generate(
-        self,
-        mel: torch.Tensor | None = None,
-        speaker: torch.Tensor | None = None,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        **kwargs,
-    ) -> torch.Tensor:
-        """Sample waveforms, (B, T) float in [-1, 1]; see :func:`wavegen.generation.generate`."""
-        from ..generation import generate  # the sampler imports this module
-
-        return generate(self, mel, speaker, temperature, seed, **kwargs)
 
 
 def _some(names: list[str], shown: int = 2) -> str:

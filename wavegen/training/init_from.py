@@ -27,9 +27,11 @@ from pathlib import Path
 
 import torch
 
-from ..config import ModelConfig, Recipe
-from ..errors import WavegenError
-from . import checkpoint as ckpt_io
+from ..artifacts import checkpoint as ckpt_io
+from ..artifacts.export import CONFIG, load_exported
+from ..artifacts.stored import check_preset
+from ..core.config import ModelConfig, Recipe
+from ..core.errors import WavegenError
 
 log = logging.getLogger(__name__)
 SPEAKER_TABLE = "speaker_embed.weight"  # (n_speakers, gin_channels)
@@ -67,9 +69,6 @@ class InitReport:
 
 def load_init_source(path: str | Path) -> InitSource:
     """Read a run dir (newest valid checkpoint), a checkpoint file or an exported folder."""
-    from ..export import CONFIG, check_preset, load_exported, resolve_checkpoint
-    from .checkpoint import model_from_checkpoint
-
     path = Path(path)
     folder = path.parent if path.is_file() and path.suffix == ".safetensors" else path
     if folder.is_dir() and (folder / CONFIG).is_file():
@@ -86,15 +85,15 @@ def load_init_source(path: str | Path) -> InitSource:
             speakers=list(config["speakers"]),
             step=config["step"],
         )
-    file = resolve_checkpoint(path)
+    file = ckpt_io.resolve_checkpoint(path)
     ck = ckpt_io.load_checkpoint(file)
-    model = model_from_checkpoint(ck, use_ema=False, where=file)  # checks the stored recipe
+    model = ckpt_io.model_from_checkpoint(ck, use_ema=False, where=file)  # checks the stored recipe
     try:
         preset = check_preset(ck.get("preset"), "preset").name
     except WavegenError as err:
         raise WavegenError(f"{file}: {err}") from None
     if ck.get("ema") is not None:
-        model_from_checkpoint(ck, use_ema=True, where=file)  # the EMA weights fit as well
+        ckpt_io.model_from_checkpoint(ck, use_ema=True, where=file)  # the EMA weights fit as well
     audio = ck["recipe"].get("audio") if isinstance(ck["recipe"].get("audio"), dict) else {}
     speakers = ck.get("speakers") or []
     if not isinstance(speakers, list) or not all(isinstance(s, str) for s in speakers):

@@ -14,7 +14,7 @@ samples use the EMA model.
 The host waits for the device only at sync points: every ``train.log_interval`` steps, before
 validation, audio samples and checkpoints, and at the end (:mod:`wavegen.training.meter`); the
 loss and gradient norm stay on the device in between. A non-finite loss or gradient stops the run
-with a :class:`~wavegen.errors.WavegenError` naming the step, and no checkpoint with non-finite
+with a :class:`~wavegen.core.errors.WavegenError` naming the step, and no checkpoint with non-finite
 weights is ever written (none is skipped: see the meter's docstring).
 
 SIGINT/SIGTERM finish the current step (under DDP: the steps up to the next log or checkpoint
@@ -40,17 +40,17 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from ..audio import atomic_path, write_audio
-from ..config import Recipe, from_dict, validate
-from ..dirlock import folder_lock
-from ..errors import WavegenError
-from ..features import get_preset, mel_spectrogram
+from ..artifacts import checkpoint as ckpt_io
+from ..artifacts.workdir import FEATURES, MANIFEST, STATS, read_feature_cache
+from ..core import distributed
+from ..core.audio import atomic_path, write_audio
+from ..core.config import Recipe, from_dict, validate
+from ..core.dirlock import folder_lock
+from ..core.errors import WavegenError
+from ..core.features import get_preset, mel_spectrogram
+from ..core.interrupt import Interrupted
 from ..generation.backends import backend_for
-from ..interrupt import Interrupted
 from ..model import WaveNet
-from ..workdir import FEATURES, MANIFEST, STATS, read_feature_cache
-from . import checkpoint as ckpt_io
-from . import distributed
 from .dataset import (
     WindowDataset,
     WindowSampler,
@@ -630,7 +630,7 @@ def train(
         init_from=init_from,
         speaker_map=speaker_map,
     )
-    # One run per run dir: only the main rank writes, so only it holds the lock (wavegen.dirlock).
+    # One run per run dir: only the main rank writes, so only it holds the lock (wavegen.core.dirlock).
     lock = folder_lock(run_dir, "run dir") if trainer.info.is_main else contextlib.nullcontext()
     # Denormal floats appear in early gradients and make CPU steps several times slower.
     flush = torch.set_flush_denormal(True)

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import WavegenError
-from .model import WaveNet
-from .mulaw import mulaw_encode
+from ..core.errors import WavegenError
+from ..core.mulaw import mulaw_encode
+from ..model import WaveNet
 
 CHUNK_SAMPLES = 16384  # scored samples per window (plus a receptive field of context)
 BATCH = 4  # windows per forward pass: logits are batch × (chunk + context) × classes floats
@@ -97,8 +97,8 @@ def _prepare(model: WaveNet, vocoder, audio, mel, speaker) -> _Utterance:
         if frames < 1:
             raise WavegenError(f"audio: {len(codes)} samples is shorter than one frame ({model.hop_length})")
         codes = codes[: frames * model.hop_length]
-        from .generation.conditioning import Conditioner
-        from .generation.weights import StepWeights
+        from ..generation.conditioning import Conditioner
+        from ..generation.weights import StepWeights
 
         weights = StepWeights.from_model(model)
         spk = None if speaker_id is None else torch.tensor([speaker_id], device=model.embed.weight.device)
@@ -153,7 +153,7 @@ def score(
     """Teacher-forced −log2 P of audio's μ-law stream under the model.
 
     Args:
-        model: a :class:`~wavegen.vocoder.Vocoder` (mels and speaker names are handled for you)
+        model: a :class:`~wavegen.inference.vocoder.Vocoder` (mels and speaker names are handled for you)
             or a bare :class:`~wavegen.model.WaveNet` (then give ``mel`` for a mel model).
         audio: (T,) float waveform in [-1, 1] at the model's sample rate, or a list of them
             (scored together in batches).

@@ -11,12 +11,11 @@ same file given twice is vocoded once.
 
 A speaker goes with each utterance only when the model is speaker-conditioned
 (``model.n_speakers`` > 0): a single-speaker model such as LJSpeech's still lists its speaker
-('LJ') but takes none (see :meth:`wavegen.vocoder.Vocoder.speaker_ids`).
+('LJ') but takes none (see :meth:`wavegen.inference.vocoder.Vocoder.speaker_ids`).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -25,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import read_audio, write_audio
-from .corpora.folder import AUDIO_SUFFIXES
-from .errors import WavegenError
-from .generation.generate import check_temperature
+from ..artifacts.workdir import load_features_info, load_manifest
+from ..core.audio import AUDIO_SUFFIXES, read_audio, write_audio
+from ..core.errors import WavegenError
+from ..generation.generate import check_temperature
 from .vocoder import Vocoder
-from .workdir import load_features_info, load_manifest
 
 MEL_SUFFIXES = {".npy", ".pt"}
 
@@ -154,12 +152,6 @@ def check_output_names(items: list[Item], outdir: Path) -> None:
                 f"{other.source} and {it.source} would both be written to {outdir / (it.id + '.wav')}; "
                 "rename one or synthesize them into separate output folders"
             )
-
-
-def shard(items: list[Item]) -> list[Item]:
-    """This rank's share under torchrun (RANK / WORLD_SIZE), else everything."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    return items[rank::world]
 
 
 def synthesize(

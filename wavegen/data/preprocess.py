@@ -1,6 +1,6 @@
 """Corpus -> feature cache + manifest, the input of training and synthesis.
 
-What a work dir holds is :mod:`wavegen.workdir`. Every file is written atomically, the
+What a work dir holds is :mod:`wavegen.artifacts.workdir`. Every file is written atomically, the
 per-utterance files as soon as they are done and the manifest (rebuilt from the finished cache
 files) periodically and at the end, so a killed run loses at most the utterances in flight and a
 rerun skips everything already cached.
@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import workdir as workdir_io
-from .audio import read_audio, write_error_message, write_npy
-from .config import AudioConfig, DataConfig, Recipe
+from ..artifacts import workdir as workdir_io
+from ..core.audio import read_audio, write_error_message, write_npy
+from ..core.config import AudioConfig, DataConfig, Recipe
+from ..core.dirlock import folder_lock
+from ..core.errors import OutputError, WavegenError
+from ..core.features import MelPreset, get_preset, mel_spectrogram, num_frames
+from ..core.interrupt import ignore_interrupts_in_worker
 from .corpora import Utterance, read_corpus
-from .dirlock import folder_lock
-from .errors import OutputError, WavegenError
-from .features import MelPreset, get_preset, mel_spectrogram, num_frames
-from .interrupt import ignore_interrupts_in_worker
 from .tts_mels import MelSource, load_aligned, open_source
 
 MANIFEST_EVERY = 30.0  # seconds between manifest rewrites during a run
@@ -43,7 +43,7 @@ class PreprocessSummary:
     # "utterances", "valid", "test", "asked_valid", "asked_test"}.
     split_caps: list[dict] = field(default_factory=list)
     workdir: str = ""
-    # Where the mels came from: {"kind": "audio"}, or a TTS model's (wavegen.tts_mels) with how
+    # Where the mels came from: {"kind": "audio"}, or a TTS model's (wavegen.data.tts_mels) with how
     # many of this run's utterances matched the audio's frame count exactly, were trimmed or padded.
     mels: dict = field(default_factory=lambda: {"kind": "audio"})
 
@@ -74,7 +74,7 @@ def preprocess(
         progress: show a tqdm bar on stderr (only when stderr is a terminal).
 
     Raises:
-        WavegenError: missing corpus, a work dir in use by another process (wavegen.dirlock) or
+        WavegenError: missing corpus, a work dir in use by another process (wavegen.core.dirlock) or
             made from another corpus or with other settings (workdir.check_workdir), or no
             usable utterance at all (the reasons are then in the summary log).
         OutputError: the cache cannot be written (no space left, ...): the utterances already

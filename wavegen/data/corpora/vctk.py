@@ -17,8 +17,8 @@ from __future__ import annotations
 import typing
 from pathlib import Path
 
-from ..config import Mic
-from ..errors import WavegenError
+from ...core.config import Mic
+from ...core.errors import WavegenError
 from .utterance import Utterance
 
 AUDIO_DIRS = {"0.92": "wav48_silence_trimmed", "0.80": "wav48"}

@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import WavegenError
-from .features import MelPreset, mel_spectrogram
-from .generation.backends import backend_for
+from ..artifacts.loader import load_model
+from ..core.errors import WavegenError
+from ..core.features import MelPreset, mel_spectrogram
+from ..generation.backends import backend_for
 
 # Typical statistics of speech mels at full level (LJSpeech): the mean over all bins, and the
 # spread (std) of the loudest 20% of the values. The spread tells the log base apart (ln values
@@ -147,7 +148,7 @@ class Vocoder:
             raise WavegenError("audio: contains NaN or infinite samples")
         wav = wav.astype(np.float32, copy=False)
         if sample_rate is not None and sample_rate != self.sample_rate:
-            from .audio import resample
+            from ..core.audio import resample
 
             wav = resample(wav, sample_rate, self.sample_rate)
         return torch.from_numpy(mel_spectrogram(wav, self.preset))
@@ -258,7 +259,7 @@ class Vocoder:
         **kwargs,
     ) -> torch.Tensor:
         """mel (n_mels, T) -> (T·hop,) float waveform; (B, n_mels, T) -> (B, T·hop)."""
-        from .generation import check_temperature, generate
+        from ..generation import check_temperature, generate
 
         temperature = check_temperature(temperature)
         batched = getattr(mel, "ndim", 0) == 3
@@ -281,7 +282,7 @@ class Vocoder:
 
         Each of ``mels`` is one utterance, (n_mels, T_i) or (T_i, n_mels); an empty list gives [].
         """
-        from .generation import check_temperature, generate
+        from ..generation import check_temperature, generate
 
         temperature = check_temperature(temperature)
         if len(mels) == 0:
@@ -314,7 +315,7 @@ class Vocoder:
         **kwargs,
     ) -> Iterator[torch.Tensor]:
         """Yield audio chunks, (n,) for a 2-D mel or (B, n) for a batch, as they are produced."""
-        from .generation import check_temperature, stream
+        from ..generation import check_temperature, stream
 
         temperature = check_temperature(temperature)
         batched = getattr(mel, "ndim", 0) == 3
@@ -326,30 +327,7 @@ class Vocoder:
 
 def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> Vocoder:
     """Load a vocoder from an exported folder (model.safetensors + config.json), a training run
-    dir (its newest valid checkpoint, EMA weights) or a checkpoint file. Nothing is unpickled."""
-    from .export import CONFIG, load_exported, resolve_checkpoint
-
-    path = Path(path)
-    if path.is_file() and path.suffix == ".safetensors":
-        path = path.parent
-    if path.is_dir() and (path / CONFIG).is_file():
-        model, config = load_exported(path, device)
-        return Vocoder(model, config["preset"], config["speakers"], config["mel_normalize"], device)
-    from .export import check_preset
-    from .training.checkpoint import load_checkpoint, model_from_checkpoint
-
-    file = resolve_checkpoint(path)
-    ckpt = load_checkpoint(file)
-    if not ckpt.get("preset"):
-        raise WavegenError(f"{file}: checkpoint has no mel preset")
-    try:
-        preset = check_preset(ckpt["preset"], "preset")
-    except WavegenError as err:
-        raise WavegenError(f"{file}: {err}") from None
-    model = model_from_checkpoint(ckpt, use_ema=True, where=file)
-    audio = ckpt["recipe"].get("audio") if isinstance(ckpt["recipe"].get("audio"), dict) else {}
-    mel_normalize = bool(audio.get("mel_normalize", False))
-    speakers = ckpt.get("speakers") or []
-    if not isinstance(speakers, list) or not all(isinstance(s, str) for s in speakers):
-        raise WavegenError(f"{file}: speakers: expected a list of speaker names")
-    return Vocoder(model, preset, speakers, mel_normalize, device)
+    dir (its newest valid checkpoint, EMA weights) or a checkpoint file. Nothing is unpickled;
+    see :func:`wavegen.artifacts.loader.load_model`."""
+    loaded = load_model(path, device)
+    return Vocoder(loaded.model, loaded.preset, loaded.speakers, loaded.mel_normalize, device)

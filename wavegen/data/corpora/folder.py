@@ -10,13 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import WavegenError
+from ...core.audio import AUDIO_SUFFIXES
+from ...core.errors import WavegenError
 from .utterance import Utterance, safe_id
-
-# Containers libsndfile reads (soundfile.available_formats()), by their usual suffixes.
-AUDIO_SUFFIXES = frozenset(
-    ".wav .wave .flac .ogg .oga .opus .mp3 .aiff .aif .aifc .au .snd .caf .w64 .rf64".split()
-)
 
 
 def read_folder(path: str | Path) -> list[Utterance]:

@@ -7,9 +7,9 @@ Layout of a work dir::
     cache/<id>.audio.npy   float32 (frames * hop,) audio at the preset's rate
     cache/<id>.mel.npy     float32 (n_mels, frames) raw preset log-mel of exactly that audio
     features.json          preset, rates, sorted speakers, corpus kind and location, what the
-                           cache was made from (identity: a different one is refused), recipe; where the mels
-                           came from (the audio or a TTS model's: wavegen.tts_mels)
-    wavegen.lock           held by the preprocess (or demo) writing here (wavegen.dirlock)
+                           cache was made from (identity: a different one is refused), recipe;
+                           where the mels came from (the audio or a TTS model's: wavegen.data.tts_mels)
+    wavegen.lock           held by the preprocess (or demo) writing here (wavegen.core.dirlock)
     stats.json             per-bin mean and std of the train split's mel frames
     preprocess.log         every run's summary and skipped files (id, file, reason)
 
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import atomic_path
-from .config import Recipe
-from .errors import WavegenError
-from .features import MelPreset
+from ..core.audio import atomic_path
+from ..core.config import Recipe
+from ..core.errors import WavegenError
+from ..core.features import MelPreset
 
 MANIFEST = "manifest.jsonl"
 FEATURES = "features.json"
@@ -37,7 +37,7 @@ DEMO_CORPUS = "demo_corpus"  # where the demo recipe generates its corpus when n
 # Audio settings that change what is in the cache: a work dir made with other values is refused.
 CACHE_AFFECTING = ("preset", "trim_top_db", "normalize", "peak_level", "loudness_db", "min_seconds")
 # Data settings that change the manifest's train/valid/test split, and those that change the mels
-# (a TTS model's instead of the audio's: wavegen.tts_mels).
+# (a TTS model's instead of the audio's: wavegen.data.tts_mels).
 SPLIT_AFFECTING = ("valid_per_speaker", "test_per_speaker", "held_out_speakers", "split_seed")
 MEL_AFFECTING = (
     "tts_mels",
@@ -257,7 +257,7 @@ def write_features_info(
         "corpus_path": corpus_location(workdir, corpus_path),
         "identity": identity(recipe, workdir, corpus_path),
         "recipe": recipe.to_dict(),
-        "mels": mels or {"kind": "audio"},  # where the cached mels came from (wavegen.tts_mels)
+        "mels": mels or {"kind": "audio"},  # where the cached mels came from (wavegen.data.tts_mels)
     }
     with atomic_path(workdir / FEATURES) as tmp:
         tmp.write_text(json.dumps(info, indent=1) + "\n")

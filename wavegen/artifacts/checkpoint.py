@@ -27,8 +27,10 @@ from pathlib import Path
 
 import torch
 
-from ..audio import atomic_path
-from ..errors import WavegenError
+from ..core.audio import atomic_path
+from ..core.errors import WavegenError
+from ..model import WaveNet
+from .stored import checked_model_config
 
 FORMAT = "wavegen-checkpoint-1"
 log = logging.getLogger(__name__)
@@ -143,6 +145,19 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> dict:
     return ckpt
 
 
+def resolve_checkpoint(source: str | Path) -> Path:
+    """A checkpoint file, or the newest valid checkpoint of a run dir."""
+    source = Path(source)
+    if source.is_file():
+        return source
+    if source.is_dir():
+        found = latest_checkpoint(source)
+        if found is None:
+            raise WavegenError(f"{source}: no valid checkpoint in {source / 'checkpoints'}")
+        return found
+    raise WavegenError(f"{source}: no such checkpoint or run directory")
+
+
 def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     """(step, path) of the step_*.pt files in RUN_DIR/checkpoints, oldest first (unverified)."""
     folder = checkpoint_dir(run_dir)
@@ -185,16 +200,13 @@ def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
     return stale
 
 
-def model_from_checkpoint(ckpt: dict, use_ema: bool = True, where: str | Path = "checkpoint"):
+def model_from_checkpoint(ckpt: dict, use_ema: bool = True, where: str | Path = "checkpoint") -> WaveNet:
     """Rebuild the WaveNet of a loaded checkpoint, in eval mode, on the CPU.
 
     Uses the EMA weights when ``use_ema`` and the checkpoint has them, else the raw weights. A
     stored recipe whose model section is invalid or no longer fits the weights (edited by hand)
     is a one-line WavegenError naming ``where``.
     """
-    from ..export import checked_model_config  # export imports this module
-    from ..model import WaveNet
-
     try:
         recipe = ckpt["recipe"]
         weights = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]

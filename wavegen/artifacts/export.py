@@ -7,40 +7,28 @@ Nothing in either file is pickled.
 
 Loading validates config.json like a recipe: every key present with its type and nothing else,
 the preset equal to wavegen's preset of that name, the sample rate, hop and speakers consistent
-with it and with the model, and the model section checked by :func:`wavegen.config.validate`;
+with it and with the model, and the model section checked by :func:`wavegen.core.config.validate`;
 each problem is one line naming the file and the key.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
 
 import torch
 
-from .audio import atomic_path
-from .config import ModelConfig, from_dict, model_config_from_dict, validate_model
-from .errors import WavegenError
-from .features import MelPreset, get_preset
-from .training.checkpoint import latest_checkpoint, load_checkpoint, model_from_checkpoint
+from ..core.audio import atomic_path
+from ..core.config import ModelConfig
+from ..core.errors import WavegenError
+from ..core.features import get_preset
+from ..model import WaveNet
+from .checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from .stored import check_preset, checked_model_config, short
 
 FORMAT = "wavegen-vocoder-1"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
-
-
-def resolve_checkpoint(source: str | Path) -> Path:
-    """A checkpoint file, or the newest valid checkpoint of a run dir."""
-    source = Path(source)
-    if source.is_file():
-        return source
-    if source.is_dir():
-        found = latest_checkpoint(source)
-        if found is None:
-            raise WavegenError(f"{source}: no valid checkpoint in {source / 'checkpoints'}")
-        return found
-    raise WavegenError(f"{source}: no such checkpoint or run directory")
 
 
 def export_model(source: str | Path, outdir: str | Path) -> Path:
@@ -101,8 +89,6 @@ def load_exported(folder: str | Path, device: str | torch.device = "cpu"):
     """
     from safetensors.torch import load_file
 
-    from .model import WaveNet
-
     folder = Path(folder)
     cfg_path, weights = folder / CONFIG, folder / WEIGHTS
     for path in (cfg_path, weights):
@@ -144,7 +130,7 @@ def check_config(config) -> ModelConfig:
     for key, (kind, what) in _KEYS.items():
         value = config[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise WavegenError(f"key {key!r}: expected {what}, got {_short(value)}")
+            raise WavegenError(f"key {key!r}: expected {what}, got {short(value)}")
     preset = check_preset(config["preset"], "preset")
     model = checked_model_config(config["model"], preset.name, "model", complete=True)
     if config["sample_rate"] != preset.sample_rate:
@@ -161,7 +147,7 @@ def check_config(config) -> ModelConfig:
     speakers = config["speakers"]
     if not all(isinstance(s, str) and s for s in speakers) or len(set(speakers)) != len(speakers):
         raise WavegenError(
-            f"key 'speakers': expected a list of distinct speaker names, got {_short(speakers)}"
+            f"key 'speakers': expected a list of distinct speaker names, got {short(speakers)}"
         )
     if 0 < model.n_speakers < len(speakers):
         raise WavegenError(
@@ -171,48 +157,6 @@ def check_config(config) -> ModelConfig:
         raise WavegenError(f"key 'step': expected a step ≥ 0, got {config['step']}")
     _check_mel_stats(config["mel_stats"], max(model.cin_channels, 1))
     return model
-
-
-def check_preset(data, where: str) -> MelPreset:
-    """A stored mel preset: all its fields, typed, and equal to wavegen's preset of that name."""
-    if not isinstance(data, dict):
-        raise WavegenError(f"{where}: expected a mapping of the preset's fields, got {_short(data)}")
-    fields = [f.name for f in dataclasses.fields(MelPreset)]
-    missing = [k for k in fields if k not in data]
-    if missing:
-        raise WavegenError(f"{where}.{missing[0]}: missing")
-    preset = from_dict(MelPreset, data, where)
-    known = get_preset(preset.name)
-    for name in fields:
-        if getattr(preset, name) != getattr(known, name):
-            raise WavegenError(
-                f"{where}.{name} is {getattr(preset, name)!r}, but wavegen's {known.name} preset has "
-                f"{getattr(known, name)!r}"
-            )
-    return known
-
-
-def checked_model_config(data, preset: str, where: str, complete: bool = False) -> ModelConfig:
-    """A stored model section (config.json, a checkpoint's recipe) checked as a recipe's is:
-    types, unknown keys and :func:`wavegen.config.validate`'s rules against ``preset``.
-
-    ``complete``: every key must be present (config.json); a checkpoint's missing keys take
-    their defaults, as its recipe did.
-    """
-    if not isinstance(data, dict):
-        raise WavegenError(f"{where}: expected a mapping, got {_short(data)}")
-    missing = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in data]
-    if complete and missing:
-        raise WavegenError(f"{where}.{missing[0]}: missing")
-    config = model_config_from_dict(data)
-    if config.n_speakers < 0:  # -1, one per speaker in the feature cache, is resolved by training
-        raise WavegenError(f"{where}.n_speakers must be at least 0, got {config.n_speakers}")
-    p = get_preset(preset)
-    try:
-        validate_model(config, p.hop_length, p.n_mels, p.name)
-    except WavegenError as err:
-        raise WavegenError(f"{where}: {err}") from None
-    return config
 
 
 def _check_mel_stats(stats: dict, n: int) -> None:
@@ -228,8 +172,3 @@ def _check_mel_stats(stats: dict, n: int) -> None:
         )
         if not ok or (key == "std" and min(values) <= 0):
             raise WavegenError(f"key 'mel_stats.{key}': expected {n} finite numbers{' > 0' * (key == 'std')}")
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

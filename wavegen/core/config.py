@@ -25,19 +25,19 @@ from .errors import WavegenError
 
 # The allowed values of the keys that take a name; from_dict refuses anything else.
 Normalize = Literal["none", "peak", "loudness"]
-Corpus = Literal["ljspeech", "vctk", "folder", "demo"]  # the wavegen.corpora readers
+Corpus = Literal["ljspeech", "vctk", "folder", "demo"]  # the wavegen.data.corpora readers
 Mic = Literal["mic1", "mic2", "both"]
 Optimizer = Literal["adam", "adamw"]
 Decay = Literal["exponential", "cosine", "none"]
 Precision = Literal["auto", "bf16", "fp32"]  # see wavegen.training.precision
-MelConvention = Literal["auto", "natural-log", "log10", "coqui-db", "standardised"]  # wavegen.tts_mels
+MelConvention = Literal["auto", "natural-log", "log10", "coqui-db", "standardised"]  # wavegen.data.tts_mels
 CORPORA = typing.get_args(Corpus)
 PRECISIONS = typing.get_args(Precision)
 
 
 @dataclass
 class AudioConfig:
-    preset: str = "tacotron2"  # mel front-end preset (wavegen.features.PRESETS)
+    preset: str = "tacotron2"  # mel front-end preset (wavegen.core.features.PRESETS)
     trim_top_db: float = 60.0  # silence trim: dB below the peak counted as silence; 0 = off
     normalize: Normalize = "none"  # gain before the mel: none, peak (peak_level) or loudness
     peak_level: float = 0.95  # target peak for normalize=peak (linear)
@@ -74,7 +74,7 @@ class DataConfig:
     window_samples: int = 10240  # audio samples per training window (multiple of hop)
     batch_size: int = 8  # windows per optimisation step (global, across DDP ranks)
     num_workers: int = 2  # DataLoader worker processes
-    # Train on a TTS model's teacher-forced mels instead of the audio's (wavegen.tts_mels): a folder
+    # Train on a TTS model's teacher-forced mels instead of the audio's (wavegen.data.tts_mels): a folder
     # of <utterance id>.npy (relative to the recipe or absolute); "" = mels computed from the audio.
     tts_mels: str = ""
     tts_mels_convention: MelConvention = "auto"  # how those mels are scaled; auto = diagnosed

@@ -3,7 +3,7 @@
     ljspeech  LJSpeech 1.1: metadata.csv + wavs/<id>.wav, one speaker "LJ"
     vctk      VCTK 0.92 (wav48_silence_trimmed/*.flac) or 0.80 (wav48/*.wav), auto-detected
     folder    any folder of audio files; one sub-folder per speaker if there are sub-folders
-    demo      the synthetic corpus :func:`~wavegen.corpora.demo.make_demo_corpus` generates,
+    demo      the synthetic corpus :func:`~wavegen.data.corpora.demo.make_demo_corpus` generates,
               read as a folder corpus (generated first if it is not there yet)
 
 Readers only list files; they do not open audio, so a listed file may still turn out to be
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import CORPORA
-from ..errors import WavegenError
+from ...core.config import CORPORA
+from ...core.errors import WavegenError
 from .demo import make_demo_corpus
 from .folder import read_folder
 from .ljspeech import read_ljspeech

@@ -18,10 +18,10 @@ import re
 import shutil
 from pathlib import Path
 
-from .config import Recipe, load_recipe
-from .errors import WavegenError
+from ..core.config import Recipe, load_recipe
+from ..core.errors import WavegenError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # wavegen/, which holds recipes/ in a wheel
 SHARED_FILES = ("base.yaml", "stages.sh")  # what every recipe folder needs beside it
 
 
@@ -64,7 +64,7 @@ def find_recipe(name_or_path: str | Path) -> Path:
 
 
 def load(name_or_path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """:func:`wavegen.config.load_recipe` of :func:`find_recipe`, with an installed recipe's
+    """:func:`wavegen.core.config.load_recipe` of :func:`find_recipe`, with an installed recipe's
     corpus path read from ``./data`` (unless ``data.corpus_path`` is overridden)."""
     overrides = list(overrides or [])
     recipe = load_recipe(find_recipe(name_or_path), overrides)

@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..device import resolve_device
-from ..errors import WavegenError
+from .device import resolve_device
+from .errors import WavegenError
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,30 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     return ddp(model, device_ids=ids, static_graph=True, **quiet)
 
 
+def shard(items: list, info: DistInfo | None = None) -> list:
+    """This rank's share of ``items`` (every world_size-th, from its rank), else everything."""
+    info = info or env_info()
+    return items[info.rank :: info.world_size]
+
+
+def broadcast_flag(info: DistInfo, flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank."""
+    if not info.enabled:
+        return flag
+    box = [flag]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
+def gather(info: DistInfo, value) -> list:
+    """Every rank's ``value`` (picklable), in rank order, on every rank; [value] alone."""
+    if not info.enabled:
+        return [value]
+    everyone: list = [None] * info.world_size
+    dist.all_gather_object(everyone, value)
+    return everyone
+
+
 def barrier(info: DistInfo) -> None:
     """Wait for every rank (e.g. until rank 0 has written the checkpoint of a stopped run:
     torchrun stops the other ranks as soon as one exits with an error code)."""
@@ -93,3 +117,12 @@ def barrier(info: DistInfo) -> None:
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def leave(info: DistInfo) -> None:
+    """Wait for every rank, then close the process group on each: a rank that exited with it
+    still open aborted ("terminate called without an active exception") while rank 0 was still
+    working alone."""
+    if info.enabled:
+        dist.barrier()
+        shutdown()

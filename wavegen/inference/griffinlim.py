@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import WavegenError
-from .features import MelPreset, get_preset
+from ..core.errors import WavegenError
+from ..core.features import MelPreset, get_preset
 
 DEFAULT_ITERATIONS = 32
 

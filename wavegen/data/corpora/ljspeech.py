@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import WavegenError
+from ...core.errors import WavegenError
 from .utterance import Utterance, is_safe_id
 
 SPEAKER = "LJ"

@@ -1,7 +1,7 @@
 """Audio I/O: read anything soundfile reads as float32 mono, resample, write atomically.
 
 Every problem with a file (missing, empty, unreadable, truncated, non-finite) raises
-:class:`~wavegen.errors.WavegenError` with the file name and what is wrong.
+:class:`~wavegen.core.errors.WavegenError` with the file name and what is wrong.
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ import numpy as np
 import soundfile as sf
 
 from .errors import OutputError, WavegenError
+
+# Containers libsndfile reads (soundfile.available_formats()), by their usual suffixes.
+AUDIO_SUFFIXES = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .aiff .aif .aifc .au .snd .caf .w64 .rf64".split()
+)
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
@@ -119,7 +124,7 @@ class atomic_path:
     permissions ``open(path, "w")`` would give it. On an exception in the block, or if
     the final fsync or rename fails, the temporary file is removed and ``path`` is untouched. An
     ``OSError`` on the way (no space left, permission denied, read-only file system, ``path`` a
-    folder, ...) becomes an :class:`~wavegen.errors.OutputError` naming ``path``.
+    folder, ...) becomes an :class:`~wavegen.core.errors.OutputError` naming ``path``.
     """
 
     def __init__(self, path: str | os.PathLike):

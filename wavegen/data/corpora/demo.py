@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import atomic_path, write_audio
+from ...core.audio import atomic_path, write_audio
 
 SAMPLE_RATE = 22050  # Hz: the tacotron2/espnet preset rate, so no resampling
 UTTERANCES_PER_SPEAKER = 8

@@ -11,7 +11,7 @@ or ``(T, n_mels)``, in one of these conventions (``data.tts_mels_convention``):
                   normalised to [−max_norm, max_norm] (symmetric_norm) or [0, max_norm]
     standardised  (logmel − mean) / std per bin, ESPnet's GlobalMVN (feats_stats.npz)
     auto          natural-log or log10, diagnosed from the values as the vocoder does
-                  (wavegen.vocoder.judge_scale)
+                  (wavegen.inference.vocoder.judge_scale)
 
 Parameters (``data.tts_mels_params``): for coqui-db the model's Coqui config.json (its ``audio``
 section: ref_level_db, min_level_db, max_norm, symmetric_norm, signal_norm; Coqui's defaults
@@ -24,7 +24,7 @@ more are trimmed and fewer padded (the last frame repeated), and counted; a larg
 skips the utterance with the reason. Silence trimming (``audio.trim_top_db``) cuts whole hops at
 the start, and the TTS mel is cut by the same number of frames, unless ``data.tts_mels_trimmed``
 says the TTS model saw the trimmed audio (Coqui trims with librosa.effects.trim at trim_db, which
-wavegen's trim reproduces: see wavegen.preprocess.trim_silence).
+wavegen's trim reproduces: see wavegen.data.preprocess.trim_silence).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import WavegenError
-from .features import MelPreset
+from ..core.errors import WavegenError
+from ..core.features import MelPreset
 
 CONVENTIONS = ("auto", "natural-log", "log10", "coqui-db", "standardised")
 DIAGNOSE_FILES = 20  # mels read to diagnose a folder's layout and log base
@@ -155,8 +155,8 @@ def _layout(mels: list[np.ndarray], n_mels: int, folder: Path) -> bool:
 
 
 def diagnose(mels: list[np.ndarray], preset: MelPreset, folder: Path, when: str = "") -> str:
-    """natural-log or log10, judged as the vocoder judges a mel (wavegen.vocoder.judge_scale)."""
-    from .vocoder import judge_scale
+    """natural-log or log10, judged as the vocoder judges a mel (wavegen.inference.vocoder.judge_scale)."""
+    from ..inference.vocoder import judge_scale  # inference imports data: here, not at the top
 
     values = torch.from_numpy(np.concatenate([m.reshape(-1) for m in mels]))
     looks, seen = judge_scale(values, preset)
