@@ -11,7 +11,7 @@ or ``(T, n_mels)``, in one of these conventions (``data.tts_mels_convention``):
                   normalised to [−max_norm, max_norm] (symmetric_norm) or [0, max_norm]
     standardised  (logmel − mean) / std per bin, ESPnet's GlobalMVN (feats_stats.npz)
     auto          natural-log or log10, diagnosed from the values as the vocoder does
-                  (wavegen.inference.vocoder.judge_scale)
+                  (wavegen.core.mel_scale.judge_scale)
 
 Parameters (``data.tts_mels_params``): for coqui-db the model's Coqui config.json (its ``audio``
 section: ref_level_db, min_level_db, max_norm, symmetric_norm, signal_norm; Coqui's defaults
@@ -39,6 +39,7 @@ import torch
 
 from ..core.errors import WavegenError
 from ..core.features import MelPreset
+from ..core.mel_scale import judge_scale
 
 CONVENTIONS = ("auto", "natural-log", "log10", "coqui-db", "standardised")
 DIAGNOSE_FILES = 20  # mels read to diagnose a folder's layout and log base
@@ -155,9 +156,7 @@ def _layout(mels: list[np.ndarray], n_mels: int, folder: Path) -> bool:
 
 
 def diagnose(mels: list[np.ndarray], preset: MelPreset, folder: Path, when: str = "") -> str:
-    """natural-log or log10, judged as the vocoder judges a mel (wavegen.inference.vocoder.judge_scale)."""
-    from ..inference.vocoder import judge_scale  # inference imports data: here, not at the top
-
+    """natural-log or log10, judged as the vocoder judges a mel (wavegen.core.mel_scale.judge_scale)."""
     values = torch.from_numpy(np.concatenate([m.reshape(-1) for m in mels]))
     looks, seen = judge_scale(values, preset)
     if looks in ("natural-log", "log10"):
