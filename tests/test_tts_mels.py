@@ -167,6 +167,7 @@ def test_undiagnosable_mels_and_a_cache_of_other_mels_are_refused(corpus, tmp_pa
         preprocess(recipe(tmp_path, root, tts_mels=str(folder)), work, workers=1)
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_cli_mels_option_and_a_one_line_error(corpus, tmp_path):
     root, mels = corpus
     folder = tmp_path / "tts"
