@@ -2,7 +2,8 @@
 dependencies point one way, from the command line down to the core, and there are no cycles.
 
     core <- model <- generation <- artifacts <- {data, training, inference}
-         <- {codec, evaluate, listen} <- {bench, demo} <- cli, and the public API in wavegen/__init__
+         <- {codec, evaluate, listen, integrations} <- {bench, demo} <- cli, and the public API in
+    wavegen/__init__
 
 (bench measures the codec, the demo runs an evaluation: they sit one layer higher.)
 """
@@ -29,6 +30,7 @@ RANKS = {
     "codec": 5,
     "evaluate": 5,
     "listen": 5,
+    "integrations": 5,  # TTS framework adapters over the vocoder (inference) and data.tts_mels
     "bench": 6,
     "demo": 6,
     "cli": 7,

@@ -21,7 +21,7 @@ from wavegen.data.preprocess import preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
-NAMES = ("ljspeech", "vctk", "demo", "ljspeech-codec", "vctk-codec")
+NAMES = ("ljspeech", "vctk", "demo", "ljspeech-codec", "vctk-codec", "ljspeech-gta")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -11,7 +11,8 @@ pickled objects.
 
 Payload (format ``wavegen-checkpoint-1``): step, model, ema (state_dicts), optimizer, scheduler,
 sampler, rng, recipe (resolved; model.n_speakers resolved), speakers, preset, valid_bits;
-plus ema_updates and best_valid_bits used by resume.
+plus ema_updates and best_valid_bits used by resume, and init_from (None, or what a fine-tune
+took from the model it started from: wavegen.training.init_from.InitReport).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ Layout of a work dir::
     cache/<id>.audio.npy   float32 (frames * hop,) audio at the preset's rate
     cache/<id>.mel.npy     float32 (n_mels, frames) raw preset log-mel of exactly that audio
     features.json          preset, rates, sorted speakers, corpus kind and location, what the
-                           cache was made from (identity: a different one is refused), recipe
+                           cache was made from (identity: a different one is refused), recipe;
+                           where the mels came from (the audio or a TTS model's: wavegen.data.tts_mels)
     wavegen.lock           held by the preprocess (or demo) writing here (wavegen.core.dirlock)
     stats.json             per-bin mean and std of the train split's mel frames
     preprocess.log         every run's summary and skipped files (id, file, reason)
@@ -35,8 +36,16 @@ CACHE = "cache"
 DEMO_CORPUS = "demo_corpus"  # where the demo recipe generates its corpus when none is given
 # Audio settings that change what is in the cache: a work dir made with other values is refused.
 CACHE_AFFECTING = ("preset", "trim_top_db", "normalize", "peak_level", "loudness_db", "min_seconds")
-# Data settings that change the manifest's train/valid/test split.
+# Data settings that change the manifest's train/valid/test split, and those that change the mels
+# (a TTS model's instead of the audio's: wavegen.data.tts_mels).
 SPLIT_AFFECTING = ("valid_per_speaker", "test_per_speaker", "held_out_speakers", "split_seed")
+MEL_AFFECTING = (
+    "tts_mels",
+    "tts_mels_convention",
+    "tts_mels_params",
+    "tts_mels_max_frame_diff",
+    "tts_mels_trimmed",
+)
 
 
 def cache_dir(workdir: str | Path) -> Path:
@@ -140,6 +149,7 @@ def identity(recipe: Recipe, workdir: Path, corpus_path: str | Path) -> dict:
         out["data.mic"] = d.mic
     out.update({f"audio.{k}": getattr(a, k) for k in CACHE_AFFECTING})
     out.update({f"data.{k}": getattr(d, k) for k in SPLIT_AFFECTING})
+    out.update({f"data.{k}": getattr(d, k) for k in MEL_AFFECTING})
     return out
 
 
@@ -241,7 +251,12 @@ def write_stats(workdir: Path, entries: list[dict], preset: MelPreset) -> None:
 
 
 def write_features_info(
-    workdir: Path, recipe: Recipe, preset: MelPreset, entries, corpus_path: str | Path
+    workdir: Path,
+    recipe: Recipe,
+    preset: MelPreset,
+    entries,
+    corpus_path: str | Path,
+    mels: dict | None = None,
 ) -> None:
     info = {
         "preset": preset.name,
@@ -254,6 +269,7 @@ def write_features_info(
         "corpus_path": corpus_location(workdir, corpus_path),
         "identity": identity(recipe, workdir, corpus_path),
         "recipe": recipe.to_dict(),
+        "mels": mels or {"kind": "audio"},  # where the cached mels came from (wavegen.data.tts_mels)
     }
     with atomic_path(workdir / FEATURES) as tmp:
         tmp.write_text(json.dumps(info, indent=1) + "\n")

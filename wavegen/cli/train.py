@@ -8,6 +8,7 @@ import typer
 
 from ..artifacts import bundled
 from ..artifacts.workdir import default_workdir
+from ..core.errors import WavegenError
 from ._app import app
 from .options import device_option
 
@@ -34,6 +35,18 @@ def train(
         "the run dir has checkpoints].",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    init_from: Path = typer.Option(
+        None,
+        "--init-from",
+        help="Fine-tune: start from this trained model (run dir, checkpoint or export folder); a "
+        "fresh optimiser, schedule and step. Ignored when the run dir already has checkpoints.",
+    ),
+    map_speakers: list[str] = typer.Option(
+        None,
+        "--map-speaker",
+        help="NEW=KNOWN: start the new speaker NEW from the trained model's speaker KNOWN "
+        "(repeatable; other new speakers get fresh rows).",
+    ),
 ) -> None:
     """Train RECIPE; a run dir with checkpoints continues where it stopped."""
     from ..core.distributed import env_info
@@ -44,8 +57,23 @@ def train(
         items.append(f"train.max_steps={max_steps}")
     r = bundled.load(recipe, items)
     workdir = workdir or default_workdir(r.name)
+    speaker_map = {}
+    for item in map_speakers or []:
+        new, sep, known = item.partition("=")
+        if not (sep and new.strip() and known.strip()):
+            raise WavegenError(f"--map-speaker {item!r}: expected NEW=KNOWN, e.g. p999=p225")
+        speaker_map[new.strip()] = known.strip()
+    if speaker_map and init_from is None:
+        raise WavegenError("--map-speaker needs --init-from (it maps speakers onto a trained model's)")
     result = run_training(
-        r, workdir, run_dir or workdir / "run", device=device, resume=resume, progress=progress
+        r,
+        workdir,
+        run_dir or workdir / "run",
+        device=device,
+        resume=resume,
+        progress=progress,
+        init_from=init_from,
+        speaker_map=speaker_map,
     )
     if env_info().is_main:
         how = "stopped by signal" if result.stopped else "finished"

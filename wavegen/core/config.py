@@ -30,6 +30,7 @@ Mic = Literal["mic1", "mic2", "both"]
 Optimizer = Literal["adam", "adamw"]
 Decay = Literal["exponential", "cosine", "none"]
 Precision = Literal["auto", "bf16", "fp32"]  # see wavegen.training.precision
+MelConvention = Literal["auto", "natural-log", "log10", "coqui-db", "standardised"]  # wavegen.data.tts_mels
 CORPORA = typing.get_args(Corpus)
 PRECISIONS = typing.get_args(Precision)
 
@@ -73,6 +74,15 @@ class DataConfig:
     window_samples: int = 10240  # audio samples per training window (multiple of hop)
     batch_size: int = 8  # windows per optimisation step (global, across DDP ranks)
     num_workers: int = 2  # DataLoader worker processes
+    # Train on a TTS model's teacher-forced mels instead of the audio's (wavegen.data.tts_mels): a folder
+    # of <utterance id>.npy (relative to the recipe or absolute); "" = mels computed from the audio.
+    tts_mels: str = ""
+    tts_mels_convention: MelConvention = "auto"  # how those mels are scaled; auto = diagnosed
+    tts_mels_params: str = ""  # coqui-db: the Coqui config.json; standardised: the statistics file
+    tts_mels_max_frame_diff: int = 3  # frames a TTS mel may differ from the audio (trimmed/padded)
+    # true: the TTS mels are of the audio after the same silence trimming (Coqui's do_trim_silence
+    # with trim_db = audio.trim_top_db); false: of the whole file (ESPnet2, NVIDIA Tacotron 2)
+    tts_mels_trimmed: bool = False
 
 
 @dataclass
@@ -248,6 +258,10 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     cp = recipe.data.corpus_path
     if cp and not Path(cp).is_absolute() and recipe.data.corpus != "demo":
         recipe.data.corpus_path = str((path.parent / cp).resolve())
+    for key in ("tts_mels", "tts_mels_params"):  # relative to the recipe, as corpus_path
+        value = getattr(recipe.data, key)
+        if value and not Path(value).is_absolute():
+            setattr(recipe.data, key, str((path.parent / value).resolve()))
     validate(recipe)
     return recipe
 
@@ -373,6 +387,9 @@ def validate_data(d: DataConfig, hop_length: int) -> None:
             f"got {d.window_samples}"
         )
     _at_least("data.batch_size", d.batch_size, 1)
+    _at_least("data.tts_mels_max_frame_diff", d.tts_mels_max_frame_diff, 0)
+    if d.tts_mels_params and not d.tts_mels:
+        raise WavegenError("data.tts_mels_params is set, but data.tts_mels (the mels' folder) is not")
     _at_least("data.num_workers", d.num_workers, 0)
 
 

@@ -26,6 +26,7 @@ from ..core.errors import OutputError, WavegenError
 from ..core.features import MelPreset, get_preset, mel_spectrogram, num_frames
 from ..core.interrupt import ignore_interrupts_in_worker
 from .corpora import Utterance, read_corpus
+from .tts_mels import MelSource, load_aligned, open_source
 
 MANIFEST_EVERY = 30.0  # seconds between manifest rewrites during a run
 
@@ -42,6 +43,9 @@ class PreprocessSummary:
     # "utterances", "valid", "test", "asked_valid", "asked_test"}.
     split_caps: list[dict] = field(default_factory=list)
     workdir: str = ""
+    # Where the mels came from: {"kind": "audio"}, or a TTS model's (wavegen.data.tts_mels) with how
+    # many of this run's utterances matched the audio's frame count exactly, were trimmed or padded.
+    mels: dict = field(default_factory=lambda: {"kind": "audio"})
 
     @property
     def realtime_factor(self) -> float:
@@ -90,6 +94,9 @@ def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -
     workdir_io.check_workdir(workdir, recipe, corpus_path)  # before the demo corpus is generated
     utterances = _list_corpus(recipe, corpus_path)
     check_held_out_speakers(utterances, recipe.data.held_out_speakers)  # a typo fails before any work
+    tts = open_source(recipe.data, preset, [u.id for u in utterances]) if recipe.data.tts_mels else None
+    mels = tts.describe() if tts else {"kind": "audio"}
+    aligned = {"exact": 0, "trimmed": 0, "padded": 0}
 
     def split_usable() -> tuple[dict[str, str], list[dict]]:
         # Over the usable utterances only: a file that failed to load takes no valid/test slot.
@@ -111,7 +118,7 @@ def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -
     cached = len(done)
     if not (workdir / workdir_io.FEATURES).is_file():  # claim the work dir for these settings right away
         speakers = [{"speaker": u.speaker} for u in utterances]
-        workdir_io.write_features_info(workdir, recipe, preset, speakers, corpus_path)
+        workdir_io.write_features_info(workdir, recipe, preset, speakers, corpus_path, mels)
 
     skipped: list[dict] = []
     audio_seconds = 0.0
@@ -119,12 +126,17 @@ def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -
     with _LogFile(workdir / workdir_io.LOG) as log:
         log.write(f"run: {len(utterances)} utterances listed, {cached} cached, {len(todo)} to do")
         try:
-            for utt, result in _run(todo, preset, recipe.audio, cache, workers, progress):
+            for utt, result in _run(todo, preset, recipe.audio, cache, workers, progress, tts):
                 if isinstance(result, str):
                     skipped.append({"id": utt.id, "file": str(utt.path), "reason": result})
                     log.write(f"skipped {utt.id} ({utt.path}): {result}")
                     continue
-                done[utt.id], source_seconds = result
+                done[utt.id], source_seconds, frame_diff = result
+                if tts is not None:
+                    aligned["exact" if frame_diff == 0 else "padded" if frame_diff > 0 else "trimmed"] += 1
+                if frame_diff:
+                    what = f"padded by {frame_diff}" if frame_diff > 0 else f"trimmed by {-frame_diff}"
+                    log.write(f"TTS mel of {utt.id} {what} frame(s) to the audio's {done[utt.id]}")
                 audio_seconds += source_seconds
                 if time.monotonic() - last_write > MANIFEST_EVERY:
                     workdir_io.write_manifest(workdir, utterances, split_usable()[0], done, preset)
@@ -147,7 +159,9 @@ def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -
             log.write(describe_split_caps(caps))
         entries = workdir_io.write_manifest(workdir, utterances, splits, done, preset)
         workdir_io.write_stats(workdir, entries, preset)
-        workdir_io.write_features_info(workdir, recipe, preset, entries, corpus_path)
+        workdir_io.write_features_info(workdir, recipe, preset, entries, corpus_path, mels)
+        if tts is not None:
+            mels = {**mels, **aligned}
         summary = PreprocessSummary(
             processed=len(done) - cached,
             cached=cached,
@@ -157,13 +171,25 @@ def _preprocess(recipe: Recipe, workdir: Path, corpus_path, workers, progress) -
             splits={s: sum(e["split"] == s for e in entries) for s in ("train", "valid", "test")},
             split_caps=caps,
             workdir=str(workdir),
+            mels=mels,
         )
         log.write(
             f"done: {summary.processed} processed, {summary.cached} cached, {len(skipped)} skipped, "
             f"{audio_seconds:.1f} s of audio in {summary.seconds:.1f} s "
             f"({summary.realtime_factor:.0f}x real time), splits {summary.splits}"
         )
+        if tts is not None:
+            log.write(describe_mels(mels))
     return summary
+
+
+def describe_mels(mels: dict) -> str:
+    """One line on a run's TTS mels: where from, their convention, how they were aligned."""
+    return (
+        f"mels from {mels['folder']} ({mels['convention']}, {mels['layout']}): {mels['exact']} matched "
+        f"the audio's frame count, {mels['trimmed']} trimmed, {mels['padded']} padded "
+        f"(at most data.tts_mels_max_frame_diff={mels['max_frame_diff']} frames)"
+    )
 
 
 def _corpus_path(recipe: Recipe, workdir: Path, corpus_path) -> Path | None:
@@ -289,11 +315,12 @@ def describe_split_caps(caps: list[dict], shown: int = 3) -> str:
 
 
 def process_utterance(
-    utt: Utterance, preset: MelPreset, audio: AudioConfig, cache: Path
-) -> tuple[int, float] | str:
-    """Compute and write one utterance's cache files.
+    utt: Utterance, preset: MelPreset, audio: AudioConfig, cache: Path, tts: MelSource | None = None
+) -> tuple[int, float, int] | str:
+    """Compute and write one utterance's cache files; the mel from ``tts`` when given.
 
-    Returns (frames, source seconds) on success, or the reason the file is unusable.
+    Returns (frames, source seconds, frames the TTS mel was padded (+) or trimmed (−) by) on
+    success, or the reason the file is unusable.
     """
     try:
         wav, sr = read_audio(utt.path, sample_rate=preset.sample_rate)
@@ -302,8 +329,10 @@ def process_utterance(
     except OSError as err:  # permission denied, I/O error, ... on this input: skip it
         return f"not readable ({err.strerror or err})"
     source_seconds = len(wav) / sr
+    start = 0
     if audio.trim_top_db > 0:
-        wav = trim_silence(wav, audio.trim_top_db, preset.win_length, preset.hop_length)
+        start, end = trim_bounds(wav, audio.trim_top_db, preset.win_length, preset.hop_length)
+        wav = wav[start:end]
     peak = float(np.abs(wav).max()) if len(wav) else 0.0
     if peak == 0.0:
         return "silent (every sample is zero)"
@@ -317,13 +346,20 @@ def process_utterance(
     # Pad with silence to exactly frames * hop samples and take the mel of that audio, so the
     # cached mel describes the cached audio exactly (the extra last frame is dropped).
     wav = np.pad(wav, (0, frames * preset.hop_length - len(wav))).astype(np.float32)
-    mel = mel_spectrogram(wav, preset)[:, :frames].astype(np.float32)
+    frame_diff = 0
+    if tts is None:
+        mel = mel_spectrogram(wav, preset)[:, :frames].astype(np.float32)
+    else:  # trimming starts at a whole hop: the TTS mel loses that many frames too
+        found = load_aligned(tts, utt.id, preset, frames, start // preset.hop_length)
+        if isinstance(found, str):
+            return found
+        mel, frame_diff = found
     # audio first, mel last: a finished utterance is one whose two files both exist. A failed
     # write raises OutputError: the cache is unwritable, which no other input would change.
     audio_path, mel_path = workdir_io.cache_files(cache, utt.id)
     write_npy(audio_path, wav)
     write_npy(mel_path, mel)
-    return frames, source_seconds
+    return frames, source_seconds, frame_diff
 
 
 def trim_silence(wav: np.ndarray, top_db: float, frame_length: int, hop_length: int) -> np.ndarray:
@@ -340,13 +376,19 @@ def trim_silence(wav: np.ndarray, top_db: float, frame_length: int, hop_length: 
     Returns:
         (T',) a slice of ``wav`` (all of it if every frame is equally loud, e.g. all zeros).
     """
+    start, end = trim_bounds(wav, top_db, frame_length, hop_length)
+    return wav[start:end]
+
+
+def trim_bounds(wav: np.ndarray, top_db: float, frame_length: int, hop_length: int) -> tuple[int, int]:
+    """(start, end) samples of :func:`trim_silence`'s slice; ``start`` is a multiple of ``hop_length``."""
     padded = np.pad(wav, frame_length // 2)
     frames = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop_length]
     rms = np.sqrt(np.mean(np.square(frames), axis=-1))  # (frames,)
     power = np.square(rms)
     db = 10 * np.log10(np.maximum(1e-10, power)) - 10 * np.log10(np.maximum(1e-10, power.max()))
     loud = np.flatnonzero(db > -top_db)
-    return wav[loud[0] * hop_length : min(len(wav), (loud[-1] + 1) * hop_length)]
+    return int(loud[0] * hop_length), min(len(wav), int((loud[-1] + 1) * hop_length))
 
 
 def normalize(wav: np.ndarray, audio: AudioConfig) -> np.ndarray:
@@ -379,16 +421,16 @@ def _init_worker() -> None:
 
 
 def _work(args):
-    utt, preset, audio, cache = args
+    utt, preset, audio, cache, tts = args
     try:
-        return utt, process_utterance(utt, preset, audio, cache)
+        return utt, process_utterance(utt, preset, audio, cache, tts)
     except (OutputError, MemoryError):
         raise  # the cache or the machine fails, not this input: stop the run
     except Exception as err:  # one bad file must not stop the corpus; reported with its reason
         return utt, f"{type(err).__name__}: {err}"
 
 
-def _run(todo, preset, audio, cache, workers, progress):
+def _run(todo, preset, audio, cache, workers, progress, tts=None):
     """Yield (utterance, result) as they finish, over a process pool when it pays off."""
     from tqdm import tqdm
 
@@ -400,7 +442,7 @@ def _run(todo, preset, audio, cache, workers, progress):
         file=sys.stderr,
         desc="preprocess",
     )
-    jobs = ((utt, preset, audio, cache) for utt in todo)
+    jobs = ((utt, preset, audio, cache, tts) for utt in todo)
     with bar:
         if workers <= 1:
             for job in jobs:

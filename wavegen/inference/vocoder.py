@@ -30,22 +30,8 @@ from ..artifacts.loader import load_model
 from ..core.device import resolve_device
 from ..core.errors import WavegenError
 from ..core.features import MelPreset, mel_spectrogram
+from ..core.mel_scale import judge_scale
 from ..generation.backends import backend_for
-
-# Typical statistics of speech mels at full level (LJSpeech): the mean over all bins, and the
-# spread (std) of the loudest 20% of the values. The spread tells the log base apart (ln values
-# spread ln 10 = 2.3 times wider than log10) and does not change with the level: the loudest
-# fifth stays clear of the floor clamp down to about -60 dB. Measured on the LJSpeech, VCTK and
-# demo excerpts at 0 to -60 dB: ln 0.68-1.02, log10 0.28-0.43, normalised 0.34-0.52; with the
-# tolerances in check_values every one of those mels (and their log10 <-> ln and normalised
-# versions) is judged right. Pure tones and white noise are not speech and can be misjudged
-# (``check=False`` skips the check).
-_SCALES = {
-    "natural-log": (-5.2, 0.9),
-    "log10": (-2.25, 0.39),
-    "normalised": (0.0, 0.38),
-}
-_TOP = 0.2  # the fraction of values whose spread is measured
 
 
 class Vocoder:
@@ -170,34 +156,18 @@ class Vocoder:
             f"expected {self.n_mels} {expected} mel bins ({self.preset.name} preset, "
             f"floor {self.preset.floor:g})"
         )
-        values = mel.flatten().double()
-        mean, std = values.mean().item(), values.std().item() if values.numel() > 1 else 0.0
-        lo, hi = values.min().item(), values.max().item()
-        floor = math.log(self.preset.floor) if self.preset.log_base == "e" else math.log10(self.preset.floor)
-        seen = f"(min {lo:.2f}, max {hi:.2f}, mean {mean:.2f}, std {std:.2f})"
-        if lo >= 0:
+        looks, seen = judge_scale(mel, self.preset)
+        if looks == "linear":
             raise WavegenError(f"mel: {want}; the values are all ≥ 0 and look linear, not log {seen}")
-        if mean < -15 or lo < -30:
+        if looks == "dB":
             raise WavegenError(f"mel: {want}; the values look like dB, not a log mel {seen}")
-        top = values.topk(max(1, int(_TOP * values.numel()))).values
-        spread = top.std().item() if top.numel() > 1 else 0.0
-        if top.min().item() > floor + 0.01 and spread > 1e-6:
-            level = values[values > floor + 0.01].mean().item()  # of the sound, not the silence
-            score = {}
-            for name, (typical_mean, typical_spread) in _SCALES.items():
-                shift = level - typical_mean
-                # normalised mels have no level; a log mel is quieter (lower) more often than louder
-                tolerance = 1.5 if name == "normalised" else 3.0 if shift < 0 else 2.0
-                score[name] = (shift / tolerance) ** 2 + (math.log(spread / typical_spread) / 0.3) ** 2
-            looks = min(score, key=score.get)
-            if looks != expected:
-                hint = (
-                    " (mel_normalize models take raw mels and normalise inside)"
-                    if looks == "normalised"
-                    else ""
-                )
-                raise WavegenError(f"mel: {want}; the values look {looks} {seen}{hint}")
-        if lo < floor - 0.05:
+        if looks is not None and looks != expected:
+            hint = ""
+            if looks == "normalised":
+                hint = " (mel_normalize models take raw mels and normalise inside)"
+            raise WavegenError(f"mel: {want}; the values look {looks} {seen}{hint}")
+        floor = math.log(self.preset.floor) if self.preset.log_base == "e" else math.log10(self.preset.floor)
+        if mel.min().item() < floor - 0.05:
             raise WavegenError(
                 f"mel: {want}; values go below the preset's floor {floor:.2f}: another log base, "
                 f"floor or scale {seen}"
