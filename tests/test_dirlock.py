@@ -16,12 +16,16 @@ HOLD = """
 import multiprocessing as mp, sys, time
 from wavegen.core.dirlock import folder_lock
 
-def child():
+def child(started):
+    started.set()  # past the at-fork hook that closes the lock's descriptor in a child
     time.sleep(60)
 
 with folder_lock(sys.argv[1], "run dir"):
-    worker = mp.get_context("fork").Process(target=child)  # like a DataLoader worker
+    ctx = mp.get_context("fork")
+    started = ctx.Event()
+    worker = ctx.Process(target=child, args=(started,))  # like a DataLoader worker
     worker.start()
+    started.wait()  # on a loaded machine the child may not have run its hooks yet
     print(worker.pid, flush=True)
     time.sleep(60)
 """
