@@ -29,6 +29,7 @@ import torch
 from .errors import WavegenError
 from .features import MelPreset, mel_spectrogram
 from .generation.backends import backend_for
+from .generation.kernel_bf16 import fits
 
 # Typical statistics of speech mels at full level (LJSpeech): the mean over all bins, and the
 # spread (std) of the loudest 20% of the values. The spread tells the log base apart (ln values
@@ -56,6 +57,7 @@ class Vocoder:
         speakers: Sequence[str] = (),
         mel_normalize=False,
         device: str | torch.device = "cpu",
+        precision: str = "auto",
     ):
         self.model = model.to(device).eval()
         self.preset = preset
@@ -65,7 +67,11 @@ class Vocoder:
         self.mel_normalize = mel_normalize
         self.device = torch.device(device)
         # Build or load the sampler kernel now, so the first request does not pay for it.
-        self.backend = backend_for(self.device)
+        # precision "auto" is bf16 (the cpp-bf16 kernel) where the CPU has a vector path for it.
+        if precision == "auto" and not fits(self.model.config):
+            precision = "fp32"  # an odd shape the bf16 packing does not take
+        self.backend = backend_for(self.device, precision)
+        self.precision = "bf16" if self.backend == "cpp-bf16" else "fp32"
 
     @property
     def sample_rate(self) -> int:
@@ -101,7 +107,7 @@ class Vocoder:
         return (
             f"Vocoder(preset={self.mel_preset!r}, sample_rate={self.sample_rate}, "
             f"hop_length={self.hop_length}, speakers={len(self.speakers)}, device={self.device}, "
-            f"backend={self.backend!r})"
+            f"backend={self.backend!r}, precision={self.precision!r})"
         )
 
     # ---- front-end ---------------------------------------------------------------------------
@@ -250,6 +256,7 @@ class Vocoder:
         batched = getattr(mel, "ndim", 0) == 3
         m = self.prepare_mel(mel, check)
         spk = self.speaker_ids(speaker, m.shape[0])
+        kwargs.setdefault("precision", self.precision)
         wav = generate(self.model, m, speaker=spk, temperature=temperature, seed=seed, **kwargs)
         return wav if batched else wav[0]
 
@@ -284,6 +291,7 @@ class Vocoder:
         for i, m in enumerate(prepared):  # the generator edge-pads each row at its own length
             padded[i, :, : m.shape[-1]] = m
         spk = self.speaker_ids(speakers, len(prepared))
+        kwargs.setdefault("precision", self.precision)
         wav = generate(
             self.model, padded, speaker=spk, temperature=temperature, seed=seed, lengths=lengths, **kwargs
         )
@@ -306,13 +314,15 @@ class Vocoder:
         batched = getattr(mel, "ndim", 0) == 3
         m = self.prepare_mel(mel, check)
         spk = self.speaker_ids(speaker, m.shape[0])
+        kwargs.setdefault("precision", self.precision)
         for chunk in stream(self.model, m, speaker=spk, temperature=temperature, seed=seed, **kwargs):
             yield chunk if batched else chunk[0]
 
 
-def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> Vocoder:
+def load_vocoder(path: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> Vocoder:
     """Load a vocoder from an exported folder (model.safetensors + config.json), a training run
-    dir (its newest valid checkpoint, EMA weights) or a checkpoint file. Nothing is unpickled."""
+    dir (its newest valid checkpoint, EMA weights) or a checkpoint file. Nothing is unpickled.
+    ``precision``: the CPU kernel's arithmetic, "auto", "fp32" or "bf16" (see :class:`Vocoder`)."""
     from .export import CONFIG, load_exported, resolve_checkpoint
 
     path = Path(path)
@@ -320,7 +330,9 @@ def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> Vocode
         path = path.parent
     if path.is_dir() and (path / CONFIG).is_file():
         model, config = load_exported(path, device)
-        return Vocoder(model, config["preset"], config["speakers"], config["mel_normalize"], device)
+        return Vocoder(
+            model, config["preset"], config["speakers"], config["mel_normalize"], device, precision
+        )
     from .export import check_preset
     from .training.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -338,4 +350,4 @@ def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> Vocode
     speakers = ckpt.get("speakers") or []
     if not isinstance(speakers, list) or not all(isinstance(s, str) for s in speakers):
         raise WavegenError(f"{file}: speakers: expected a list of speaker names")
-    return Vocoder(model, preset, speakers, mel_normalize, device)
+    return Vocoder(model, preset, speakers, mel_normalize, device, precision)

@@ -31,6 +31,12 @@ def score(
     chunk: int = typer.Option(16384, "--chunk", min=1, help="Samples scored per window."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    precision: str = typer.Option(
+        "forward",
+        "--precision",
+        help="forward (the fp32 forward pass), or the teacher-forced logits of a CPU sampler kernel: "
+        "fp32 or bf16 (what the reduced-precision kernel costs in bits).",
+    ),
 ) -> None:
     """Teacher-forced −log2 P of each file's μ-law stream, in bits per sample."""
     import numpy as np
@@ -43,7 +49,14 @@ def score(
         refuse_overwriting(trace, [("the model", checkpoint), *(("an input", f) for f in files)])
     vocoder = load_vocoder(checkpoint, device=device)
     waves = [read_audio(f, vocoder.sample_rate)[0] for f in files]
-    results = run(vocoder, waves, speaker=speaker_arg(vocoder, speaker), chunk_samples=chunk, batch=batch)
+    results = run(
+        vocoder,
+        waves,
+        speaker=speaker_arg(vocoder, speaker),
+        chunk_samples=chunk,
+        batch=batch,
+        precision=precision,
+    )
     conditional = results[0].conditional
     entries, offset = [], 0
     for f, r in zip(files, results):
@@ -68,6 +81,7 @@ def score(
             else "-log2 P(x) per sample of the mu-law stream"
         ),
         "sample_rate": vocoder.sample_rate,
+        "precision": precision,
     }
     if trace is not None:
         write_npy(trace, np.concatenate([r.trace for r in results]).astype(np.float32))

@@ -31,6 +31,12 @@ def synthesize(
     seed: int = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate WAVs that already exist."),
     json_out: bool = typer.Option(False, "--json", help="End with one JSON summary line."),
+    precision: str = typer.Option(
+        "auto",
+        "--precision",
+        help="CPU kernel arithmetic: fp32 (exact), bf16 (bf16 weights, fp32 sums: faster) or auto "
+        "(bf16 where the CPU has AVX2/AVX-512 for it).",
+    ),
 ) -> None:
     """Vocode --wav files (copy-synthesis), --mel files from a TTS model, or a --split.
 
@@ -47,7 +53,8 @@ def synthesize(
     if sum(sources) != 1:
         raise WavegenError("give exactly one of --wav, --mel or --split")
     check_temperature(temperature)
-    vocoder = load_vocoder(checkpoint, device=resolve_device(device))
+    vocoder = load_vocoder(checkpoint, device=resolve_device(device), precision=precision)
+    typer.echo(f"sampler: backend {vocoder.backend}, precision {vocoder.precision}", err=True)
     try:
         vocoder.require_mel_conditioning()
     except WavegenError as err:

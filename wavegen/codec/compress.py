@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ..audio import atomic_path, read_audio, refuse_overwriting, write_audio, write_npy
 from ..errors import WavegenError
 from ..generation import BACKENDS
+from ..generation.backends import REDUCED_KERNELS
 from ..model import WaveNet
 from ..mulaw import mulaw_decode, mulaw_encode
 from . import coder, identity
@@ -71,6 +72,10 @@ def compress(
         threads: CPU threads for the kernel (default: torch's).
     """
     _check_model(model)
+    if backend in REDUCED_KERNELS:  # the codec codes with the exact fp32 arithmetic only
+        raise WavegenError(
+            f"--backend {backend}: the codec runs on the fp32 kernels (auto, kernel, cpp, numba)"
+        )
     codes = np.asarray(codes)
     Q = model.config.quantize_channels
     if codes.ndim != 1 or len(codes) < 1 or not np.issubdtype(codes.dtype, np.integer):
@@ -139,6 +144,10 @@ def decompress(
     if header.get("format") != FORMAT:
         raise WavegenError(f"{name}: header format {header.get('format')!r}, expected {FORMAT!r}")
     backend = header.get("setup", {}).get("backend")
+    if backend in REDUCED_KERNELS:
+        raise WavegenError(
+            f"{name}: claims the sampler backend {backend!r}; the codec runs on the fp32 kernels only"
+        )
     if backend not in BACKENDS or backend == "auto":
         raise WavegenError(
             f"{name}: compressed with the sampler backend {backend!r}, which this wavegen lacks"
