@@ -54,7 +54,6 @@ def synthesize(
         raise WavegenError("give exactly one of --wav, --mel or --split")
     check_temperature(temperature)
     vocoder = load_vocoder(checkpoint, device=resolve_device(device), precision=precision)
-    typer.echo(f"sampler: backend {vocoder.backend}, precision {vocoder.precision}", err=True)
     try:
         vocoder.require_mel_conditioning()
     except WavegenError as err:
@@ -70,6 +69,7 @@ def synthesize(
             raise WavegenError("--split needs --workdir (the preprocessed feature cache)")
         items = items_from_split(vocoder, workdir, split, speaker)
     check_output_names(items, output)  # across all ranks' shares, before any work
+    typer.echo(f"sampler: backend {vocoder.backend}, precision {vocoder.precision}", err=True)
     summary = run(
         vocoder,
         shard(items),
