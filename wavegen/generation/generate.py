@@ -66,7 +66,7 @@ def stream(
         num_samples: length for a model without mel conditioning.
         chunk_samples: samples per yielded piece (the last may be shorter).
         backend: "auto", "kernel" (the compiled CPU loop: cpp, else numba), "cpp", "numba",
-            "cuda-graph" or "torch".
+            "cuda-graph", "torch" or "cpp-bf16" (the same as precision "bf16").
         threads: CPU threads for the kernel (rows are split between them).
         dtype: weights and state dtype; torch.bfloat16 / float16 for the CUDA graph (the CPU
             kernels are float32 only). Logits and sampling stay float32.

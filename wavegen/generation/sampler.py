@@ -67,8 +67,8 @@ class Sampler:
         seed: seed of the sampling random numbers (None: nondeterministic).
         forced: (B, T) int64 classes to feed instead of sampling (teacher forcing), or None.
         keep_logits: also return each step's logits from :meth:`run`.
-        backend: "auto", "kernel" (cpp, else numba), "cpp", "numba", "cuda-graph" or "torch";
-            :attr:`backend` says which one runs.
+        backend: "auto", "kernel" (cpp, else numba), "cpp", "numba", "cuda-graph", "torch" or
+            "cpp-bf16" (the same as precision "bf16"); :attr:`backend` says which one runs.
         chunk: steps per conditioning chunk (default from :data:`COND_BUDGET_BYTES`).
         threads: CPU threads for the kernel (default ``torch.get_num_threads()``).
         span: samples of mel upsampled at a time (default from the same budget, ≥ chunk, and at
