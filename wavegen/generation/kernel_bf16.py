@@ -160,19 +160,20 @@ def pack(w: StepWeights) -> dict[str, torch.Tensor]:
 SPLITS = ("auto", "rows", "team")  # index = WGLRun.split
 TEAM_MIN_STEPS = 64  # as in sampler_bf16.cpp: shorter calls run on one thread
 RETRY_EVERY = 8  # calls between re-measurements of the split auto did not pick
+PROBE_STEPS = 256  # steps of a timed probe of one split
 
 
 class Bf16Runner:
     """Runs :class:`StepState` steps with the library: weights packed and the struct built once.
 
     ``split``: "auto", or "rows" / "team" to force one. At batch ≥ threads auto splits the rows.
-    At batch < threads it measures: the first calls run once as a team of two threads on the
-    same rows and once on one thread, later calls take the faster (samples/s of the last call
-    of each), and every :data:`RETRY_EVERY` calls the other is timed again. A team only pays on
-    idle cores (each sample waits at layers + 1 barriers); on a machine whose cores are busy
-    with other work, a barrier can wait for a whole time slice. Both compute the same bits, so
-    the choice changes only the speed. ``profile``: ``profile_seconds`` sums, over
-    the runs, (threads, 2) seconds: each thread's time in the kernel and its time at barriers.
+    At batch < threads it measures: the first call runs a short probe (:data:`PROBE_STEPS`) as a
+    team of two threads on the same rows and one on one thread, then the rest of its steps and
+    later calls with the faster; every :data:`RETRY_EVERY` calls the other is probed again.
+    A team only pays on idle cores (each sample waits at layers + 1 barriers); on a machine
+    whose cores are busy with other work, a barrier can wait for a whole time slice. Both
+    compute the same bits, so the choice changes only the speed. ``profile``: ``profile_seconds``
+    sums, over the runs, (threads, 2) seconds: each thread's time in the kernel and at barriers.
     """
 
     def __init__(
@@ -211,12 +212,30 @@ class Bf16Runner:
 
     def run(self, s, t: int, i0: int, steps: int, threads: int) -> None:
         """Advance every row of state ``s`` by ``steps`` samples (as ``CppRunner.run``)."""
+        if not (self.split == 0 and s.batch < threads and steps >= TEAM_MIN_STEPS):
+            self._call(s, t, i0, steps, threads, self.split)
+            return
+        # Time a short probe of each split not measured yet (or due again), then run the rest
+        # with the faster: consecutive calls continue from the state's buffers, so the samples
+        # are the same however the steps are cut.
+        self._calls += 1
+        due = [sp for sp in (2, 1) if sp not in self._rates]
+        if not due and self._calls % RETRY_EVERY == 0:
+            due = [3 - max(self._rates, key=self._rates.get)]
+        for split in due:
+            n = min(PROBE_STEPS, steps)
+            if n < TEAM_MIN_STEPS:
+                break
+            start = time.perf_counter()
+            self._call(s, t, i0, n, threads, split)
+            self._rates[split] = n / max(time.perf_counter() - start, 1e-9)
+            t, i0, steps = t + n, i0 + n, steps - n
+        if steps:
+            self._call(s, t, i0, steps, threads, max(self._rates, key=self._rates.get))
+
+    def _call(self, s, t: int, i0: int, steps: int, threads: int, split: int) -> None:
         B, LG, Q = s.batch, s.weights.layers * s.weights.gate, s.weights.classes
         prof = torch.zeros(max(threads, 2), 2, dtype=torch.float64) if self.profile else None
-        split = self.split
-        timed = split == 0 and B < threads and steps >= TEAM_MIN_STEPS
-        if timed:
-            split = self._pick_split()
         run = WGLRun(
             B,
             steps,
@@ -238,20 +257,7 @@ class Bf16Runner:
             ptr(s.logits, i0 * Q) if s.logits is not None else None,
             ptr(prof),
         )
-        start = time.perf_counter()
-        status = self.lib.wg_lp_run(self.model, run)
-        if timed:
-            self._rates[split] = steps / max(time.perf_counter() - start, 1e-9)
-        if status != 0:
+        if self.lib.wg_lp_run(self.model, run) != 0:
             raise KernelUnavailable(f"cpp-bf16: instruction-set level {self.level} is not supported here")
         if prof is not None:
             self.profile_seconds = prof if self.profile_seconds is None else self.profile_seconds + prof
-
-    def _pick_split(self) -> int:
-        """The split for the next call at batch < threads: 2 (team) or 1 (one thread), see above."""
-        self._calls += 1
-        for split in (2, 1):
-            if split not in self._rates:
-                return split
-        best = max(self._rates, key=self._rates.get)
-        return (3 - best) if self._calls % RETRY_EVERY == 0 else best
