@@ -5,8 +5,8 @@
 //     32-bit word: word (k/2, j) = bf16(W[k+1][j]) << 16 | bf16(W[k][j]). A word becomes two
 //     fp32 weights with one AND and one shift (no vdpbf16ps needed): the weights streamed per
 //     sample halve (1.6 MB for the bench model, so each core's half fits its L2);
-//   * every product accumulated in fp32 with fused multiply-adds, k in increasing order, one
-//     accumulator per output element. The AVX-512, AVX2+FMA and scalar (std::fma) paths do
+//   * every product accumulated in fp32 with fused multiply-adds, k in increasing order, two
+//     accumulators per output element (even and odd rows, added at the end: dot_column). The AVX-512, AVX2+FMA and scalar (std::fma) paths do
 //     exactly these operations, so they agree bit for bit and the scalar path is the exact
 //     emulation of the others (tests/test_generate_bf16.py checks it);
 //   * the gate's G/2 pairs split in two fixed halves ("parts"): part p owns tanh/sigmoid
@@ -92,14 +92,18 @@ static inline float bf16_hi(uint32_t w) {
     return f;
 }
 
-// One output element, the definition every vector path reproduces.
+// One output element, the definition every vector path reproduces: the even rows (low halves
+// of the words) accumulate onto s and the odd rows (high halves) onto a second sum from 0, each
+// in increasing k, then the two are added. Two independent chains of fused multiply-adds
+// instead of one halve the latency a long product waits on at batch 1.
 static inline float dot_column(const float* x, const uint32_t* W, int ldw, int K, int j, float s) {
+    float odd = 0.0f;
     for (int k2 = 0; k2 < K / 2; ++k2) {
         const uint32_t w = W[(size_t)k2 * ldw + j];
         s = std::fma(x[2 * k2], bf16_lo(w), s);
-        s = std::fma(x[2 * k2 + 1], bf16_hi(w), s);
+        odd = std::fma(x[2 * k2 + 1], bf16_hi(w), odd);
     }
-    return s;
+    return s + odd;
 }
 
 static void mm_scalar(const float* X, int ldx, int rows, const uint32_t* W, int ldw, int K, int N,
@@ -115,9 +119,12 @@ __attribute__((target("avx512f"))) static inline void blk512(const float* X, int
                                                              const uint32_t* W, int ldw, int K,
                                                              float* Y, int ldy) {
     const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000u);
-    __m512 acc[RB][V];
+    __m512 acc[RB][V], odd[RB][V];
     for (int r = 0; r < RB; ++r)
-        for (int v = 0; v < V; ++v) acc[r][v] = _mm512_loadu_ps(Y + (size_t)r * ldy + 16 * v);
+        for (int v = 0; v < V; ++v) {
+            acc[r][v] = _mm512_loadu_ps(Y + (size_t)r * ldy + 16 * v);
+            odd[r][v] = _mm512_setzero_ps();
+        }
     for (int k2 = 0; k2 < K / 2; ++k2) {
         __m512 lo_w[V], hi_w[V];
         for (int v = 0; v < V; ++v) {
@@ -130,19 +137,20 @@ __attribute__((target("avx512f"))) static inline void blk512(const float* X, int
             const __m512 x1 = _mm512_set1_ps(X[(size_t)r * ldx + 2 * k2 + 1]);
             for (int v = 0; v < V; ++v) {
                 acc[r][v] = _mm512_fmadd_ps(x0, lo_w[v], acc[r][v]);
-                acc[r][v] = _mm512_fmadd_ps(x1, hi_w[v], acc[r][v]);
+                odd[r][v] = _mm512_fmadd_ps(x1, hi_w[v], odd[r][v]);
             }
         }
     }
     for (int r = 0; r < RB; ++r)
-        for (int v = 0; v < V; ++v) _mm512_storeu_ps(Y + (size_t)r * ldy + 16 * v, acc[r][v]);
+        for (int v = 0; v < V; ++v)
+            _mm512_storeu_ps(Y + (size_t)r * ldy + 16 * v, _mm512_add_ps(acc[r][v], odd[r][v]));
 }
 
 template <int RB>
 __attribute__((target("avx512f"))) static void rows512(const float* X, int ldx, const uint32_t* W,
                                                        int ldw, int K, int N, float* Y, int ldy) {
     int c = 0;
-    constexpr int V = RB >= 4 ? 2 : 4;  // RB·V accumulators + 2·V weights within 32 registers
+    constexpr int V = RB >= 4 ? 2 : 4;  // 2·RB·V accumulators + 2·V weights within 32 registers
     for (; c + 16 * V <= N; c += 16 * V) blk512<RB, V>(X, ldx, W + c, ldw, K, Y + c, ldy);
     for (; c + 16 <= N; c += 16) blk512<RB, 1>(X, ldx, W + c, ldw, K, Y + c, ldy);
     if (c < N) mm_scalar(X, ldx, RB, W, ldw, K, N, Y, ldy, c);
@@ -162,9 +170,12 @@ __attribute__((target("avx2,fma"))) static inline void blk256(const float* X, in
                                                               const uint32_t* W, int ldw, int K,
                                                               float* Y, int ldy) {
     const __m256i hi = _mm256_set1_epi32((int)0xFFFF0000u);
-    __m256 acc[RB][V];
+    __m256 acc[RB][V], odd[RB][V];
     for (int r = 0; r < RB; ++r)
-        for (int v = 0; v < V; ++v) acc[r][v] = _mm256_loadu_ps(Y + (size_t)r * ldy + 8 * v);
+        for (int v = 0; v < V; ++v) {
+            acc[r][v] = _mm256_loadu_ps(Y + (size_t)r * ldy + 8 * v);
+            odd[r][v] = _mm256_setzero_ps();
+        }
     for (int k2 = 0; k2 < K / 2; ++k2) {
         __m256 lo_w[V], hi_w[V];
         for (int v = 0; v < V; ++v) {
@@ -177,19 +188,20 @@ __attribute__((target("avx2,fma"))) static inline void blk256(const float* X, in
             const __m256 x1 = _mm256_set1_ps(X[(size_t)r * ldx + 2 * k2 + 1]);
             for (int v = 0; v < V; ++v) {
                 acc[r][v] = _mm256_fmadd_ps(x0, lo_w[v], acc[r][v]);
-                acc[r][v] = _mm256_fmadd_ps(x1, hi_w[v], acc[r][v]);
+                odd[r][v] = _mm256_fmadd_ps(x1, hi_w[v], odd[r][v]);
             }
         }
     }
     for (int r = 0; r < RB; ++r)
-        for (int v = 0; v < V; ++v) _mm256_storeu_ps(Y + (size_t)r * ldy + 8 * v, acc[r][v]);
+        for (int v = 0; v < V; ++v)
+            _mm256_storeu_ps(Y + (size_t)r * ldy + 8 * v, _mm256_add_ps(acc[r][v], odd[r][v]));
 }
 
 template <int RB>
 __attribute__((target("avx2,fma"))) static void rows256(const float* X, int ldx, const uint32_t* W,
                                                         int ldw, int K, int N, float* Y, int ldy) {
     int c = 0;
-    constexpr int V = RB >= 4 ? 2 : 4;  // at 4 rows: 8 accumulators + 4 weights of 16 registers
+    constexpr int V = RB >= 4 ? 1 : 2;  // 2·RB·V accumulators + 2·V weights within 16 registers
     for (; c + 8 * V <= N; c += 8 * V) blk256<RB, V>(X, ldx, W + c, ldw, K, Y + c, ldy);
     for (; c + 8 <= N; c += 8) blk256<RB, 1>(X, ldx, W + c, ldw, K, Y + c, ldy);
     if (c < N) mm_scalar(X, ldx, RB, W, ldw, K, N, Y, ldy, c);
