@@ -1,9 +1,10 @@
 """Test helpers: tiny but real feature caches and recipes, written per the cache contract.
 
-``make_feature_cache`` writes WORKDIR/manifest.jsonl, cache/<id>.audio.npy (float32,
-frames·hop samples), cache/<id>.mel.npy (the preset's real log-mel of that audio),
-features.json and stats.json, exactly as ``wavegen preprocess`` does, so the training engine can
-be tested without a corpus or the preprocessing code.
+``make_feature_cache`` writes a work dir's manifest, cache/<id>.audio.npy (float32,
+frames·hop samples), cache/<id>.mel.npy (the preset's real log-mel of that audio), features.json
+and stats.json, exactly as ``wavegen preprocess`` does, so the training engine can be tested
+without a corpus or the preprocessing code. The file names come from ``wavegen.artifacts.workdir``, the one
+place that spells them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from wavegen.features import get_preset, mel_spectrogram, num_frames
+from wavegen.artifacts import workdir as wd
+from wavegen.artifacts.checkpoint import save_checkpoint, step_path
+from wavegen.core.config import Recipe
+from wavegen.core.features import get_preset, mel_spectrogram, num_frames
 
 
 def _voice(rng: np.random.Generator, seconds: float, sr: int, f0: float) -> np.ndarray:
@@ -41,7 +45,8 @@ def make_feature_cache(
     p = get_preset(preset)
     rng = np.random.default_rng(seed)
     workdir = Path(workdir)
-    (workdir / "cache").mkdir(parents=True, exist_ok=True)
+    cache = wd.cache_dir(workdir)
+    cache.mkdir(parents=True, exist_ok=True)
     entries, train_mels = [], []
     for s, speaker in enumerate(speakers):
         for i in range(n_utts + valid_per_speaker):
@@ -50,8 +55,9 @@ def make_feature_cache(
             frames = num_frames(len(wav), p.hop_length) - 1  # whole frames of audio
             wav = wav[: frames * p.hop_length]
             mel = mel_spectrogram(wav, p)[:, :frames].astype(np.float32)
-            np.save(workdir / "cache" / f"{uid}.audio.npy", wav)
-            np.save(workdir / "cache" / f"{uid}.mel.npy", mel)
+            audio_file, mel_file = wd.cache_files(cache, uid)
+            np.save(audio_file, wav)
+            np.save(mel_file, mel)
             split = "train" if i < n_utts else "valid"
             if split == "train":
                 train_mels.append(mel)
@@ -59,20 +65,20 @@ def make_feature_cache(
                 {
                     "id": uid,
                     "speaker": speaker,
-                    "audio": f"cache/{uid}.audio.npy",
-                    "mel": f"cache/{uid}.mel.npy",
+                    "audio": audio_file.relative_to(workdir).as_posix(),
+                    "mel": mel_file.relative_to(workdir).as_posix(),
                     "frames": frames,
                     "seconds": len(wav) / p.sample_rate,
                     "split": split,
                     "source": f"synthetic/{uid}",
                 }
             )
-    (workdir / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    (workdir / wd.MANIFEST).write_text("".join(json.dumps(e) + "\n" for e in entries))
     all_frames = np.concatenate(train_mels, axis=1)
-    (workdir / "stats.json").write_text(
+    (workdir / wd.STATS).write_text(
         json.dumps({"mean": all_frames.mean(axis=1).tolist(), "std": all_frames.std(axis=1).tolist()})
     )
-    (workdir / "features.json").write_text(
+    (workdir / wd.FEATURES).write_text(
         json.dumps(
             {
                 "preset": p.name,
@@ -134,14 +140,11 @@ def write_recipe(path: Path, **sections) -> Path:
 
 def save_model_run(run_dir: Path, model, preset: str = "tacotron2", speakers: tuple[str, ...] = ()) -> Path:
     """A run dir holding ``model`` (a WaveNet) as its one checkpoint, loadable by load_vocoder."""
-    from wavegen.config import Recipe
-    from wavegen.training.checkpoint import save_checkpoint
-
     recipe = Recipe()
     recipe.audio.preset = preset
     recipe.model = model.config
     save_checkpoint(
-        Path(run_dir) / "checkpoints" / "step_00000001.pt",
+        step_path(run_dir, 1),
         {
             "step": 1,
             "model": model.state_dict(),

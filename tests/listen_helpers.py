@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegen.features import mel_spectrogram
-from wavegen.griffinlim import griffin_lim
+from wavegen.core.features import mel_spectrogram
+from wavegen.inference.griffinlim import griffin_lim
 
 RATE = 22050
 SYSTEMS = ("sysalpha", "griffinlim")  # distinctive names: the tests search for them in the page
@@ -60,7 +60,7 @@ def voice(seconds: float, sr: int, f0: float, seed: int) -> np.ndarray:
 
 def make_systems(root: Path, n_items: int = 2, seconds: float = 1.2) -> tuple[Path, dict[str, Path]]:
     """root/reference, root/sysalpha (16 kHz, 50 ms longer, noisy), root/griffinlim -> (ref, systems)."""
-    from wavegen.audio import resample
+    from wavegen.core.audio import resample
 
     ref, alpha, gl = root / "reference", root / "sysalpha", root / "griffinlim"
     for d in (ref, alpha, gl):

@@ -3,13 +3,15 @@
 import errno
 import os
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegen.audio import atomic_path, read_audio, resample, write_audio, write_npy
-from wavegen.errors import WavegenError
+from wavegen.core.audio import atomic_path, read_audio, resample, write_audio, write_npy
+from wavegen.core.errors import WavegenError
 
 
 def tone(sr=16000, seconds=0.5, freq=440.0):
@@ -192,3 +194,73 @@ def test_unwritable_folder_is_one_error_naming_the_file(tmp_path):
     finally:
         folder.chmod(0o755)
     assert list(folder.iterdir()) == []
+
+
+FILE_SIZE_LIMITED = """
+import resource, signal, sys
+import numpy as np
+from wavegen.core.audio import write_audio
+from wavegen.core.errors import WavegenError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    write_audio(sys.argv[1], np.zeros(16000, np.float32), 16000)
+except WavegenError as err:
+    print(err)
+"""
+
+
+def test_a_failed_wav_write_names_the_os_reason(tmp_path):
+    """A real failed write (the file size limit, as a full disk would): libsndfile said only
+    "System error."; the WAV write now says what the OS said, like every other writer."""
+    r = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_LIMITED, str(tmp_path / "big.wav")], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip()
+    assert line == f"{tmp_path / 'big.wav'}: cannot write: File too large [EFBIG]", line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_on_a_wav_write_says_so(tmp_path, monkeypatch):
+    """ENOSPC from the low-level write of a WAV: the same words as for .npy and .wgc files."""
+    real_open = open
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def opener(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        return Full(f) if "w" in mode and str(file).endswith(".tmp") else f
+
+    monkeypatch.setattr("builtins.open", opener)
+    with pytest.raises(WavegenError) as err:
+        write_audio(tmp_path / "a.wav", tone(), 16000)
+    assert str(err.value) == (
+        f"{tmp_path / 'a.wav'}: cannot write: No space left on device [ENOSPC]; "
+        "free some space or write elsewhere"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_device_or_fifo_as_output_is_refused_and_left_alone(tmp_path):
+    """Found by the #18 hunt: as root, `decompress -o /dev/full` renamed its WAV over the device
+    node (exit 0; /dev/full became a regular file). A FIFO stands in for a device here."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for write in (lambda p: write_audio(p, tone(), 16000), lambda p: write_npy(p, np.zeros(3))):
+        with pytest.raises(WavegenError) as err:
+            write(fifo)
+        assert str(err.value) == f"{fifo}: not a regular file (a FIFO); expected the name of a file to write"
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]

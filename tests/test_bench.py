@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
+from tests.helpers import save_model_run
 from wavegen.bench import BENCH_CONFIG, resolve_config
 from wavegen.bench.peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
 from wavegen.cli import main
-from wavegen.config import ModelConfig
+from wavegen.core.config import ModelConfig
 from wavegen.model import WaveNet
 
 TINY_RECIPE = """\
@@ -124,14 +127,36 @@ def test_bench_prints_one_json_object(tmp_path, capsys):
         (["--config", "no-such-recipe.yaml"], "expected 'bench' or the path of a recipe"),
         (["--batch", "1,x"], "--batch"),
         (["--seconds", "0"], "--seconds"),
+        (["--seconds", "nan"], "--seconds nan: expected"),
+        (["--batch", ",,"], "--batch: expected comma-separated integers"),
+        (["--batch", "99999999999"], "--batch 99999999999: expected"),
+        (["--seconds", "100000"], "--seconds 100000 at batch 32:"),
+        (["--baseline-samples", "-1"], "--baseline-samples -1: expected"),
+        (["--codec", "/nonexistent", "--codec-audio", "AUDIO"], "/nonexistent: no such checkpoint"),
+        (["--codec", "RUN", "--codec-audio", "/nonexistent.wav"], "/nonexistent.wav: no such audio file"),
     ],
 )
-def test_bench_bad_options_are_one_line_errors(args, message, capsys):
+def test_bench_bad_options_are_one_line_errors_before_any_work(args, message, capsys, monkeypatch, tmp_path):
+    """Every argument is checked before the benchmark starts: `--batch 99999999999` was an
+    internal error, and a bad --codec came after a minute of generation and training."""
+    from tests.test_codec import codec_model
+    from wavegen.bench import measure
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the benchmark ran before its arguments were checked")
+
+    monkeypatch.setattr(measure, "_run", no_work)
+    if "RUN" in args:
+        save_model_run(tmp_path / "run", codec_model())
+    sf.write(tmp_path / "a.wav", np.zeros(2205, np.float32), 22050)
+    args = [
+        str(tmp_path / "run") if a == "RUN" else str(tmp_path / "a.wav") if a == "AUDIO" else a for a in args
+    ]
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "--json", *args])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and message in err
+    assert err.count("\n") == 0 and message in err, err
 
 
 def test_naive_baseline_is_a_faithful_wavenet():

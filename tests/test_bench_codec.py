@@ -13,7 +13,7 @@ from tests.test_bench import TINY_RECIPE
 from tests.test_codec import codec_model
 from wavegen.bench.codec import flac_bytes, xz_bytes
 from wavegen.cli import main
-from wavegen.mulaw import mulaw_encode
+from wavegen.core.mulaw import mulaw_encode
 
 
 def test_flac_and_xz_code_the_mulaw_stream():

@@ -9,10 +9,10 @@ import stat
 import pytest
 import torch
 
-from wavegen.config import ModelConfig, Recipe
-from wavegen.errors import WavegenError
+from wavegen.artifacts import checkpoint as ck
+from wavegen.core.config import ModelConfig, Recipe
+from wavegen.core.errors import WavegenError
 from wavegen.model import WaveNet
-from wavegen.training import checkpoint as ck
 
 SMALL = ModelConfig(layers=2, stacks=1, residual_channels=4, gate_channels=8, skip_channels=4)
 
@@ -59,7 +59,7 @@ def test_corrupt_newest_falls_back_with_a_warning(tmp_path, caplog):
     data = bytearray(paths[2].read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte
     paths[2].write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="wavegen.training.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="wavegen.artifacts.checkpoint"):
         assert ck.latest_checkpoint(tmp_path) == paths[1]
     assert "step_00000003.pt" in caplog.text and "sha256 mismatch" in caplog.text
     with pytest.raises(WavegenError, match="corrupt checkpoint"):
@@ -72,7 +72,7 @@ def test_checkpoint_without_checksum_is_skipped(tmp_path, caplog):
     """A kill between the .pt rename and its .sha256: the unverified file is not trusted."""
     paths = write_steps(tmp_path, [1, 2])
     (tmp_path / "checkpoints" / "step_00000002.pt.sha256").unlink()
-    with caplog.at_level(logging.WARNING, logger="wavegen.training.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="wavegen.artifacts.checkpoint"):
         assert ck.latest_checkpoint(tmp_path) == paths[0]
     assert "no checksum" in caplog.text
     assert ck.load_checkpoint(paths[1])["step"] == 2  # loading it explicitly still works (warns)
@@ -172,6 +172,29 @@ def test_foreign_files_are_clear_errors(tmp_path):
         ck.load_checkpoint(bad, verify=False)
     with pytest.raises(WavegenError, match="no such checkpoint"):
         ck.load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize(
+    "head, kind",
+    [
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", "a WAV audio file"),
+        (b"fLaC\x00\x00\x00\x22", "a FLAC audio file"),
+        (b"\x93NUMPY\x01\x00", "a NumPy array (.npy)"),
+        (b"\x89WGC\r\n\x1a\n", "a wavegen compressed file (.wgc)"),
+    ],
+)
+def test_a_known_foreign_file_is_named_in_one_line_without_a_checksum_warning(tmp_path, caplog, head, kind):
+    """A WAV given as the model once warned about a missing checksum file, then said
+    "not a readable wavegen checkpoint (pop from empty list)"."""
+    path = tmp_path / "given"
+    path.write_bytes(head + bytes(64))
+    with caplog.at_level(logging.WARNING), pytest.raises(WavegenError) as err:
+        ck.load_checkpoint(path)
+    assert str(err.value) == (
+        f"{path}: {kind}, not a wavegen checkpoint; expected a run dir, an exported model folder "
+        "or a checkpoint (.pt)"
+    )
+    assert caplog.records == []
 
 
 def test_disk_full_is_one_error_and_leaves_nothing(tmp_path, monkeypatch):

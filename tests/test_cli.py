@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 
 from tests.helpers import make_feature_cache, write_recipe
-from wavegen.features import mel_spectrogram
+from wavegen.core.features import mel_spectrogram
 
 
 def run(*args, cwd=None):
@@ -47,6 +47,7 @@ def one_line_error(r):
     return lines[0]
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_bad_audio_files_give_one_line(tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "text.wav").write_text("not audio at all\n" * 10)
@@ -90,6 +91,7 @@ def test_debug_shows_traceback(tmp_path):
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow  # CLI subprocesses
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -144,6 +146,8 @@ def test_main_always_exits_with_the_code(tmp_path, capsys):
         ("synthesize", "garbage!"),
         ("synthesize", "mps"),
         ("bench", "tpu"),
+        ("warmup", "tpu"),
+        ("score", "tpu"),
     ],
 )
 def test_unavailable_device_is_one_line_naming_it(tmp_path, monkeypatch, capsys, command, device):
@@ -156,6 +160,8 @@ def test_unavailable_device_is_one_line_naming_it(tmp_path, monkeypatch, capsys,
         "train": ["train", "tiny.yaml", "--workdir", "work", "--run-dir", "run"],
         "synthesize": ["synthesize", "-c", "run", "--split", "test", "-o", "out"],
         "bench": ["bench", "--seconds", "0.01"],
+        "warmup": ["warmup"],
+        "score": ["score", "a.wav", "-c", "run"],
     }[command]
     code, err = in_process(capsys, *args, "--device", device)
     assert code == 1 and len(err.strip().splitlines()) == 1, err
@@ -164,9 +170,24 @@ def test_unavailable_device_is_one_line_naming_it(tmp_path, monkeypatch, capsys,
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_on_a_cpu_machine_is_one_line(tmp_path):
-    line = one_line_error(run("bench", "--device", "cuda", cwd=tmp_path))
-    assert "--device cuda: CUDA is not available on this machine" in line, line
+@pytest.mark.parametrize("command", ["bench", "warmup"])
+def test_cuda_on_a_cpu_machine_is_one_line(tmp_path, capsys, command):
+    """warmup once said "backend: cuda-graph, ready" (exit 0) on a machine without CUDA."""
+    code, err = in_process(capsys, command, "--device", "cuda")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "--device cuda: CUDA is not available on this machine" in err, err
+
+
+@pytest.mark.parametrize("value", ["bogus", "CPP2", "cpp,numba"])
+def test_an_unknown_wavegen_kernel_is_refused_naming_the_allowed_values(monkeypatch, capsys, value):
+    """WAVEGEN_KERNEL=bogus was silently ignored (auto chose as if it were unset)."""
+    from wavegen.generation import backends
+
+    monkeypatch.setenv("WAVEGEN_KERNEL", value)
+    code, err = in_process(capsys, "warmup")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    allowed = ", ".join(backends.KERNEL_CHOICES)
+    assert err.strip() == f"wavegen: error: WAVEGEN_KERNEL={value!r}: expected one of {allowed} (or unset)"
 
 
 def test_os_errors_are_one_line_naming_the_path(tmp_path):
@@ -180,6 +201,23 @@ def test_os_errors_are_one_line_naming_the_path(tmp_path):
     assert line.startswith("wavegen: error:") and "work" in line and "internal" not in line, line
 
 
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_a_file_where_a_folder_goes_is_called_a_file(tmp_path, capsys, monkeypatch, command):
+    """Found by the #18 hunt: `train --run-dir a.wav` and `demo --workdir a.wav` said only
+    "a.wav: File exists"."""
+    monkeypatch.chdir(tmp_path)
+    write_recipe(tmp_path / "tiny.yaml")
+    make_feature_cache(tmp_path / "work", n_utts=2)
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    args = {
+        "train": ["train", "tiny.yaml", "--workdir", "work", "--run-dir", "a.wav", "--device", "cpu"],
+        "demo": ["demo", "--workdir", "a.wav"],
+    }[command]
+    code, err = in_process(capsys, *args)
+    assert code == 1 and err.strip() == "wavegen: error: a.wav: is a file, not a folder", err
+
+
+@pytest.mark.slow  # CLI subprocesses
 def test_mel_into_a_directory_leaves_no_temporary(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(4000, np.float32), 22050)
     (tmp_path / "out").mkdir()
@@ -190,7 +228,7 @@ def test_mel_into_a_directory_leaves_no_temporary(tmp_path):
 
 SLOW_PREPROCESS = """
 import sys, time
-import wavegen.preprocess as pp
+import wavegen.data.preprocess as pp
 real = pp.process_utterance
 def slow(*args):  # a real utterance, then time for the signal to land mid-corpus
     result = real(*args)
@@ -202,6 +240,7 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow  # CLI subprocesses
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_preprocess_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
     """A real signal mid-corpus: exit 130/143, one line, no traceback, no temporary file, and a
@@ -242,6 +281,7 @@ def test_preprocess_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
     assert f"{12 - done} processed, {done} already cached" in again.stdout
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_read_only_file_system_is_one_line_for_every_writing_command(tmp_path):
     """A real read-only tmpfs (mounted in a user namespace: works as root, where chmod does not
     stop writes): mel, preprocess, train and demo each exit 1 with one line naming the path."""
@@ -283,7 +323,7 @@ def test_read_only_file_system_is_one_line_for_every_writing_command(tmp_path):
 
 SLOW_SYNTHESIS = """
 import sys, time
-import wavegen.vocoder as v
+import wavegen.inference.vocoder as v
 real = v.Vocoder.batch
 def slow(self, *args, **kwargs):  # real audio, then time for the signal to land mid-list
     wavs = real(self, *args, **kwargs)
@@ -295,10 +335,11 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow  # CLI subprocesses
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143)])
 def test_synthesize_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
     """Only whole WAVs are left, the command exits 143 with one line, a rerun does the rest."""
-    from wavegen.config import load_recipe
+    from wavegen.core.config import load_recipe
     from wavegen.training import train
 
     # Two speakers: a single-speaker model cannot synthesize before #10 item 1 (harden-b) lands.
@@ -335,6 +376,7 @@ def test_synthesize_stopped_by_a_signal_exits_128_plus_it(tmp_path, sig, code):
     assert len(list(out.glob("*.wav"))) == len(mels)
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_warmup_prepares_the_kernel_and_says_which():
     from wavegen.generation import backends
 
@@ -348,3 +390,18 @@ def test_warmup_prepares_the_kernel_and_says_which():
     r = run("warmup")
     said = f"backend: {result['backend']} (precision {result['precision']}), ready in "
     assert r.returncode == 0 and r.stdout.startswith(said)
+
+
+def test_readme_shows_a_repeatable_option_repeated():
+    """`--wav F...` suggested several files after one flag; typer options take one value each,
+    so every synopsis that repeats an option's value shows the option again:
+    `--sys NAME=DIR [--sys NAME=DIR ...]`."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    synopses = re.findall(r"`(wavegen [^`]*)`", text)
+    assert len(synopses) > 10
+    for code in synopses:
+        for m in re.finditer(r"(--[\w-]+) ([^\s\[\]|()]+) ?\.\.\.", code):
+            repeated = code[: m.start()].endswith("[") and f"{m.group(1)} {m.group(2)} [" in code
+            assert repeated, f"{code!r}: {m.group(0)!r} reads as several values after one {m.group(1)}"

@@ -20,16 +20,16 @@ import soundfile as sf
 import torch
 
 from tests.helpers import save_model_run
-from wavegen.audio import read_audio
 from wavegen.cli import main
 from wavegen.codec import compress, decompress
 from wavegen.codec.container import Container, parse
 from wavegen.codec.probability import TABLE, probabilities
-from wavegen.config import ModelConfig
-from wavegen.errors import WavegenError
+from wavegen.core.audio import read_audio
+from wavegen.core.config import ModelConfig
+from wavegen.core.errors import WavegenError
+from wavegen.core.mulaw import mulaw_decode, mulaw_encode
 from wavegen.generation import Sampler, backends
 from wavegen.model import WaveNet
-from wavegen.mulaw import mulaw_decode, mulaw_encode
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 LJ_WAV = SHARED / "ljspeech-mini" / "wavs" / "LJ001-0008.wav"  # 1.78 s
@@ -286,7 +286,8 @@ def test_the_codec_stays_on_the_fp32_kernels(model):
 def _forge(data: bytes, **changes) -> bytes:
     """The same file with header fields changed (and its header digest recomputed)."""
     c = parse(data)
-    setup = dict(c.header["setup"], **changes.pop("setup", {}))
+    setup = changes.pop("setup", {})
+    setup = dict(c.header["setup"], **setup) if isinstance(setup, dict) else setup
     return Container(dict(c.header, setup=setup, **changes), c.payload).to_bytes()
 
 
@@ -313,9 +314,28 @@ def _damage(root: Path, case: str) -> Path:
         data = _forge(data, setup={"backend": "abacus"})
     elif case == "a newer container":
         data = data[:8] + (2).to_bytes(2, "little") + data[10:]
+    elif case in FORGED:
+        data = _forge(data, **FORGED[case])
     path.write_bytes(data)
     return path
 
+
+# Forged headers (their sha256 recomputed, so only the header's own checks can catch them). A
+# quantize_channels of 255 once decoded with exit 0 to audio up to 46,497 steps off the original;
+# 10**12 samples asked numpy for 7.28 TiB; a float rate or a boolean count was a TypeError.
+FORGED = {
+    "forged 255 classes": {"quantize_channels": 255},
+    "forged 65536 classes": {"quantize_channels": 65536},
+    "forged 10**12 samples": {"samples": 10**12},
+    "forged boolean samples": {"samples": True},
+    "forged float rate": {"sample_rate": 22050.0},
+    "forged zero rate": {"sample_rate": 0},
+    "forged rows past the segments": {"rows": 4},
+    "forged huge chunk": {"chunk": 10**9},
+    "forged tiny segments": {"segment_samples": 1, "rows": 3},
+    "forged speaker for a speakerless model": {"speaker_id": 0},
+    "forged setup list": {"setup": None},
+}
 
 BAD_FILES = {
     "flipped payload byte": "damaged payload",
@@ -328,6 +348,17 @@ BAD_FILES = {
     "another kernel": "compressed with kernel_source",
     "an unknown backend": "sampler backend 'abacus', which this wavegen lacks",
     "a newer container": "container format version 2",
+    "forged 255 classes": "damaged header (quantize_channels 255; the model has 256 classes)",
+    "forged 65536 classes": "damaged header (quantize_channels 65536; the model has 256 classes)",
+    "forged 10**12 samples": "damaged header (samples 1000000000000:",
+    "forged boolean samples": "damaged header (samples True:",
+    "forged float rate": "damaged header (sample_rate 22050.0:",
+    "forged zero rate": "damaged header (sample_rate 0:",
+    "forged rows past the segments": "damaged header (rows 4:",
+    "forged huge chunk": "damaged header (chunk 1000000000:",
+    "forged tiny segments": "damaged header (segment_samples 1:",
+    "forged speaker for a speakerless model": "damaged header (speaker_id 0:",
+    "forged setup list": "damaged header (setup None:",
 }
 
 
@@ -351,6 +382,17 @@ def test_bad_files_are_one_line_errors_and_leave_nothing(files, capsys, case):
     assert BAD_FILES[case] in line and path.name in line, line
     assert not out.exists() and not Path(str(out) + ".npy").exists()
     assert not list(root.glob(".*.tmp"))
+
+
+def test_decompress_writes_both_outputs_or_neither(files, capsys):
+    """A --codes write that fails (here: its folder is a file) once left the WAV behind."""
+    root, run, _, _ = files
+    out = root / "both.wav"
+    codes = root / "in.wav" / "codes.npy"
+    args = ["decompress", str(root / "in.wgc"), "-c", str(run), "-o", str(out), "--codes", str(codes)]
+    line = _cli_error(capsys, *args)
+    assert f"{codes}: cannot write: {root / 'in.wav'} is a file, not a folder" in line, line
+    assert not out.exists() and not list(root.glob(".*.tmp"))
 
 
 def test_a_file_made_by_another_model_is_refused(files, capsys):
@@ -385,6 +427,15 @@ def test_outputs_never_overwrite_an_input_the_model_or_each_other(files, capsys)
         assert f"would overwrite {what}" in line, line
     assert {p: p.read_bytes() for p in kept} == kept
     assert not out.exists()
+
+
+@pytest.mark.parametrize("seconds", [1e20, 1e308])
+def test_a_segment_longer_than_the_stream_is_the_whole_stream(model, seconds):
+    """Found by the #18 hunt: --segment-seconds 1e20 / 1e308 were internal errors (overflow)."""
+    codes = _square(300)
+    data, header = compress(model, codes, SR, segment_seconds=seconds)
+    assert header["segment_samples"] == 300 and header["rows"] == 1
+    np.testing.assert_array_equal(decompress(model, data, SR)[0], codes)
 
 
 @pytest.mark.parametrize("seconds", ["nan", "inf", "-1", "0.00001"])

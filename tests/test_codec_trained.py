@@ -16,20 +16,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wavegen.audio import read_audio
+from wavegen.artifacts.workdir import load_manifest
 from wavegen.bench.codec import flac_bytes, xz_bytes
 from wavegen.codec import compress, decompress
-from wavegen.config import load_recipe
-from wavegen.mulaw import mulaw_encode
-from wavegen.preprocess import held_out_counts, preprocess
-from wavegen.score import score
+from wavegen.core.audio import read_audio
+from wavegen.core.config import load_recipe
+from wavegen.core.mulaw import mulaw_encode
+from wavegen.data.preprocess import held_out_counts, preprocess
+from wavegen.inference.score import score
+from wavegen.inference.vocoder import load_vocoder
 from wavegen.training import train
-from wavegen.vocoder import load_vocoder
-from wavegen.workdir import load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 LJ = REPO.parent / "shared" / "corpora" / "ljspeech-mini"
-pytestmark = pytest.mark.skipif(not LJ.is_dir(), reason=f"shared corpora not found at {LJ}")
+pytestmark = [
+    pytest.mark.slow,  # trains a model for 300 steps
+    pytest.mark.skipif(not LJ.is_dir(), reason=f"shared corpora not found at {LJ}"),
+]
 
 STEPS = 300
 # The recipe's split and data; a smaller network (8 layers, receptive field 511) and a short,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from wavegen.config import ModelConfig, Recipe, from_dict, load_recipe, parse_override
-from wavegen.errors import WavegenError
+from wavegen.core.config import ModelConfig, Recipe, from_dict, load_recipe, parse_override
+from wavegen.core.errors import WavegenError
 
 
 def write(path, text):
@@ -114,6 +114,9 @@ RANGES = [
     ("data.valid_per_speaker=-1", "data.valid_per_speaker must be at least 0"),
     ("data.test_per_speaker=-2", "data.test_per_speaker must be at least 0"),
     ("data.split_seed=-1", "data.split_seed must be at least 0"),
+    ("data.tts_mels_max_frame_diff=-1", "data.tts_mels_max_frame_diff must be at least 0"),
+    ("data.tts_mels_params=stats.npz", "data.tts_mels_params is set, but data.tts_mels .* is not"),
+    ("data.tts_mels_convention=ln", "data.tts_mels_convention must be one of auto, natural-log, log10"),
     ("data.held_out_speakers=['a', 'a']", "data.held_out_speakers lists 'a' twice"),
     ("data.held_out_speakers=['']", r"data.held_out_speakers\[0\] must be a speaker id"),
     ("model.stacks=0", "model.stacks must be at least 1"),
@@ -178,7 +181,7 @@ def test_every_field_is_covered_by_a_range_or_type_check():
     whose type check is its whole rule."""
     import dataclasses
 
-    from wavegen.config import AudioConfig, DataConfig, TrainConfig
+    from wavegen.core.config import AudioConfig, DataConfig, TrainConfig
 
     typed_only = {
         "audio.preset",  # an unknown preset name is refused (test_cross_field_checks)
@@ -187,6 +190,8 @@ def test_every_field_is_covered_by_a_range_or_type_check():
         "data.corpus",
         "data.corpus_path",
         "data.mic",
+        "data.tts_mels",  # a folder: wavegen.data.tts_mels.open_source checks it (tests/test_tts_mels.py)
+        "data.tts_mels_trimmed",
         "train.optimizer",
         "train.decay",
         "train.precision",
@@ -203,7 +208,7 @@ def test_every_field_is_covered_by_a_range_or_type_check():
 
 
 def test_a_recipe_built_in_python_is_validated_the_same_way():
-    from wavegen.config import validate
+    from wavegen.core.config import validate
 
     rec = Recipe()
     rec.data.batch_size = 0

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegen.corpora import (
+from wavegen.core.errors import WavegenError
+from wavegen.data.corpora import (
     Utterance,
     make_demo_corpus,
     read_corpus,
@@ -15,8 +16,7 @@ from wavegen.corpora import (
     read_speaker_info,
     read_vctk,
 )
-from wavegen.corpora.demo import SAMPLE_RATE, SPEAKERS, UTTERANCES_PER_SPEAKER
-from wavegen.errors import WavegenError
+from wavegen.data.corpora.demo import SAMPLE_RATE, SPEAKERS, UTTERANCES_PER_SPEAKER
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared corpora not found at {SHARED}")
@@ -180,6 +180,7 @@ def test_read_corpus_missing_folder_is_one_line(tmp_path):
 # ---- demo corpus -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # generates the demo corpus twice
 def test_demo_corpus_is_deterministic_and_speechlike(tmp_path):
     a = make_demo_corpus(tmp_path / "a", seed=3)
     b = make_demo_corpus(tmp_path / "b", seed=3)

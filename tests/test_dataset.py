@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from tests.helpers import make_feature_cache
-from wavegen.config import ModelConfig
-from wavegen.errors import WavegenError
+from wavegen.artifacts.workdir import read_feature_cache
+from wavegen.core.config import ModelConfig
+from wavegen.core.errors import WavegenError
+from wavegen.core.mulaw import mulaw_encode
 from wavegen.model import WaveNet
-from wavegen.mulaw import mulaw_encode
 from wavegen.training.dataset import (
     WindowDataset,
     WindowSampler,
@@ -16,7 +17,6 @@ from wavegen.training.dataset import (
     load_split,
     validation_windows,
 )
-from wavegen.workdir import read_feature_cache
 
 HOP = 256
 

@@ -13,10 +13,11 @@ import soundfile as sf
 import torch
 
 import wavegen
+from wavegen.artifacts.workdir import load_manifest
+from wavegen.core.features import mel_spectrogram
 from wavegen.demo import run_demo
-from wavegen.features import mel_spectrogram
-from wavegen.workdir import load_manifest
 
+pytestmark = pytest.mark.slow  # runs the demo (trains, synthesizes, evaluates)
 STEPS = [
     "train.max_steps=80",
     "train.valid_interval=40",
@@ -179,12 +180,11 @@ def test_a_signal_during_training_stops_the_demo(tmp_path):
         text=True,
     )
     log = workdir / "run" / "train.log"
-    deadline = time.monotonic() + 300
-    while not (log.is_file() and "step 3/" in log.read_text()):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+    while not (log.is_file() and "step 3/" in log.read_text()):  # no deadline: a speed is no test
+        assert proc.poll() is None, proc.communicate()
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=300)
+    out, err = proc.communicate()
     assert proc.returncode == 143, (out, err)
     assert "[3/4]" not in out and not (workdir / "export").exists()
     assert err.strip().splitlines()[-1] == "wavegen: stopped by SIGTERM", err

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from wavegen.dirlock import LOCK_FILE, folder_lock
-from wavegen.errors import WavegenError
+from wavegen.core.dirlock import LOCK_FILE, folder_lock
+from wavegen.core.errors import WavegenError
 
 HOLD = """
 import multiprocessing as mp, sys, time
-from wavegen.dirlock import folder_lock
+from wavegen.core.dirlock import folder_lock
 
 def child():
     time.sleep(60)
@@ -67,7 +67,7 @@ def test_kill_9_releases_at_once_even_with_forked_children_alive(tmp_path):
 
 
 def lock_in_another_process(folder) -> subprocess.CompletedProcess:
-    code = f"from wavegen.dirlock import folder_lock\nfolder_lock({str(folder)!r}).__enter__()"
+    code = f"from wavegen.core.dirlock import folder_lock\nfolder_lock({str(folder)!r}).__enter__()"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
 
@@ -79,3 +79,22 @@ def test_the_same_process_may_take_its_lock_again(tmp_path):
         assert proc.returncode != 0 and f"in use by pid {os.getpid()}" in proc.stderr  # still held
     proc = lock_in_another_process(tmp_path / "w")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_folder_made_for_a_failed_block_is_removed_when_nothing_else_is_in_it(tmp_path):
+    """A command failing on its arguments left FOLDER/wavegen.lock (and an otherwise empty
+    folder) behind; a folder that existed, or gained files, is kept."""
+    with pytest.raises(ValueError), folder_lock(tmp_path / "new"):
+        raise ValueError("bad argument")
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(ValueError), folder_lock(tmp_path / "worked"):
+        (tmp_path / "worked" / "done.txt").write_text("work done")
+        raise ValueError("later failure")
+    assert sorted(p.name for p in (tmp_path / "worked").iterdir()) == ["done.txt", LOCK_FILE]
+    (tmp_path / "old").mkdir()
+    with pytest.raises(ValueError), folder_lock(tmp_path / "old"):
+        raise ValueError("bad argument")
+    assert (tmp_path / "old").is_dir()
+    with folder_lock(tmp_path / "ok"):
+        pass
+    assert (tmp_path / "ok" / LOCK_FILE).is_file()  # success: the folder is the command's output

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from tests.helpers import make_feature_cache, write_recipe
-from wavegen.config import model_config_from_dict
-from wavegen.errors import WavegenError
+from wavegen.artifacts import checkpoint as ck
+from wavegen.core.config import model_config_from_dict
+from wavegen.core.distributed import env_info
+from wavegen.core.errors import WavegenError
 from wavegen.model import WaveNet
-from wavegen.training import checkpoint as ck
-from wavegen.training.distributed import env_info
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
@@ -37,6 +37,7 @@ def test_env_info(monkeypatch):
         env_info()
 
 
+@pytest.mark.slow  # trains under torchrun
 @pytest.mark.skipif(not (TORCHRUN.exists() or shutil.which("torchrun")), reason="no torchrun")
 def test_two_gloo_processes_match_one(tmp_path):
     cache = make_feature_cache(tmp_path / "cache", n_utts=4, speakers=("a", "b"))
@@ -92,6 +93,7 @@ def worker_pids(launcher_pid: int) -> dict[int, int]:
     return ranks
 
 
+@pytest.mark.slow  # trains under torchrun
 @pytest.mark.skipif(not (TORCHRUN.exists() or shutil.which("torchrun")), reason="no torchrun")
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the ranks")
 def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):

@@ -14,12 +14,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from wavegen.config import load_recipe
-from wavegen.preprocess import preprocess
+from wavegen.artifacts.workdir import load_manifest
+from wavegen.core.config import load_recipe
+from wavegen.data.preprocess import preprocess
 from wavegen.training import train
-from wavegen.workdir import load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # trains a model; every test runs the CLI in subprocesses
 TINY = [
     "model.layers=4",
     "model.residual_channels=8",

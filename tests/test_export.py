@@ -2,17 +2,19 @@
 recipe, and a stored recipe that no longer fits its weights is refused, each in one line that
 names the file and the key (never an internal error)."""
 
+import errno
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import wavegen
-from wavegen.errors import WavegenError
-from wavegen.export import export_model, load_exported
-from wavegen.training.checkpoint import load_checkpoint, save_checkpoint
+from wavegen.artifacts.checkpoint import load_checkpoint, save_checkpoint
+from wavegen.artifacts.export import export_model, load_exported
+from wavegen.core.errors import WavegenError
 
 from .test_vocoder import make_run
 
@@ -163,3 +165,28 @@ def test_valid_exports_and_checkpoints_still_load(exported, tmp_path):
     model, config = load_exported(exported)
     assert config["preset"] == wavegen.get_preset("tacotron2") and config["speakers"] == ["a", "b", "c"]
     torch.testing.assert_close(model.embed.weight, vocoder.model.embed.weight)
+
+
+def test_export_into_a_file_and_a_failed_write_leave_no_half_export(tmp_path, monkeypatch):
+    """Found by the #18 hunt: `export RUN a.wav` said "a.wav: File exists"; and a config.json
+    write that failed after model.safetensors was written left new weights beside an old config."""
+    import builtins
+
+    run = make_run(tmp_path / "r")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(WavegenError, match=r"file: is a file; expected the folder to export into"):
+        export_model(run, tmp_path / "file")
+    out = export_model(run, tmp_path / "out")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_open = builtins.open
+
+    def opener(file, mode="r", *args, **kwargs):  # ENOSPC from the config's low-level write
+        if "w" in mode and Path(file).name.startswith(".config.json."):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", opener)
+    with pytest.raises(WavegenError, match=r"config.json: cannot write: No space left on device"):
+        export_model(make_run(tmp_path / "r2", speakers=("a",)), out)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -14,8 +14,8 @@ import pytest
 import scipy.signal
 import torch
 
-from wavegen.errors import WavegenError
-from wavegen.features import PRESETS, get_preset, mel_spectrogram, num_frames
+from wavegen.core.errors import WavegenError
+from wavegen.core.features import PRESETS, get_preset, mel_spectrogram, num_frames
 
 
 def speechlike(sr: int, seconds: float = 1.3, seed: int = 0) -> np.ndarray:

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import wavegen.generation
-from wavegen.config import ModelConfig
-from wavegen.errors import WavegenError
+from wavegen.core.config import ModelConfig
+from wavegen.core.errors import WavegenError
 from wavegen.generation import (
     Sampler,
     StepState,
@@ -445,6 +445,7 @@ def _generation_peak_mb(seconds: int) -> tuple[float, float]:
     return float(out[0]), float(out[1])
 
 
+@pytest.mark.slow  # generates 60 s of audio
 @pytest.mark.skipif(
     not os.access("/proc/self/clear_refs", os.W_OK),
     reason="needs Linux's /proc/self/clear_refs to reset the peak RSS",
@@ -459,10 +460,10 @@ def test_memory_of_a_long_utterance_is_its_output_plus_what_a_short_one_needs():
 
 def test_wavenet_generate_and_unconditioned_length():
     model = small_model(cin=0)
-    out = model.generate(num_samples=50, seed=0)
+    out = generate(model, num_samples=50, seed=0)
     assert out.shape == (1, 50)
     with pytest.raises(WavegenError, match="num_samples"):
-        model.generate(seed=0)
+        generate(model, seed=0)
 
 
 def test_bad_inputs_raise_wavegen_errors():
@@ -575,6 +576,7 @@ kernel_cpp.load(Path(sys.argv[1]))
 """
 
 
+@pytest.mark.slow  # compiles kernels in subprocesses
 def test_four_processes_starting_at_once_build_the_cpp_kernel_once(tmp_path):
     compiler = backends.get_kernel("cpp") and kernel_cpp_compiler()
     if not compiler:
@@ -616,6 +618,7 @@ print(sampler.backend)
 """
 
 
+@pytest.mark.slow  # compiles kernels in subprocesses
 def test_without_a_compiler_on_path_numba_generates_the_same_audio(tmp_path):
     """PATH without g++/c++, CXX unset, an empty cache: the numba kernel runs, unprompted, and
     its audio equals the C++ kernel's (else the torch step's) for the same seed, bit for bit."""

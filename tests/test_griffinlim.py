@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from wavegen.corpora.demo import synthesize_utterance
-from wavegen.errors import WavegenError
-from wavegen.features import mel_spectrogram
-from wavegen.griffinlim import griffin_lim
+from wavegen.core.errors import WavegenError
+from wavegen.core.features import mel_spectrogram
+from wavegen.data.corpora.demo import synthesize_utterance
+from wavegen.inference.griffinlim import griffin_lim
 
 
 def test_griffin_lim_inverts_a_speech_mel():

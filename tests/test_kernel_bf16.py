@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wavegen.errors import WavegenError
+from wavegen.core.errors import WavegenError
 from wavegen.generation import Sampler, backends, generate, teacher_forced_logits
 from wavegen.generation.kernel_bf16 import LEVELS, Bf16Runner, bf16_round, pack_pairs
 

@@ -4,11 +4,13 @@ import csv
 import json
 import math
 
+import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from wavegen.errors import WavegenError
-from wavegen.listen import analyze, summarize
+from wavegen.core.errors import WavegenError
+from wavegen.listen import analyze, stats, summarize
+from wavegen.listen.report import in_words, write_plots, write_report
 from wavegen.listen.results import Choice, Rating, Results, results_from_webmushra, write_answers_csv
 from wavegen.listen.stats import holm
 
@@ -76,7 +78,9 @@ def test_mushra_means_intervals_screening_wilcoxon_holm():
     assert s["systems"]["reference"]["mean"] == pytest.approx(97.5)
     # reference: 100 and 95 three times each: variance 6 * 2.5^2 / 5 = 7.5
     ref_half = T_975_DF5 * math.sqrt(7.5) / math.sqrt(6)
-    assert s["systems"]["reference"]["ci95"] == pytest.approx([97.5 - ref_half, 97.5 + ref_half])
+    # 97.5 + ref_half runs past 100: the interval is cut at the scale's end, and says so
+    assert 97.5 + ref_half > 100 and s["systems"]["reference"]["ci95_clamped"] is True
+    assert s["systems"]["reference"]["ci95"] == pytest.approx([97.5 - ref_half, 100.0])
     assert list(s["systems"]) == ["reference", "sysA", "sysB", "anchor35", "anchor70"]
 
     # Pairwise: reference, sysA, sysB (anchors left out) -> 3 Wilcoxon tests on 6 pairs each.
@@ -90,6 +94,24 @@ def test_mushra_means_intervals_screening_wilcoxon_holm():
     # by hand: differences 20 25 18 -1 35 17 -> ranks 4 5 3 1 6 2; W- = 1, exact two-sided
     # p = 2 * P(W <= 1) = 2 * 2/64
     assert ab["statistic"] == 1 and ab["p"] == pytest.approx(4 / 64)
+    # Hodges-Lehmann: the median of the 21 Walsh averages of -1 17 18 20 25 35 is 19; with n = 6
+    # only P(T+ <= 0) = 1/64 is below 2.5 %, so the 95 % interval is the smallest to the largest
+    # Walsh average (coverage 62/64), -1 to 35: sysA is higher, but the interval includes 0.
+    assert ab["hodges_lehmann"] == 19 and ab["hl_ci95"] == [-1, 35]
+    assert ab["direction"] == "sysA higher (interval includes 0)" and ab["median_difference"] == 19
+    assert ab["smallest_p"] == pytest.approx(2 / 64)
+    said = "\n".join(in_words(s))
+    assert "sysA vs sysB: sysA rated 19 higher (95% CI -1.00 to 35.00), n = 6 pairs" in said
+    assert "reference vs sysB: reference rated" in said
+    swapped = mushra_results()
+    for r in swapped.ratings:
+        r.system = {"sysA": "sysB", "sysB": "sysA"}.get(r.system, r.system)
+    flipped = {(p["a"], p["b"]): p for p in summarize(swapped)["pairwise"]}[("sysA", "sysB")]
+    assert flipped["hodges_lehmann"] == -19 and flipped["hl_ci95"] == [-35, 1]
+    assert flipped["direction"] == "sysB higher (interval includes 0)"
+    assert "sysA vs sysB: sysB rated 19 higher (95% CI -1.00 to 35.00)" in "\n".join(
+        in_words(summarize(swapped))
+    )
     ps = [p["p"] for p in s["pairwise"]]
     assert [p["p_holm"] for p in s["pairwise"]] == pytest.approx(holm(ps))
 
@@ -111,7 +133,13 @@ def test_mos_gold_screening():
     s = summarize(Results("mos", "t", "hand", rows, [], True, ["careless", "good"]))
     assert [e["listener"] for e in s["excluded_listeners"]] == ["careless"]
     assert "1 of 2 gold items below 4" in s["excluded_listeners"][0]["reason"]
-    assert s["systems"]["sysA"] == {"mean": 3.0, "std": 0.0, "ci95": [3.0, 3.0], "n": 2}
+    assert s["systems"]["sysA"] == {
+        "mean": 3.0,
+        "std": 0.0,
+        "ci95": [3.0, 3.0],
+        "ci95_clamped": False,
+        "n": 2,
+    }
     # Without gold items nobody is screened out.
     assert (
         summarize(Results("mos", "t", "hand", rows, [], False, ["careless", "good"]))["listeners_kept"] == 2
@@ -134,6 +162,11 @@ def test_ab_and_abx_binomial():
         2,
     )
     assert pair["p"] == pytest.approx(22 / 1024) and pair["p_holm"] == pytest.approx(22 / 1024)
+    assert pair["n"] == 10 and pair["answers"] == 12  # the binomial test used the 10 decided answers
+    assert pair["share_a"] == 0.9 and pair["direction"] == "sysA higher"
+    assert [s_["wins"] for s_ in (s["systems"]["sysA"], s["systems"]["sysB"])] == [9, 1]
+    assert [s_["losses"] for s_ in (s["systems"]["sysA"], s["systems"]["sysB"])] == [1, 9]
+    assert s["systems"]["sysA"]["ties"] == s["systems"]["sysB"]["ties"] == 2
     assert s["systems"]["sysA"]["mean"] == pytest.approx((9 + 1) / 12)  # 9 wins, 2 halves
     # ABX: 8 of 10 correct for sysA: one-sided p = (C(10,8) + C(10,9) + 1) / 1024 = 56/1024;
     # 5 of 10 for sysB: p = 638/1024. Holm: 2 * 56/1024, then max(that, 638/1024).
@@ -206,3 +239,61 @@ def test_answers_csv_for_choices(tmp_path):
     assert lines[0].split(",")[3:6] == ["choice_reference", "choice_non_reference", "choice_answer"]
     assert lines[1] == "t,L,i1,reference,sysA,correct,900,"
     assert lines[2] == "t,L,i2,sysA,reference,incorrect,,"
+
+
+def test_hodges_lehmann_interval_covers():
+    """The exact signed-rank interval covers the true shift at least 95 % of the time (seeded
+    simulation, normal differences around 0.3) and narrows as n grows."""
+    rng = np.random.default_rng(7)
+    covered = 0
+    for _ in range(400):
+        _, low, high = stats.hodges_lehmann(rng.standard_normal(12) + 0.3)
+        covered += low <= 0.3 <= high
+    assert covered / 400 >= 0.93, covered  # 95 % nominal; 400 draws: sd ~1.1 %
+    assert stats.hodges_lehmann([1.0, 2.0, 3.0, 4.0, 5.0]) == (3.0, None, None)  # n = 5: no 95 % interval
+    assert stats.signed_rank_cdf(3).tolist() == pytest.approx([1 / 8, 2 / 8, 3 / 8, 5 / 8, 6 / 8, 7 / 8, 1])
+
+
+def test_warnings_few_listeners_single_item_and_hopeless_comparisons():
+    s = summarize(mushra_results())
+    text = "\n".join(s["warnings"])
+    # 3 of 5 listeners remain; L5 was excluded on one item of two (the anchor in i1).
+    assert "Only 3 of 5 listeners remain after screening" in text
+    assert "Listener L5 was excluded because of a single item (1 of 2)" in text
+    assert "L4 was excluded because of a single item" not in text  # two items failed
+    excluded = {e["listener"]: e for e in s["excluded_listeners"]}
+    assert (excluded["L4"]["items_failed"], excluded["L5"]["items_failed"]) == (2, 1)
+    # 6 pairs can reach 2/64 < 0.05: no "cannot reach" warning for sysA vs sysB.
+    assert "sysA vs sysB" not in text
+    # AB with 4 decided answers: the smallest two-sided p is 2/16 = 0.125.
+    choices = [Choice("L", f"i{k}", "sysA", "sysB", None, "A") for k in range(4)]
+    s = summarize(Results("ab", "t", "hand", [], choices, False, ["L"]))
+    assert s["pairwise"][0]["smallest_p"] == 0.125
+    assert any("sysA vs sysB: with n = 4 this test cannot reach p < 0.05" in w for w in s["warnings"])
+    assert "No comparison of this test can be significant" in s["warnings"][-1]
+
+
+def test_ab_report_reads_without_the_json(tmp_path):
+    """The AB report names the test and its n, shows wins, losses and ties, the direction, the
+    warnings, and reads on a phone (viewport meta, tables that scroll inside themselves)."""
+    choices = [Choice(f"L{k % 3}", f"i{k}", "sysA", "sysB", None, "A") for k in range(9)]
+    choices += [
+        Choice("L0", "t1", "sysA", "sysB", None, "none"),
+        Choice("L1", "t2", "sysB", "sysA", None, "A"),
+    ]
+    results = Results("ab", "t-ab", "hand", [], choices, False, ["L0", "L1", "L2"])
+    out = tmp_path / "out"
+    summary = summarize(results)
+    write_report(summary, write_plots(results, summary, out), out)
+    page = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    for text in (md, page):
+        assert "exact binomial, two-sided, on the answers with a preference" in text
+        assert "Warnings" in text and "Only 3 of 3 listeners took part" in text
+        assert "sysA higher" in text
+    # the pairwise row: 9 + 1 decided answers (n tested 10) and 1 tie of 11 answers
+    assert "| sysA | sysB | 9 | 1 | 1 | 10 |" in md
+    assert "sysA vs sysB: sysA preferred in 9 and sysB in 1 of 10 answers with a preference (1 without)" in md
+    assert "| system | preference score | 95% CI | wins | losses | ties | answers |" in md
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert 'class="table-wrap"' in page

@@ -17,6 +17,7 @@ import pytest
 from tests.listen_helpers import SYSTEMS, chromium, make_systems, served, wait_for
 from wavegen.listen import prepare_test
 
+pytestmark = pytest.mark.slow  # drives Chromium through whole tests
 ROBOT_SCORES = """() => {
   const p = wavegen.player;
   const ref = p.buffers[0].getChannelData(0);
@@ -37,6 +38,12 @@ SWITCH_KEEPS_SOURCES = """() => {
   const same = p.sources === sources && p.startTime === start;
   return same && p.current === 2 && sources.length === p.buffers.length;
 }"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:  # one browser for the module; each test opens its own page
+        yield b
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +129,11 @@ def run_analyze(test_dir, out):
     return json.loads((out / "summary.json").read_text())
 
 
-def test_mushra_in_chromium(folders, tmp_path):
+def test_mushra_in_chromium(browser, folders, tmp_path):
     ref, systems = folders
     test_dir = tmp_path / "mushra"
     test = prepare_test("mushra", test_dir, systems, reference=ref)
-    with served(test_dir) as server, chromium() as browser:
+    with served(test_dir) as server:
         page = browser.new_page(viewport={"width": 1100, "height": 800})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -194,11 +201,11 @@ def test_mushra_in_chromium(folders, tmp_path):
     assert set(summary["systems"]) == {"reference", "anchor35", "anchor70", *SYSTEMS}
 
 
-def test_mos_in_chromium(folders, tmp_path):
+def test_mos_in_chromium(browser, folders, tmp_path):
     ref, systems = folders
     test_dir = tmp_path / "mos"
     test = prepare_test("mos", test_dir, systems, reference=ref, gold=True)
-    with served(test_dir) as server, chromium() as browser:
+    with served(test_dir) as server:
         page = browser.new_page(viewport={"width": 1000, "height": 700})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -246,7 +253,7 @@ def test_mos_in_chromium(folders, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["ab", "abx"])
-def test_ab_and_abx_in_chromium(folders, tmp_path, kind):
+def test_ab_and_abx_in_chromium(browser, folders, tmp_path, kind):
     """AB (with "no preference") and ABX pages, answered with the keyboard shortcuts; each
     choice is stored against the systems that were played as A, B (and X)."""
     ref, systems = folders
@@ -254,7 +261,7 @@ def test_ab_and_abx_in_chromium(folders, tmp_path, kind):
     test = prepare_test(kind, test_dir, systems, reference=ref)
     sounds = "abx" if kind == "abx" else "ab"
     answers = ["1", "2", "3"] if kind == "ab" else ["1", "2"]
-    with served(test_dir) as server, chromium() as browser:
+    with served(test_dir) as server:
         page = browser.new_page(viewport={"width": 1000, "height": 700})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -1,6 +1,8 @@
 """wavegen listen prepare: matched items, one rate and length, loudness, anchors, atomic test dirs."""
 
 import json
+import os
+import stat
 from collections import Counter
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from tests.listen_helpers import RATE, make_systems, voice
-from wavegen.errors import WavegenError
+from wavegen.core.errors import WavegenError
 from wavegen.listen import load_test, prepare_test
 from wavegen.listen.plan import assigned_items, make_plan
 from wavegen.listen.spec import ANCHORS
@@ -196,3 +198,164 @@ def test_plans_per_type_and_balanced_subsets(folders, tmp_path):
         assert len(set(subset)) == 2
         counts.update(subset)
         assert max(counts.values()) - min(counts[i.id] for i in test.items) <= 1
+
+
+def test_a_system_file_too_short_for_loudness_is_the_one_named(folders, tmp_path):
+    """Every stimulus of an item is cut to the shortest file; when that is too short to measure,
+    the error named the reference (measured first), not the system's short file."""
+    ref, systems = folders
+    short = tmp_path / "short"
+    short.mkdir()
+    for path in sorted(ref.glob("*.wav")):
+        wav, sr = sf.read(path, dtype="float32")
+        sf.write(short / path.name, wav[: int(0.3 * sr)], sr)
+    first = sorted(short.glob("*.wav"))[0]
+    with pytest.raises(WavegenError) as err:
+        prepare_test("mos", tmp_path / "t", {"short": short}, reference=ref)
+    assert str(err.value).startswith(f"{first}: 0.30 s of audio; loudness matching needs at least"), err.value
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("seconds", [0.3, float("nan"), -1.0])
+def test_max_seconds_below_what_loudness_needs_is_refused_as_the_option(folders, tmp_path, seconds):
+    """--max-seconds 0.3 was an error naming the reference file's "0.30 s of audio"."""
+    ref, systems = folders
+    with pytest.raises(WavegenError, match=r"^--max-seconds .*: expected at least 0.5 s"):
+        prepare_test("mos", tmp_path / "t", systems, reference=ref, max_seconds=seconds)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_the_test_folder_honours_the_umask(folders, tmp_path, umask):
+    """The folder was made 755 whatever the umask; now as mkdir would make it."""
+    ref, systems = folders
+    old = os.umask(umask)
+    try:
+        prepare_test("mos", tmp_path / "t", {"sysalpha": systems["sysalpha"]}, reference=ref)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "t").stat().st_mode) == 0o777 & ~umask
+
+
+FILE_SIZE_LIMITED = """
+import resource, signal, sys
+from pathlib import Path
+from wavegen.listen import prepare_test
+from wavegen.core.errors import WavegenError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+root = Path(sys.argv[1])
+try:
+    prepare_test("mos", root / "t", {"sysalpha": sys.argv[2]}, reference=sys.argv[3])
+except WavegenError as err:
+    print(err)
+"""
+
+
+def test_a_failed_write_in_the_scratch_folder_names_the_os_reason(folders, tmp_path):
+    """The measured stimuli were saved with np.save, whose failed writes say only "N requested
+    and M written" (an internal error); now every file goes through the atomic writers."""
+    import subprocess
+    import sys
+
+    ref, systems = folders
+    args = [str(tmp_path), str(systems["sysalpha"]), str(ref)]
+    r = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMITED, *args], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.count("\n") == 1, (r.stdout, r.stderr)
+    assert "cannot write: File too large [EFBIG]" in r.stdout, r.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreadable_first_file_is_one_line_naming_it(folders, tmp_path):
+    """Found by the #18 hunt: the test's rate was read from the first file with sf.info, and a
+    file that is not audio was an internal LibsndfileError."""
+    ref, systems = folders
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for path in ref.glob("*.wav"):
+        (bad / path.name).write_text("not audio")
+    first = sorted(bad.glob("*.wav"))[0]
+    with pytest.raises(WavegenError, match=rf"^{first}: not readable as audio"):
+        prepare_test("mos", tmp_path / "t", {"sysalpha": systems["sysalpha"]}, reference=bad)
+    assert not (tmp_path / "t").exists()
+
+
+def test_experimenter_yaml_through_the_cli_and_its_one_line_errors(folders, tmp_path, capsys):
+    """`listen prepare --config test.yaml` keeps the experimenter's pages in test.json; every
+    mistake in the file is one line naming the file and the field, and no test dir is made."""
+    from wavegen.cli import main
+    from wavegen.listen.experiment import shipped_wording
+
+    ref, systems = folders
+    good = tmp_path / "test.yaml"
+    good.write_text(
+        "language: de\n"
+        "texts: {title: Hörtest Vocoder, scale: [A, B, C, D, E]}\n"
+        "consent: Wir vergleichen Vocoder.\n"
+        "calibration: true\ncomments: true\nprevious: false\n"
+        "questionnaire:\n"
+        "  - {id: age, type: number, label: Alter, min: 18}\n"
+        '  - {id: easy, type: likert, label: "Leicht?", required: false}\n'
+        "return_url: https://example.org/done?code={code}\n",
+        encoding="utf-8",
+    )
+    args = [
+        "listen",
+        "prepare",
+        "--type",
+        "ab",
+        "--sys",
+        f"sysalpha={systems['sysalpha']}",
+        "--ref",
+        str(ref),
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--config", str(good), "-o", str(tmp_path / "ok")])
+    assert exit_info.value.code in (0, None)
+    test = load_test(tmp_path / "ok")
+    assert test.experiment.language == "de" and test.experiment.consent == "Wir vergleichen Vocoder."
+    assert [q.id for q in test.experiment.questionnaire] == ["age", "easy"]
+    words = test.experiment.wording()
+    assert words["title"] == "Hörtest Vocoder" and words["next"] == "Weiter" and words["scale"][0] == "A"
+    # The worked example translates every word of the English wording.
+    assert set(shipped_wording("de")) == set(shipped_wording("en"))
+
+    bad = {
+        "colour: blue\n": "test.yaml: unknown key(s) colour",
+        "texts: {nonsense: x}\n": "test.yaml: texts.nonsense: not a wording key",
+        "texts: {scale: [a, b]}\n": "test.yaml: texts.scale: expected a list of 5 strings",
+        "language: fr\n": "test.yaml: language 'fr': expected one of en, de",
+        "calibration: yes please\n": "test.yaml: calibration: expected true or false",
+        "questionnaire: [{id: q, type: slider, label: Q}]\n": "test.yaml: questionnaire[0]: type 'slider'",
+        "questionnaire: [{id: q, type: choice, label: Q, options: [one]}]\n": "needs at least two options",
+        "questionnaire: [{id: 1q, type: text, label: Q}]\n": "questionnaire[0]: id: expected a letter",
+        "return_url: javascript:alert(1)\n": "test.yaml: return_url: expected an http(s) URL",
+        "consent: [a\n": "test.yaml:2: not valid YAML",
+    }
+    for text, message in bad.items():
+        good.write_text(text, encoding="utf-8")
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--config", str(good), "-o", str(tmp_path / "bad")])
+        assert exit_info.value.code != 0
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("wavegen: error: ") and message in lines[0], (
+            text,
+            lines,
+        )
+        assert not (tmp_path / "bad").exists()
+
+
+def test_readme_test_file_is_valid():
+    """The README's example test file is one `listen prepare --config` accepts."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from wavegen.listen.experiment import parse_experiment
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "questionnaire:" in b]
+    exp = parse_experiment(yaml.safe_load(block), "README.md")
+    assert exp.language == "de" and len(exp.questionnaire) == 4 and "{code}" in exp.return_url

@@ -140,6 +140,7 @@ def chunked_post(port: int, path: str, size: int) -> int:
     return int(reply.split(b" ", 2)[1])
 
 
+@pytest.mark.slow  # server subprocesses
 def test_sigkill_between_answers_keeps_every_acknowledged_answer(mushra_dir, tmp_path):
     db = tmp_path / "answers.sqlite"
     sent = []
@@ -193,6 +194,7 @@ def test_sigkill_between_answers_keeps_every_acknowledged_answer(mushra_dir, tmp
     assert len(dump(db)["answers"]) == 4
 
 
+@pytest.mark.slow  # server subprocesses
 def test_a_taken_port_or_unknown_host_is_one_line_and_nothing_served(mushra_dir):
     """uvicorn's own bind error came after a "serving ..." line, in its own format, with exit 3."""
     with socket.socket() as taken:
@@ -215,7 +217,7 @@ def test_a_taken_port_or_unknown_host_is_one_line_and_nothing_served(mushra_dir)
 
 
 def test_store_pragmas_and_foreign_test(mushra_dir, tmp_path):
-    from wavegen.errors import WavegenError
+    from wavegen.core.errors import WavegenError
 
     store = Store(tmp_path / "a.sqlite", "lt-one")
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -223,3 +225,87 @@ def test_store_pragmas_and_foreign_test(mushra_dir, tmp_path):
     store.close()
     with pytest.raises(WavegenError, match="holds answers to test lt-one"):
         Store(tmp_path / "a.sqlite", "lt-two")
+
+
+def test_experimenter_pages_over_http(tmp_path):
+    """Consent before registration, page comments, one revision of the previous page, the
+    questionnaire's checks, and the completion code only after it, with the return URL."""
+    from wavegen.listen.experiment import parse_experiment
+
+    ref, systems = make_systems(tmp_path / "systems", n_items=2, seconds=0.5)
+    exp = parse_experiment(
+        {
+            "consent": "Please agree.",
+            "comments": True,
+            "previous": True,
+            "questionnaire": [
+                {"id": "age", "type": "number", "label": "Age", "min": 18, "max": 99},
+                {"id": "device", "type": "choice", "label": "Device", "options": ["Phone", "Laptop"]},
+                {"id": "easy", "type": "likert", "label": "Easy", "required": False},
+            ],
+            "return_url": "https://example.org/done?cc={code}",
+        },
+        "test",
+    )
+    test_dir = tmp_path / "ab"
+    prepare_test("ab", test_dir, systems, reference=ref, items_per_listener=1, experiment=exp)
+    with served(test_dir, "--completion-code", "C0DE/1") as server:
+        status, config = server.request("GET", "/api/config")
+        assert status == 200 and config["consent"] == "Please agree." and config["texts"]["next"] == "Next"
+        assert [q["id"] for q in config["questionnaire"]] == ["age", "device", "easy"]
+        # No consent, no listener: nothing is stored.
+        for body in ({"listener": "p1"}, {"listener": "p1", "consent": False}, {"listener": None}):
+            assert server.request("POST", "/api/session", body)[0] == 403
+        assert dump(test_dir / "answers.sqlite")["listeners"] == []
+        status, state = server.request("POST", "/api/session", {"listener": "p1", "consent": True})
+        assert status == 200 and "previous" not in state
+        # A returning listener needs no new consent.
+        assert server.request("POST", "/api/session", {"listener": "p1"})[0] == 200
+
+        def answer(state, choice, comment=None, page=None):
+            body = {"listener": "p1", "page": page or state["page"]["token"], "choice": choice}
+            if comment is not None:
+                body["comment"] = comment
+            return server.request("POST", "/api/answer", body)
+
+        first = state["page"]["token"]
+        assert answer(state, "A", "x" * 2001)[0] == 422  # comments are bounded
+        status, reply = answer(state, "A", "  sounds alike  ")
+        assert status == 200
+        state = reply["state"]
+        assert state["previous"]["token"] == first
+        assert state["previous"]["answer"] == {"choice": "A", "comment": "sounds alike"}
+        # The previous page may be answered again (it replaces the old answer); older ones not.
+        status, reply = answer(state, "B", "changed my mind", page=first)
+        assert status == 200 and reply["state"]["position"] == 1
+        status, reply = answer(state, "A")
+        state = reply["state"]
+        assert answer(state, "none", page=first)[0] == 409
+        while not state["questionnaire"]:
+            assert "code" not in state
+            state = answer(state, "none")[1]["state"]
+        rows = dump(test_dir / "answers.sqlite")
+        assert [r[-1] for r in rows["choices"]][:2] == ["B", "A"]
+        assert json.loads(rows["answers"][0][4])["comment"] == "changed my mind"
+        assert rows["listeners"][0][-1] is None  # not finished before the questionnaire
+
+        def asked(answers):
+            return server.request("POST", "/api/questionnaire", {"listener": "p1", "answers": answers})
+
+        for wrong in (
+            {"device": "Phone"},  # age is required
+            {"age": 17, "device": "Phone"},
+            {"age": "34", "device": "Phone"},
+            {"age": 34, "device": "Tablet"},
+            {"age": 34, "device": "Phone", "easy": "6"},
+            {"age": 34, "device": "Phone", "shoe": "42"},
+        ):
+            assert asked(wrong)[0] == 422, wrong
+        status, reply = asked({"age": 34, "device": "Laptop", "easy": ""})
+        assert status == 200 and reply["state"]["done"]
+        assert reply["state"]["return_url"] == "https://example.org/done?cc=C0DE%2F1"
+        assert asked({"age": 34, "device": "Laptop", "easy": ""})[1]["stored"] is False  # a retry
+        assert asked({"age": 35, "device": "Laptop"})[0] == 409
+        rows = dump(test_dir / "answers.sqlite")
+        assert rows["questionnaire"] == [("p1", "age", "34"), ("p1", "device", "Laptop"), ("p1", "easy", "")]
+        assert rows["listeners"][0][-1] is not None

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from wavegen import mulaw as mulaw_module
 from wavegen import mulaw_decode, mulaw_encode
+from wavegen.core import mulaw as mulaw_module
 
 
 def formula_encode(x: float, channels: int) -> int:

@@ -15,6 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "corpora"
+pytestmark = pytest.mark.slow  # builds and installs the wheel, runs the demo from it
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from tests.helpers import make_feature_cache, write_recipe
-from wavegen.config import load_recipe
-from wavegen.errors import WavegenError
+from wavegen.core.config import load_recipe
+from wavegen.core.errors import WavegenError
 from wavegen.training import Trainer
 from wavegen.training.precision import compute_dtype, native_bf16
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegen.config import Recipe, from_dict
-from wavegen.corpora import Utterance
-from wavegen.errors import WavegenError
-from wavegen.features import get_preset, mel_spectrogram
-from wavegen.preprocess import assign_splits, held_out_counts, normalize, preprocess, trim_silence
-from wavegen.workdir import load_features_info, load_manifest, load_stats
+from wavegen.artifacts.workdir import load_features_info, load_manifest, load_stats
+from wavegen.core.config import Recipe, from_dict
+from wavegen.core.errors import WavegenError
+from wavegen.core.features import get_preset, mel_spectrogram
+from wavegen.data.corpora import Utterance
+from wavegen.data.preprocess import assign_splits, held_out_counts, normalize, preprocess, trim_silence
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 REPO = Path(__file__).resolve().parents[1]
@@ -208,7 +208,7 @@ def test_killed_run_leaves_no_half_written_file_and_rerun_completes(tmp_path):
     corpus = make_corpus(tmp_path / "corpus", per_speaker=3)
     workdir = tmp_path / "work"
     script = textwrap.dedent(f"""
-        import os, numpy as np, wavegen.preprocess as pp
+        import os, numpy as np, wavegen.data.preprocess as pp
         from tests.test_preprocess import recipe
         from pathlib import Path
         real_save, calls = np.save, [0]
@@ -387,7 +387,7 @@ def test_shared_ljspeech_clips(tmp_path):
     for line in lines:
         uid = line.split("|")[0]
         os.symlink(SHARED / "ljspeech-mini" / "wavs" / f"{uid}.wav", corpus / "wavs" / f"{uid}.wav")
-    from wavegen.config import load_recipe
+    from wavegen.core.config import load_recipe
 
     rec = load_recipe(
         REPO / "recipes" / "ljspeech" / "config.yaml", ["data.valid_per_speaker=1", "data.test_per_speaker=1"]
@@ -409,6 +409,7 @@ def run_cli(*args, cwd):
     )
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_cli_json_summary_and_default_workdir(tmp_path):
     corpus, expected = make_ljspeech(tmp_path, good=3)
     (tmp_path / "lj.yaml").write_text(
@@ -434,6 +435,21 @@ def test_cli_missing_corpus_is_one_line_exit_1(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert "nowhere" in lines[0] and "corpus folder does not exist" in lines[0]
+    # The work dir it would have made is not left behind, lock file and all.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
+
+
+def test_cli_a_file_as_corpus_and_negative_workers_are_refused(tmp_path):
+    """Found by the #18 hunt: a file given as --corpus "does not exist"; --workers -1 ran."""
+    (tmp_path / "r.yaml").write_text("data: {corpus: ljspeech}\n")
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    r = run_cli("preprocess", "r.yaml", "--corpus", "a.wav", "--workdir", "w", cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        f"wavegen: error: {tmp_path / 'a.wav'}: a file, not a corpus folder (data.corpus_path or --corpus)"
+    ], r.stderr
+    r = run_cli("preprocess", "r.yaml", "--corpus", ".", "--workdir", "w", "--workers", "-1", cwd=tmp_path)
+    assert r.returncode == 2 and "--workers" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "r.yaml"]
 
 
 # ---- write errors are errors, not skipped utterances (#10 item 6) ------------------------------
@@ -514,6 +530,7 @@ def can_mount_tmpfs() -> str | None:
     return None if r.returncode == 0 else f"cannot mount a tmpfs in a user namespace: {r.stderr.strip()}"
 
 
+@pytest.mark.slow  # CLI subprocesses
 @pytest.mark.skipif(not (SHARED / "ljspeech-mini").is_dir(), reason=f"shared corpora not at {SHARED}")
 def test_real_full_tmpfs_is_an_error_and_a_rerun_with_space_resumes(tmp_path):
     """ljspeech-mini into a real 3 MB tmpfs (in a user namespace): exit 1 naming the file,
@@ -558,10 +575,11 @@ def test_real_full_tmpfs_is_an_error_and_a_rerun_with_space_resumes(tmp_path):
 # ---- one writer per work dir, and a work dir is one cache (#10 item 4) -------------------------
 
 
+@pytest.mark.slow  # runs the demo command
 def test_a_work_dir_in_use_is_refused_by_preprocess_and_demo(tmp_path):
     """The work dir's OS lock held (here by this test process): a second `wavegen preprocess`
     and a `wavegen demo` on it stop at once with one line naming the holder."""
-    from wavegen.dirlock import folder_lock
+    from wavegen.core.dirlock import folder_lock
 
     corpus = make_corpus(tmp_path / "corpus", speakers=("s1",), per_speaker=3)
     (tmp_path / "r.yaml").write_text(f"data: {{corpus: folder, corpus_path: {corpus}}}\n")

@@ -15,10 +15,10 @@ import torch
 import wavegen
 from tests.helpers import save_model_run
 from wavegen.cli import main
-from wavegen.config import ModelConfig
-from wavegen.errors import WavegenError
+from wavegen.core.config import ModelConfig
+from wavegen.core.errors import WavegenError
+from wavegen.core.mulaw import mulaw_encode
 from wavegen.model import WaveNet
-from wavegen.mulaw import mulaw_encode
 
 
 def small_model(cin: int = 0, speakers: int = 0, scales=(2, 4), seed: int = 0) -> WaveNet:
@@ -200,3 +200,16 @@ def test_cli_says_a_mel_model_gives_a_conditional_likelihood(tmp_path, capsys):
     summary = json.loads(_cli(capsys, "score", str(tmp_path / "a.wav"), "-c", str(run), "--json"))
     assert summary["conditional"] and "P(x | mel(x))" in summary["likelihood"]
     assert "conditional" in _cli(capsys, "score", str(tmp_path / "a.wav"), "-c", str(run))
+
+
+def test_cli_names_the_file_too_short_for_the_mel(tmp_path, capsys):
+    """Found by the #18 hunt: "audio too short for the tacotron2 preset" named no file."""
+    from wavegen.cli import run as run_cli
+
+    run = save_model_run(tmp_path / "run", small_model(cin=80, scales=(4, 4, 4, 4)))
+    sf.write(tmp_path / "a.wav", speechlike(3000), 22050, subtype="FLOAT")
+    sf.write(tmp_path / "b.wav", speechlike(100), 22050, subtype="FLOAT")
+    capsys.readouterr()
+    assert run_cli(["score", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "-c", str(run)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"wavegen: error: {tmp_path / 'b.wav'}: audio too short for the tacotron2"), err

@@ -14,16 +14,16 @@ import soundfile as sf
 import torch
 
 import wavegen
-from wavegen.config import Recipe, load_recipe
-from wavegen.export import export_model
-from wavegen.features import get_preset, mel_spectrogram
+from wavegen.artifacts.checkpoint import save_checkpoint
+from wavegen.artifacts.export import export_model
+from wavegen.artifacts.workdir import load_manifest
+from wavegen.core.config import Recipe, load_recipe
+from wavegen.core.features import get_preset, mel_spectrogram
+from wavegen.data.preprocess import preprocess
 from wavegen.generation import backends
+from wavegen.inference.synthesize import Item, synthesize
 from wavegen.model import WaveNet
-from wavegen.preprocess import preprocess
-from wavegen.synthesize import Item, synthesize
 from wavegen.training import train
-from wavegen.training.checkpoint import save_checkpoint
-from wavegen.workdir import load_manifest
 
 from .test_vocoder import make_run, speech
 
@@ -105,6 +105,7 @@ def assert_exact_length(path: Path, frames: int, hop: int, sample_rate: int) -> 
 # ---- a single-speaker model: LJSpeech -----------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_shared
 def test_ljspeech_model_lists_its_speaker_but_takes_none(ljspeech):
     _, workdir, run_dir = ljspeech
@@ -115,6 +116,7 @@ def test_ljspeech_model_lists_its_speaker_but_takes_none(ljspeech):
     assert (splits.count("train"), splits.count("valid"), splits.count("test")) == (16, 2, 2)  # capped
 
 
+@pytest.mark.slow
 @needs_shared
 def test_ljspeech_model_synthesizes_wavs_mels_and_the_test_split(ljspeech, tmp_path):
     root, workdir, run_dir = ljspeech
@@ -153,6 +155,7 @@ def test_ljspeech_model_synthesizes_wavs_mels_and_the_test_split(ljspeech, tmp_p
 # ---- a speaker-conditioned model: VCTK ----------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_shared
 def test_vctk_model_takes_a_speaker_for_wavs_and_mels(vctk, tmp_path):
     _, _, run_dir = vctk
@@ -195,6 +198,7 @@ def test_vctk_model_takes_a_speaker_for_wavs_and_mels(vctk, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 @needs_shared
 def test_vctk_split_uses_each_utterances_own_speaker(vctk, tmp_path):
     _, workdir, run_dir = vctk
@@ -251,6 +255,7 @@ def unconditional_run(tmp_path) -> Path:
     return tmp_path / "uncond"
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_unconditional_model_is_refused_with_one_line(tmp_path):
     run_dir = unconditional_run(tmp_path)
     wavegen.write_audio(tmp_path / "a.wav", speech(0.2), 22050)
@@ -279,6 +284,7 @@ def tiny_export(tmp_path_factory):
     return export_model(make_run(root), root / "export")
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_inputs_of_one_name_are_refused_naming_both(tiny_export, tmp_path):
     for folder in ("a", "b"):
         wavegen.write_audio(tmp_path / folder / "x.wav", speech(0.1), 22050)
@@ -324,6 +330,7 @@ def test_inputs_of_one_name_are_refused_naming_both(tiny_export, tmp_path):
     assert not out.exists()  # refused before any work
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_count_printed_is_count_written(tiny_export, tmp_path):
     wavegen.write_audio(tmp_path / "a" / "x.wav", speech(0.1), 22050)
     wavegen.write_audio(tmp_path / "a" / "y.wav", speech(0.12), 22050)
@@ -345,6 +352,7 @@ def test_count_printed_is_count_written(tiny_export, tmp_path):
     assert synth(tiny_export, out, "--wav", str(tmp_path / "a"), "--overwrite")["synthesized"] == 2
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_bad_temperature_and_short_audio_are_one_line_errors_naming_the_file(tiny_export, tmp_path):
     wavegen.write_audio(tmp_path / "in" / "blip.wav", speech(0.01), 22050)  # 220 samples
     wavegen.write_audio(tmp_path / "ok.wav", speech(0.1), 22050)
@@ -357,4 +365,25 @@ def test_bad_temperature_and_short_audio_are_one_line_errors_naming_the_file(tin
         args = ("synthesize", "-c", str(tiny_export), "--wav", str(tmp_path / "ok.wav"), "-o", str(out))
         line = one_line_error(run_cli(*args, "--temperature", value))
         assert "temperature must be a finite number ≥ 0 (0 = argmax)" in line
+    for value in ("99999999999999999999", "-5"):  # the first was an internal error (#18 hunt)
+        line = one_line_error(run_cli(*args, "--seed", value))
+        assert f"seed: expected an integer from 0 to 2**63 - 1, got {value}" in line, line
+    assert not out.exists()
+
+
+def test_a_file_as_output_folder_and_a_wav_as_mel_are_one_plain_line(tiny_export, tmp_path, capsys):
+    """Found by the #18 hunt: `-o a.wav` (an existing file) said "a.wav: File exists", and
+    `--mel a.wav` named the file twice ("a.wav: a.wav: expected a .npy or .pt mel file")."""
+    from wavegen.cli import run as run_cli_in_process
+
+    wav = tmp_path / "a.wav"
+    wavegen.write_audio(wav, speech(0.1), 22050)
+    capsys.readouterr()
+    assert run_cli_in_process(["synthesize", "-c", str(tiny_export), "--wav", str(wav), "-o", str(wav)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"wavegen: error: {wav}: is a file; -o expects the folder to write the WAVs into", err
+    out = tmp_path / "o"
+    assert run_cli_in_process(["synthesize", "-c", str(tiny_export), "--mel", str(wav), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"wavegen: error: {wav}: expected a .npy or .pt mel file", err
     assert not out.exists()

@@ -14,30 +14,25 @@ import pytest
 import soundfile as sf
 import torch
 
-from tests.helpers import make_feature_cache, write_recipe
-from wavegen.config import TrainConfig, load_recipe
-from wavegen.errors import WavegenError
+from tests.helpers import write_recipe
+from wavegen.artifacts import checkpoint as ck
+from wavegen.core.config import TrainConfig, load_recipe
+from wavegen.core.errors import WavegenError
 from wavegen.generation.backends import backend_for
 from wavegen.training import Trainer, train
-from wavegen.training import checkpoint as ck
 from wavegen.training.optim import lr_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
+# Every test but the lr schedule trains a model; one_thread is in conftest.py.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+
+
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return make_feature_cache(tmp_path_factory.mktemp("cache"), n_utts=4, speakers=("a", "b"))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run ~10x faster on one thread than on two cores shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def cache(two_speaker_cache):
+    return two_speaker_cache
 
 
 def recipe(tmp_path, overrides=(), **sections):
@@ -80,7 +75,7 @@ def test_resume_is_bit_identical(cache, tmp_path, precision):
     assert a["valid_bits"] == b["valid_bits"]
     # The resolved recipe and cache facts travel with the checkpoint; n_speakers was -1.
     assert a["recipe"]["model"]["n_speakers"] == 2 and a["speakers"] == ["a", "b"]
-    assert a["preset"]["name"] == "tacotron2" and a["scaler"] is None
+    assert a["preset"]["name"] == "tacotron2"
     # ...and a stopped-at-3 run did not see the same weights as the 6-step one (a real check).
     early = ck.load_checkpoint(first.checkpoint)
     assert not torch.equal(early["model"]["embed.weight"], a["model"]["embed.weight"])
@@ -112,6 +107,7 @@ def test_checkpoint_payload_loads_with_weights_only(cache, tmp_path):
     assert raw["sampler"] == {"epoch": 0, "index": 4, "seed": 7, "num_utts": 8, "batch_size": 2}
 
 
+@pytest.mark.slow
 def test_tiny_model_learns(cache, tmp_path):
     """60 steps on the tiny cache: the training loss and the EMA's valid bits both fall."""
     r = recipe(
@@ -279,7 +275,7 @@ def test_configuration_errors_are_one_line(cache, tmp_path, extra, message):
 @pytest.mark.parametrize("n_speakers", [0, -1])
 def test_models_without_mel_train_export_and_generate(cache, tmp_path, n_speakers):
     """cin_channels 0 (unconditional, or speaker-only) with the default mel_normalize: true."""
-    from wavegen.export import export_model, load_exported
+    from wavegen.artifacts.export import export_model, load_exported
     from wavegen.generation import generate
 
     r = recipe(tmp_path, ["model.cin_channels=0", f"model.n_speakers={n_speakers}", "train.max_steps=3"])

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 import wavegen
-from wavegen.config import Recipe
-from wavegen.errors import WavegenError
-from wavegen.export import export_model
-from wavegen.features import get_preset, mel_spectrogram
+from wavegen.artifacts.checkpoint import save_checkpoint
+from wavegen.artifacts.export import export_model
+from wavegen.core.config import Recipe
+from wavegen.core.errors import WavegenError
+from wavegen.core.features import get_preset, mel_spectrogram
 from wavegen.generation import backends
 from wavegen.model import WaveNet
-from wavegen.training.checkpoint import save_checkpoint
 
 LJ = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ljspeech-mini"
 
@@ -58,7 +58,6 @@ def make_run(tmp_path, preset="tacotron2", speakers=(), mel_normalize=False) -> 
             "ema": ema,
             "optimizer": None,
             "scheduler": None,
-            "scaler": None,
             "sampler": {},
             "rng": {},
             "recipe": recipe.to_dict(),
@@ -146,7 +145,7 @@ def speech_source(request, tmp_path_factory):
         if not LJ.is_dir():
             pytest.skip(f"needs the shared LJSpeech excerpt at {LJ}")
         return LJ / "wavs" / "LJ001-0001.wav"
-    from wavegen.corpora.demo import make_demo_corpus
+    from wavegen.data.corpora.demo import make_demo_corpus
 
     return sorted(make_demo_corpus(tmp_path_factory.mktemp("demo")).rglob("*.wav"))[0]
 
@@ -214,7 +213,7 @@ def test_pickle_bearing_files_are_refused_without_running_them(tmp_path):
         wavegen.load_vocoder(bad_ckpt)
     bad_mel = tmp_path / "mel.npy"
     np.save(bad_mel, np.array([evil], dtype=object), allow_pickle=True)
-    from wavegen.synthesize import load_mel_file
+    from wavegen.inference.synthesize import load_mel_file
 
     with pytest.raises(WavegenError, match="mel.npy"):
         load_mel_file(bad_mel)
@@ -230,6 +229,7 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "wavegen", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_synthesize_cli_from_wavs_and_mels(tmp_path):
     model = export_model(make_run(tmp_path), tmp_path / "export")
     wavegen.write_audio(tmp_path / "in" / "a.wav", speech(0.2), 22050)
@@ -281,7 +281,8 @@ def test_synthesize_cli_from_wavs_and_mels(tmp_path):
 
 
 def test_synthesize_shards_utterances_across_torchrun_ranks(monkeypatch):
-    from wavegen.synthesize import Item, shard
+    from wavegen.core.distributed import shard
+    from wavegen.inference.synthesize import Item
 
     items = [Item(f"u{i}", torch.zeros(80, 3)) for i in range(7)]
     monkeypatch.delenv("RANK", raising=False)
@@ -383,9 +384,9 @@ def test_bad_temperatures_are_refused_everywhere(tmp_path, temperature):
 def test_a_model_without_speaker_conditioning_synthesizes_a_one_speaker_split(tmp_path):
     """LJSpeech's checkpoints list the corpus's one speaker ("LJ") although the model has no
     speaker table; `wavegen synthesize --split` passed that name on and was refused."""
-    from wavegen.config import ModelConfig
-    from wavegen.synthesize import Item, synthesize
-    from wavegen.vocoder import Vocoder
+    from wavegen.core.config import ModelConfig
+    from wavegen.inference.synthesize import Item, synthesize
+    from wavegen.inference.vocoder import Vocoder
 
     config = ModelConfig(
         layers=2, stacks=1, residual_channels=4, gate_channels=8, skip_channels=4, n_speakers=0

@@ -18,18 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundled
-from . import workdir as wd
-from .audio import atomic_path
-from .config import Recipe
-from .dirlock import LOCK_FILE, folder_lock
-from .errors import WavegenError
-from .interrupt import Interrupted
-from .mulaw import mulaw_encode
-from .report_page import html_page
-from .workdir import load_manifest
+from .artifacts import bundled
+from .artifacts import workdir as wd
+from .artifacts.workdir import load_manifest
+from .core.audio import atomic_path
+from .core.config import Recipe
+from .core.dirlock import LOCK_FILE, folder_lock
+from .core.errors import WavegenError
+from .core.interrupt import Interrupted
+from .core.mulaw import mulaw_encode
+from .core.report_page import html_page
 
-DEMO_RECIPE = "demo"  # the bundled recipes/demo/config.yaml (see wavegen.bundled)
+DEMO_RECIPE = "demo"  # the bundled recipes/demo/config.yaml (see wavegen.artifacts.bundled)
 # Sampling temperature of the demo's synthesis: after the recipe's 1750 steps 0.3 keeps more of
 # the output voiced than 0.5 (Harvest V/UV error 0.32 vs 0.41 and 0.35 vs 0.46, two seeds), as 0.5
 # did against 1.0 for the previous demo (log_mel_l1 1.53 vs 1.99, mcd_db 7.5 vs 8.5).
@@ -70,13 +70,13 @@ def _refuse_foreign_folder(workdir: Path) -> None:
 
 
 def _run_demo(workdir: Path, recipe: Recipe, progress: bool, echo) -> dict:
+    from .artifacts.export import export_model
+    from .data.preprocess import preprocess
     from .evaluate import evaluate_model
     from .evaluate.metrics import check_dependencies
-    from .export import export_model
-    from .preprocess import preprocess
-    from .synthesize import items_from_split, synthesize
+    from .inference.synthesize import items_from_split, synthesize
+    from .inference.vocoder import load_vocoder
     from .training import train
-    from .vocoder import load_vocoder
 
     times: dict[str, float] = {}
 

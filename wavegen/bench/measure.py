@@ -35,10 +35,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import bundled
-from ..config import ModelConfig
-from ..errors import WavegenError
-from ..features import get_preset
+from ..artifacts import bundled
+from ..core.config import ModelConfig
+from ..core.device import resolve_device
+from ..core.errors import WavegenError
+from ..core.features import get_preset
 from ..generation import Sampler, backends, generate
 from ..model import WaveNet
 from ..training import optimization_step
@@ -46,7 +47,7 @@ from ..training.ema import EMA
 from ..training.precision import compute_dtype, resolve_precision
 from .peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
 
-# The reference model: the recipe defaults (wavegen.config) at a CPU-friendly size: 24 layers in
+# The reference model: the recipe defaults (wavegen.core.config) at a CPU-friendly size: 24 layers in
 # 4 stacks (dilations 1 … 32), residual 64, gate 128, skip 64 channels; kernel 3, 256 μ-law
 # classes, 80 mels upsampled ×256, no speakers, as every recipe has.
 BENCH_CONFIG = dataclasses.replace(
@@ -54,6 +55,10 @@ BENCH_CONFIG = dataclasses.replace(
 )
 BENCH_SAMPLE_RATE = 22050  # Hz, the tacotron2 preset (hop 256)
 TRAIN_BATCH, TRAIN_WINDOW = 2, 8192  # Adam steps on 2 windows of 8192 samples
+# Argument bounds, so a typo is a one-line error instead of a failed allocation minutes in: a
+# sampler allocates every row's state up front, and a batch's output is (B, T) int64.
+MAX_BATCH = 4096  # rows; far past any serving batch
+MAX_GENERATED = 2**27  # samples in one batch (1 GiB of int64 codes; 1.7 h at 22050 Hz)
 
 
 def resolve_config(name_or_recipe: str) -> tuple[str, ModelConfig, int]:
@@ -246,25 +251,38 @@ def run_bench(
         big_config: the big model measured at ``big_batches`` (default 1 and 32) for
             ``big_seconds`` per row, fp32 and bf16 (a recipe as for ``config``; None skips it).
     """
+    # Every argument is checked (and the codec model and audio loaded) before any measuring.
     batches = batches or [1, 8, 32]
     if any(b < 1 for b in batches):
         raise WavegenError(f"--batch: sizes must be at least 1, got {batches}")
-    if seconds <= 0:
-        raise WavegenError(f"--seconds must be positive, got {seconds}")
+    for b in batches:
+        if b > MAX_BATCH:
+            raise WavegenError(f"--batch {b}: expected at most {MAX_BATCH} rows")
+    if not 0 < seconds < math.inf:
+        raise WavegenError(f"--seconds {seconds:g}: expected a positive number of seconds")
     if train_steps < 1:
         raise WavegenError(f"--train-steps must be at least 1, got {train_steps}")
     backends.check_precision(precision)
     if big_seconds <= 0:
         raise WavegenError(f"--big-seconds must be positive, got {big_seconds}")
+    if baseline_samples < 0:
+        raise WavegenError(f"--baseline-samples {baseline_samples}: expected 0 (skip the peer) or more")
     if codec is not None and not codec_audio:
         raise WavegenError("--codec needs audio files to measure on (--codec-audio FILE, repeatable)")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise WavegenError("--device cuda: no CUDA device is available")
-    if dev.type not in ("cpu", "cuda"):
-        raise WavegenError(f"--device must be cpu or cuda, got {device!r}")
+    dev = resolve_device(device)
     log = log or (lambda line: None)
     name, model_config, sample_rate = resolve_config(config)
+    samples = max(batches) * round(seconds * sample_rate)
+    if samples > MAX_GENERATED:
+        raise WavegenError(
+            f"--seconds {seconds:g} at batch {max(batches)}: {samples} samples in one batch, expected "
+            f"at most {MAX_GENERATED} ({MAX_GENERATED // sample_rate} s of audio at {sample_rate} Hz)"
+        )
+    codec_run = None
+    if codec is not None:
+        from .codec import CodecRun
+
+        codec_run = CodecRun.load(codec, codec_audio or [])
     # Denormal floats (early in training, in decaying activations) are ~100x slower on x86;
     # flushing them is what any CPU training or inference setup should do.
     torch.set_flush_denormal(True)
@@ -286,10 +304,8 @@ def run_bench(
 
             big_name, big, big_rate = resolve_config(big_config)
             result["big_model"] = big_model(big, big_name, big_rate, big_batches or [1, 32], big_seconds, log)
-        if codec is not None:
-            from .codec import codec_bench
-
-            result["codec"] = codec_bench(codec, codec_audio or [], log=log)
+        if codec_run is not None:
+            result["codec"] = codec_run.measure(log=log)
         return result
     finally:
         torch.set_flush_denormal(False)  # torch's default

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from ..config import ModelConfig
+from ..core.config import ModelConfig
 from ..model import WaveNet
 
 

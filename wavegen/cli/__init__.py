@@ -5,9 +5,9 @@ maps every outcome to an exit code, and :func:`main` always ends in ``sys.exit``
 failure can exit 0:
 
 - success 0; a usage error 2 (typer's message);
-- :class:`~wavegen.errors.WavegenError`, and an ``OSError`` (permission denied, no space left,
+- :class:`~wavegen.core.errors.WavegenError`, and an ``OSError`` (permission denied, no space left,
   is a directory, ...): one line ``wavegen: error: ...`` naming the file, exit 1;
-- SIGINT / SIGTERM: cleanup runs (see :mod:`wavegen.interrupt`), one line, exit 130 / 143;
+- SIGINT / SIGTERM: cleanup runs (see :mod:`wavegen.core.interrupt`), one line, exit 130 / 143;
 - anything else is a bug: one line ``wavegen: internal error: ...``, exit 1.
 
 ``--debug`` prints the traceback as well, with the same exit code.
@@ -15,14 +15,16 @@ failure can exit 0:
 
 from __future__ import annotations
 
+import errno
 import sys
 import traceback
+from pathlib import Path
 from typing import NoReturn
 
 import typer
 
-from ..errors import WavegenError
-from ..interrupt import Interrupted, raising_on_signals
+from ..core.errors import WavegenError
+from ..core.interrupt import Interrupted, raising_on_signals
 from ._app import app, state
 
 # Importing the command modules registers their commands on ``app``.
@@ -72,6 +74,11 @@ def _fail(err: BaseException, line: str, code: int) -> int:
 
 def describe_os_error(err: OSError) -> str:
     """'<path>: <reason>' for an OSError that escaped the library (mkdir, open, ...)."""
+    if err.errno in (errno.EEXIST, errno.ENOTDIR) and err.filename is not None:
+        # mkdir of a folder (a run dir, a work dir) where a file is: "File exists" says little
+        for path in (Path(err.filename), *Path(err.filename).parents):
+            if path.is_file():
+                return f"{path}: is a file, not a folder"
     reason = err.strerror or str(err) or type(err).__name__
     names = [str(n) for n in (err.filename, err.filename2) if n is not None]
     return f"{' -> '.join(names)}: {reason}" if names else reason

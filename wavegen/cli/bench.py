@@ -6,16 +6,19 @@ import json
 
 import typer
 
-from ..device import resolve_device
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ._app import app
+from .options import device_option
 
 
 def _parse_batches(text: str) -> list[int]:
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        sizes = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise WavegenError(f"--batch: expected comma-separated integers like 1,8,32, got {text!r}") from None
+        sizes = []
+    if not sizes:  # ",," once fell back to the default sizes
+        raise WavegenError(f"--batch: expected comma-separated integers like 1,8,32, got {text!r}")
+    return sizes
 
 
 @app.command()
@@ -25,7 +28,7 @@ def bench(
         "--config",
         help="bench (built in), a bundled recipe's name or a recipe YAML whose model is benchmarked.",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = device_option(),
     batch: str = typer.Option("1,8,32", "--batch", help="Batch sizes to generate with."),
     seconds: float = typer.Option(0.5, "--seconds", help="Seconds of audio generated per row."),
     baseline_samples: int = typer.Option(
@@ -60,7 +63,6 @@ def bench(
     """Measure training and generation speed; print one JSON object."""
     from ..bench import run_bench  # torch-heavy: import only when benchmarking
 
-    resolve_device(device)  # one line for tpu, cuda without a GPU, cuda:7, ...
     log = None if compact else (lambda line: typer.echo(f"wavegen bench: {line}", err=True))
     result = run_bench(
         config,

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ._app import app
-from .score import speaker_arg
+from .options import json_option, speaker_option, speaker_value
 
 
 @app.command()
@@ -19,7 +19,7 @@ def compress(
         ..., "--checkpoint", "-c", help="Codec model: exported folder, run dir or checkpoint (no mel)."
     ),
     output: Path = typer.Option(..., "-o", "--output", help="The .wgc file to write."),
-    speaker: str = typer.Option(None, "--speaker", help="Speaker name or id for a speaker model."),
+    speaker: str = speaker_option(),
     verify: bool = typer.Option(False, "--verify", help="Decode before writing and compare."),
     segment: float = typer.Option(
         1.0,
@@ -30,12 +30,12 @@ def compress(
         "auto", "--backend", help="Sampler backend: auto, kernel (cpp, else numba), cpp, numba or torch."
     ),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads [default: torch's]."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary."),
+    as_json: bool = json_option(),
 ) -> None:
     """Losslessly compress the μ-law stream of an audio file (not its 16-bit samples)."""
-    from ..audio import refuse_overwriting
     from ..codec import compress_file
-    from ..vocoder import load_vocoder
+    from ..core.audio import refuse_overwriting
+    from ..inference.vocoder import load_vocoder
 
     refuse_overwriting(output, [("the model", checkpoint)])
     vocoder = load_vocoder(checkpoint)
@@ -43,7 +43,7 @@ def compress(
         vocoder,
         source,
         output,
-        speaker_arg(vocoder, speaker),
+        speaker_value(vocoder.speakers, speaker),
         verify,
         segment,
         backend,

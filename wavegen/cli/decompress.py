@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from ._app import app
+from .options import json_option
 
 
 @app.command()
@@ -20,12 +21,12 @@ def decompress(
     output: Path = typer.Option(..., "-o", "--output", help="The 16-bit WAV to write."),
     codes: Path = typer.Option(None, "--codes", help="Also write the μ-law classes (int64 .npy)."),
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads (more pay off for big models)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary."),
+    as_json: bool = json_option(),
 ) -> None:
     """Restore the exact μ-law stream of a compressed file, as a WAV (and --codes)."""
-    from ..audio import refuse_overwriting
     from ..codec import decompress_file
-    from ..vocoder import load_vocoder
+    from ..core.audio import refuse_overwriting
+    from ..inference.vocoder import load_vocoder
 
     for path in (output, codes):
         if path is not None:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import typer
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
+from ..core.named_folders import parse_named_folders
 from ._app import app
+from .options import device_option, json_option
 
 
 @app.command()
@@ -23,10 +25,10 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="Corpus split of --workdir to copy-synthesize."),
     workdir: Path = typer.Option(None, "--workdir", help="Feature cache (default: the run dir's parent)."),
     ref: Path = typer.Option(None, "--ref", help="Folder of reference WAVs (second form)."),
-    sys_: list[str] = typer.Option(None, "--sys", help="NAME=DIR of a system's WAVs (repeatable)."),
+    system_dirs: list[str] = typer.Option(None, "--sys", help="NAME=DIR of a system's WAVs (repeatable)."),
     preset: str = typer.Option(None, "--preset", help="Log-mel preset for --ref (default: by sample rate)."),
     name: str = typer.Option("wavegen", "--name", help="The model's name in the report."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (synthesis)."),
+    device: str = device_option(help="cpu, cuda or cuda:N (synthesis)."),
     batch: int = typer.Option(8, "--batch", min=1, help="Utterances generated together."),
     temperature: float = typer.Option(
         1.0, "--temperature", min=0.0, help="Sampling temperature; 0 = argmax."
@@ -37,29 +39,29 @@ def evaluate(
         None, "--jobs", "-j", min=1, help="Processes for the metrics (default: all cores)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again instead of resuming OUTPUT."),
-    json_out: bool = typer.Option(False, "--json", help="End with the summary as one JSON line."),
+    as_json: bool = json_option("End with the summary as one JSON line."),
 ) -> None:
     """Score a model's copy-synthesis of a split (--checkpoint) against Griffin-Lim and the
     ground truth, or any systems' WAVs (--ref DIR --sys NAME=DIR ...)."""
-    from ..evaluate import evaluate_folders, evaluate_model, parse_system
+    from ..evaluate import evaluate_folders, evaluate_model
 
     if (checkpoint is None) == (ref is None):
         raise WavegenError("give either --checkpoint (copy-synthesis of a split) or --ref with --sys")
     if ref is not None:
-        if not sys_:
+        if not system_dirs:
             raise WavegenError("--ref needs at least one --sys NAME=DIR")
-        systems = [parse_system(s) for s in sys_]
+        systems = list(parse_named_folders(system_dirs).items())
         summary = evaluate_folders(ref, systems, output, preset, jobs, overwrite)
     else:
-        if sys_ or preset:
+        if system_dirs or preset:
             raise WavegenError("--sys and --preset go with --ref; a model brings its own preset")
         if workdir is None:
-            from ..workdir import is_workdir
+            from ..artifacts.workdir import workdir_of
 
-            workdir = checkpoint.parent if is_workdir(checkpoint.parent) else None
+            workdir = workdir_of(checkpoint)
         if workdir is None:
             raise WavegenError("--checkpoint needs --workdir (the preprocessed feature cache)")
-        echo = (lambda *a: typer.echo(*a, err=True)) if json_out else typer.echo
+        echo = (lambda *a: typer.echo(*a, err=True)) if as_json else typer.echo
         summary = evaluate_model(
             checkpoint,
             workdir,
@@ -79,13 +81,13 @@ def evaluate(
             return
     from ..evaluate.report import markdown_table
 
-    typer.echo(markdown_table(summary), err=json_out)
+    typer.echo(markdown_table(summary), err=as_json)
     skipped = len(summary["skipped"])
     typer.echo(
         f"report: {output / 'report.md'} ({summary['utterances']} utterances"
         + (f", {skipped} files left out" if skipped else "")
         + ")",
-        err=json_out,
+        err=as_json,
     )
-    if json_out:
+    if as_json:
         typer.echo(json.dumps(summary))

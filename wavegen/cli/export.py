@@ -15,7 +15,7 @@ def export(
     outdir: Path = typer.Argument(..., help="Folder to write model.safetensors and config.json to."),
 ) -> None:
     """Export the EMA weights and everything needed to use them (no pickle)."""
-    from ..export import export_model
+    from ..artifacts.export import export_model
 
     out = export_model(checkpoint, outdir)
     typer.echo(f"exported to {out} (model.safetensors, config.json)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import WavegenError
+from ..core.named_folders import parse_named_folders
 from ._app import app
 
 listen_app = typer.Typer(
@@ -16,24 +16,14 @@ listen_app = typer.Typer(
 app.add_typer(listen_app, name="listen")
 
 
-def parse_systems(values: list[str]) -> dict[str, Path]:
-    systems: dict[str, Path] = {}
-    for value in values or []:
-        name, sep, folder = value.partition("=")
-        if not sep or not name or not folder:
-            raise WavegenError(f"--sys {value!r}: expected NAME=DIR")
-        if name in systems:
-            raise WavegenError(f"--sys {name!r} given twice")
-        systems[name] = Path(folder)
-    return systems
-
-
 @listen_app.command()
 def prepare(
     kind: str = typer.Option(..., "--type", help="mushra, mos, ab or abx."),
     output: Path = typer.Option(..., "-o", "--output", help="The test dir to create (new or empty)."),
     ref: Path = typer.Option(None, "--ref", help="Folder of reference recordings (MUSHRA and ABX need it)."),
-    sys: list[str] = typer.Option(None, "--sys", help="NAME=DIR of a system's output WAVs (repeatable)."),
+    system_dirs: list[str] = typer.Option(
+        None, "--sys", help="NAME=DIR of a system's output WAVs (repeatable)."
+    ),
     items: int = typer.Option(None, "--items", min=1, help="Items per listener (a balanced subset)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the condition ids, item subsets and orders."),
     rate: int = typer.Option(
@@ -44,14 +34,21 @@ def prepare(
         False, "--gold", help="MOS: the reference trials are gold items (expected >= 4)."
     ),
     loudness: float = typer.Option(-23.0, "--loudness", help="Target loudness in LUFS (ITU-R BS.1770)."),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        help="Test file (YAML): consent, calibration, questionnaire, comments, wording, return URL.",
+    ),
 ) -> None:
     """Match items by file name, resample, cut, loudness-match, write stimuli and test.json."""
     from ..listen import prepare_test
+    from ..listen.experiment import load_experiment
 
+    experiment = load_experiment(config) if config is not None else None
     test = prepare_test(
         kind,
         output,
-        parse_systems(sys),
+        parse_named_folders(system_dirs),
         reference=ref,
         items_per_listener=items,
         seed=seed,
@@ -59,6 +56,7 @@ def prepare(
         max_seconds=max_seconds,
         gold=gold,
         loudness_lufs=loudness,
+        experiment=experiment,
         echo=typer.echo,
     )
     conditions = len(test.items[0].conditions)
@@ -106,4 +104,6 @@ def analyze(
         typer.echo(f"{name:>14}  mean {mean}  95% CI {ci}  n={s['n']}")
     for e in summary["excluded_listeners"]:
         typer.echo(f"excluded {e['listener']}: {e['reason']}")
+    for warning in summary["warnings"]:
+        typer.echo(f"warning: {warning}")
     typer.echo(f"report: {output / 'report.md'}")

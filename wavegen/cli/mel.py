@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from ..audio import read_audio, write_npy
-from ..errors import WavegenError
-from ..features import get_preset, mel_spectrogram
+from ..core.audio import read_audio, write_npy
+from ..core.errors import WavegenError
+from ..core.features import get_preset, mel_spectrogram
 from ._app import app
 
 

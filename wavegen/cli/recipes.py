@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .. import bundled
+from ..artifacts import bundled
 from ._app import app
 
 recipes_app = typer.Typer(

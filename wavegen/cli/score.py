@@ -7,14 +7,10 @@ from pathlib import Path
 
 import typer
 
+from ..core.device import resolve_device
+from ..core.errors import WavegenError
 from ._app import app
-
-
-def speaker_arg(vocoder, speaker: str | None):
-    """--speaker as given: a speaker name of the model, or else a numeric id."""
-    if speaker is None or speaker in vocoder.speakers or not speaker.isdigit():
-        return speaker
-    return int(speaker)
+from .options import device_option, json_option, speaker_option, speaker_value
 
 
 @app.command()
@@ -23,14 +19,14 @@ def score(
     checkpoint: Path = typer.Option(
         ..., "--checkpoint", "-c", help="Exported model folder, run dir or checkpoint file."
     ),
-    speaker: str = typer.Option(None, "--speaker", help="Speaker name or id for multi-speaker models."),
+    speaker: str = speaker_option(),
     trace: Path = typer.Option(
         None, "--trace", help="Write the per-sample bits of all files, concatenated, as float32 .npy."
     ),
     batch: int = typer.Option(4, "--batch", min=1, help="Windows per forward pass."),
     chunk: int = typer.Option(16384, "--chunk", min=1, help="Samples scored per window."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    device: str = device_option(),
+    as_json: bool = json_option(),
     precision: str = typer.Option(
         "forward",
         "--precision",
@@ -41,21 +37,25 @@ def score(
     """Teacher-forced −log2 P of each file's μ-law stream, in bits per sample."""
     import numpy as np
 
-    from ..audio import read_audio, refuse_overwriting, write_npy
-    from ..score import score as run
-    from ..vocoder import load_vocoder
+    from ..core.audio import read_audio, refuse_overwriting, write_npy
+    from ..inference.score import score as run
+    from ..inference.vocoder import load_vocoder
 
     if trace is not None:
         refuse_overwriting(trace, [("the model", checkpoint), *(("an input", f) for f in files)])
-    vocoder = load_vocoder(checkpoint, device=device)
+    vocoder = load_vocoder(checkpoint, device=resolve_device(device))
     waves = [read_audio(f, vocoder.sample_rate)[0] for f in files]
+    mels = None
+    if vocoder.n_mels:  # computed here, so an error (audio too short) names its file
+        mels = []
+        for f, wav in zip(files, waves):
+            try:
+                mels.append(vocoder.mel(wav))
+            except WavegenError as err:
+                raise WavegenError(f"{f}: {err}") from None
+    speaker_id = speaker_value(vocoder.speakers, speaker)
     results = run(
-        vocoder,
-        waves,
-        speaker=speaker_arg(vocoder, speaker),
-        chunk_samples=chunk,
-        batch=batch,
-        precision=precision,
+        vocoder, waves, mel=mels, speaker=speaker_id, chunk_samples=chunk, batch=batch, precision=precision
     )
     conditional = results[0].conditional
     entries, offset = [], 0

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from ..device import resolve_device
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ._app import app
+from .options import device_option, json_option, speaker_option, speaker_value
 
 
 @app.command()
@@ -24,13 +24,13 @@ def synthesize(
     workdir: Path = typer.Option(
         None, "--workdir", help="Feature cache for --split (default: the run dir's parent)."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = device_option(),
     batch: int = typer.Option(8, "--batch", min=1, help="Utterances generated together."),
-    speaker: str = typer.Option(None, "--speaker", help="Speaker id for multi-speaker models."),
+    speaker: str = speaker_option(),
     temperature: float = typer.Option(1.0, "--temperature", help="Finite, ≥ 0; 0 = argmax."),
     seed: int = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate WAVs that already exist."),
-    json_out: bool = typer.Option(False, "--json", help="End with one JSON summary line."),
+    as_json: bool = json_option("End with one JSON summary line."),
     precision: str = typer.Option(
         "auto",
         "--precision",
@@ -43,28 +43,37 @@ def synthesize(
     Each input becomes OUTPUT/<its name>.wav; two inputs of one name are refused. --speaker is
     for speaker-conditioned models (a --split uses each utterance's own speaker by default).
     """
+    from ..artifacts.workdir import workdir_of
+    from ..core.distributed import shard
     from ..generation.generate import check_temperature
-    from ..synthesize import check_output_names, items_from_mels, items_from_split, items_from_wavs, shard
-    from ..synthesize import synthesize as run
-    from ..vocoder import load_vocoder
-    from ..workdir import is_workdir
+    from ..generation.sampler import check_seed
+    from ..inference.synthesize import (
+        check_output_names,
+        items_from_mels,
+        items_from_split,
+        items_from_wavs,
+    )
+    from ..inference.synthesize import synthesize as run
+    from ..inference.vocoder import load_vocoder
 
     sources = [bool(wav), bool(mel), split is not None]
     if sum(sources) != 1:
         raise WavegenError("give exactly one of --wav, --mel or --split")
     check_temperature(temperature)
-    vocoder = load_vocoder(checkpoint, device=resolve_device(device), precision=precision)
+    check_seed(seed)
+    vocoder = load_vocoder(checkpoint, device=device, precision=precision)
     try:
         vocoder.require_mel_conditioning()
     except WavegenError as err:
         raise WavegenError(f"{checkpoint}: {err}") from None
+    speaker = speaker_value(vocoder.speakers, speaker)
     if wav:
         items = items_from_wavs(vocoder, wav, speaker)
     elif mel:
         items = items_from_mels(vocoder, mel, speaker)
     else:
         if workdir is None:
-            workdir = checkpoint.parent if is_workdir(checkpoint.parent) else None
+            workdir = workdir_of(checkpoint)
         if workdir is None:
             raise WavegenError("--split needs --workdir (the preprocessed feature cache)")
         items = items_from_split(vocoder, workdir, split, speaker)
@@ -84,7 +93,7 @@ def synthesize(
     typer.echo(
         f"wrote {summary['synthesized']} WAVs to {output} "
         f"({summary['audio_seconds']} s of audio, realtime factor {summary['realtime_factor']}){kept_note}",
-        err=json_out,
+        err=as_json,
     )
-    if json_out:
+    if as_json:
         typer.echo(json.dumps(summary))

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import typer
 
-from .. import bundled
+from ..artifacts import bundled
+from ..artifacts.workdir import default_workdir
+from ..core.errors import WavegenError
 from ._app import app
+from .options import device_option
 
 
 @app.command()
@@ -20,7 +23,7 @@ def train(
         None, "--run-dir", help="Where checkpoints and logs go [default: <workdir>/run]."
     ),
     max_steps: int = typer.Option(None, "--max-steps", help="Override train.max_steps."),
-    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … [default: cuda if available]."),
+    device: str = device_option(None, "cpu, cuda or cuda:N [default: cuda if available]."),
     overrides: list[str] = typer.Option(
         None, "--set", help="Override a recipe value, e.g. --set train.lr=0.0005 (repeatable)."
     ),
@@ -32,18 +35,45 @@ def train(
         "the run dir has checkpoints].",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    init_from: Path = typer.Option(
+        None,
+        "--init-from",
+        help="Fine-tune: start from this trained model (run dir, checkpoint or export folder); a "
+        "fresh optimiser, schedule and step. Ignored when the run dir already has checkpoints.",
+    ),
+    map_speakers: list[str] = typer.Option(
+        None,
+        "--map-speaker",
+        help="NEW=KNOWN: start the new speaker NEW from the trained model's speaker KNOWN "
+        "(repeatable; other new speakers get fresh rows).",
+    ),
 ) -> None:
     """Train RECIPE; a run dir with checkpoints continues where it stopped."""
+    from ..core.distributed import env_info
     from ..training import train as run_training  # torch-heavy: import only when training
-    from ..training.distributed import env_info
 
     items = list(overrides or [])
     if max_steps is not None:
         items.append(f"train.max_steps={max_steps}")
     r = bundled.load(recipe, items)
-    workdir = workdir or Path("exp") / r.name
+    workdir = workdir or default_workdir(r.name)
+    speaker_map = {}
+    for item in map_speakers or []:
+        new, sep, known = item.partition("=")
+        if not (sep and new.strip() and known.strip()):
+            raise WavegenError(f"--map-speaker {item!r}: expected NEW=KNOWN, e.g. p999=p225")
+        speaker_map[new.strip()] = known.strip()
+    if speaker_map and init_from is None:
+        raise WavegenError("--map-speaker needs --init-from (it maps speakers onto a trained model's)")
     result = run_training(
-        r, workdir, run_dir or workdir / "run", device=device, resume=resume, progress=progress
+        r,
+        workdir,
+        run_dir or workdir / "run",
+        device=device,
+        resume=resume,
+        progress=progress,
+        init_from=init_from,
+        speaker_map=speaker_map,
     )
     if env_info().is_main:
         how = "stopped by signal" if result.stopped else "finished"

@@ -7,20 +7,22 @@ import time
 
 import typer
 
+from ..core.device import resolve_device
 from ._app import app
+from .options import device_option, json_option
 
 
 @app.command()
 def warmup(
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (a CUDA graph needs no preparation)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a line."),
+    device: str = device_option(help="cpu, cuda or cuda:N (a CUDA graph needs no preparation)."),
+    as_json: bool = json_option("Print one JSON object instead of a line."),
 ) -> None:
     """Build or load the CPU sampler kernels (C++, else numba; cpp-bf16) and say which backend runs."""
     from ..generation import backends
 
     start = time.perf_counter()
-    backends.backend_for(device, "fp32")  # the exact kernel too: the codec and --precision fp32 use it
-    backend = backends.backend_for(device, "auto")
+    backends.backend_for(resolve_device(device), "fp32")  # the exact kernel too: codec, --precision fp32
+    backend = backends.backend_for(resolve_device(device), "auto")
     seconds = time.perf_counter() - start
     kernel = backends.get_kernel(backend) if backend in backends.KERNEL_NAMES else None
     precision = "bf16" if backend in backends.REDUCED_KERNELS else "fp32"

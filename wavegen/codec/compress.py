@@ -15,22 +15,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..audio import atomic_path, read_audio, refuse_overwriting, write_audio, write_npy
-from ..errors import WavegenError
-from ..generation import BACKENDS
+from ..core.audio import atomic_path, audio_writer, npy_writer, read_audio, refuse_overwriting, write_files
+from ..core.errors import WavegenError
+from ..core.mulaw import mulaw_decode, mulaw_encode
 from ..generation.backends import REDUCED_KERNELS
 from ..model import WaveNet
-from ..mulaw import mulaw_decode, mulaw_encode
+from ..model.identity import model_sha256
 from . import coder, identity
 from .container import VERSION, Container, parse
+from .header import FORMAT, MIN_SEGMENT_SAMPLES, validate
 
-FORMAT = "wavegen-codec"
 # Default segment length. Each segment restarts the model, which cost 0.01 % in size against 2 s
 # segments on held-out LJSpeech, and each is a row of the decoder's batch, so shorter segments
 # decode a short file faster (1.1x at 1 s, 1.5x at 0.5 s there, for 0.03 % at 0.5 s).
 SEGMENT_SECONDS = 1.0
-# Shortest segment: each restarts from the model's start state, so tiny ones code badly and slowly.
-MIN_SEGMENT_SAMPLES = 64
 
 
 def codes_sha256(codes: np.ndarray) -> str:
@@ -87,19 +85,22 @@ def compress(
             f"this model has {model.config.n_speakers} speakers: "
             + ("give a speaker" if speaker_id is None else "do not give a speaker")
         )
-    if not math.isfinite(segment_seconds) or round(segment_seconds * sample_rate) < MIN_SEGMENT_SAMPLES:
+    wanted = segment_seconds * sample_rate  # inf for a finite 1e308 s
+    if not math.isfinite(segment_seconds) or (math.isfinite(wanted) and round(wanted) < MIN_SEGMENT_SAMPLES):
         raise WavegenError(
             f"--segment-seconds: expected a finite number of at least {MIN_SEGMENT_SAMPLES / sample_rate:.4f}"
             f" ({MIN_SEGMENT_SAMPLES} samples at {sample_rate} Hz), got {segment_seconds}"
         )
     codes = codes.astype(np.int64)
-    layout = coder.default_layout(model, len(codes), max(1, round(segment_seconds * sample_rate)))
+    # A segment longer than the stream is the whole stream (and no overflow for 1e20 s).
+    segment_samples = round(min(wanted, max(len(codes), MIN_SEGMENT_SAMPLES)))
+    layout = coder.default_layout(model, len(codes), segment_samples)
     with _progress(progress, len(codes), "compress") as bar:
         words, ideal, used = coder.encode(model, codes, layout, speaker_id, backend, threads, bar)
     header = {
         "format": FORMAT,
         "format_version": VERSION,
-        "model_sha256": identity.model_sha256(model),
+        "model_sha256": model_sha256(model),
         "setup": identity.setup(used),
         "sample_rate": int(sample_rate),
         "quantize_channels": Q,
@@ -111,17 +112,6 @@ def compress(
     }
     container = Container(header, words.astype("<u4").tobytes())
     return container.to_bytes(), container.header
-
-
-def _layout(header: dict, name) -> coder.Layout:
-    try:
-        layout = coder.Layout(**{k: header[k] for k in ("samples", "segment_samples", "rows", "chunk")})
-    except (KeyError, TypeError):
-        raise WavegenError(f"{name}: damaged header (no segment layout)") from None
-    sizes = layout.to_dict()
-    if not all(isinstance(v, int) and v >= 1 for v in sizes.values()) or layout.rows > coder.MAX_ROWS:
-        raise WavegenError(f"{name}: damaged header (segment layout {sizes})")
-    return layout
 
 
 def decompress(
@@ -141,24 +131,7 @@ def decompress(
     _check_model(model, "decompress")
     container = parse(data, name)
     header = container.header
-    if header.get("format") != FORMAT:
-        raise WavegenError(f"{name}: header format {header.get('format')!r}, expected {FORMAT!r}")
-    backend = header.get("setup", {}).get("backend")
-    if backend in REDUCED_KERNELS:
-        raise WavegenError(
-            f"{name}: claims the sampler backend {backend!r}; the codec runs on the fp32 kernels only"
-        )
-    if backend not in BACKENDS or backend == "auto":
-        raise WavegenError(
-            f"{name}: compressed with the sampler backend {backend!r}, which this wavegen lacks"
-        )
-    setup = identity.setup(backend)
-    identity.check(header, identity.model_sha256(model), setup, name)
-    if sample_rate is not None and header.get("sample_rate") != sample_rate:
-        raise WavegenError(
-            f"{name}: a {header.get('sample_rate')} Hz stream, the model runs at {sample_rate} Hz"
-        )
-    layout = _layout(header, name)
+    layout, setup = validate(container, model, name, sample_rate)
     speaker_id = header.get("speaker_id")
     words = np.frombuffer(container.payload, dtype="<u4")
     with _progress(progress, layout.samples, "decompress") as bar:
@@ -167,6 +140,8 @@ def decompress(
             codes = coder.decode(model, words, layout, speaker_id, run_on, threads, bar)
         except (ValueError, RuntimeError, AssertionError) as err:  # constriction ran out of words
             raise WavegenError(f"{name}: the payload does not decode ({err})") from None
+        except MemoryError:  # a valid header can still name more samples than this machine holds
+            raise WavegenError(f"{name}: {layout.samples} samples do not fit in memory here") from None
     if codes_sha256(codes) != header.get("codes_sha256"):
         raise WavegenError(
             f"{name}: the decoded μ-law stream does not match the encoder's sha256: this machine "
@@ -186,7 +161,7 @@ def compress_file(
     threads: int | None = None,
     progress: bool = False,
 ) -> dict:
-    """Compress an audio file with a loaded :class:`~wavegen.vocoder.Vocoder`'s model -> summary.
+    """Compress an audio file with a loaded :class:`~wavegen.inference.vocoder.Vocoder`'s model -> summary.
 
     ``verify`` decodes the bytes before writing them (as ``flac --verify``); the output is
     written atomically, so a failure leaves no file.
@@ -249,9 +224,10 @@ def decompress_file(
     codes, header = decompress(vocoder.model, data, vocoder.sample_rate, source, threads, progress)
     seconds = time.perf_counter() - start
     Q = header["quantize_channels"]
-    write_audio(output, mulaw_decode(codes, Q), header["sample_rate"])
+    outputs = {output: audio_writer(output, mulaw_decode(codes, Q), header["sample_rate"])}
     if codes_path is not None:
-        write_npy(codes_path, codes)
+        outputs[Path(codes_path)] = npy_writer(codes)
+    write_files(outputs)  # both or neither
     return {
         "input": str(source),
         "output": str(output),

@@ -25,7 +25,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 
 MAGIC = b"\x89WGC\r\n\x1a\n"
 VERSION = 1

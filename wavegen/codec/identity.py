@@ -1,16 +1,16 @@
 """What must match between compressing and decompressing: the model and the arithmetic.
 
-``model_sha256`` names the weights and architecture (the same for a run dir's EMA weights and
-their export). ``setup`` names what computes the probabilities. Its *hard* fields decide whether
-decoding can work at all and are refused up front when they differ; its *soft* fields (the
-compiler, the CPU, library builds) may or may not change the last bit of a logit: decoding goes
-ahead with a warning, and the digest of the decoded codes tells if it went wrong.
+``model_sha256`` (:mod:`wavegen.model.identity`) names the weights and architecture (the same
+for a run dir's EMA weights and their export). ``setup`` names what computes the probabilities.
+Its *hard* fields decide whether decoding can work at all and are refused up front when they
+differ; its *soft* fields (the compiler, the CPU, library builds) may or may not change the last
+bit of a logit: decoding goes ahead with a warning, and the digest of the decoded codes tells if
+it went wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import shutil
 import subprocess
@@ -21,23 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ..generation.backends import CPU_KERNELS
 from . import probability
 from .container import VERSION
 
 HARD = ("backend", "kernel_source", "constriction", "probability")
 SOFT = ("torch", "numpy", "machine", "cpu_capability")  # "kernel" and "compiler" are only recorded
-
-
-def model_sha256(model) -> str:
-    """sha256 of a WaveNet's config and its state_dict (names, dtypes, shapes, bytes)."""
-    digest = hashlib.sha256(json.dumps(model.config.__dict__, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=1)

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..features import MelPreset, get_preset
+from ..core.features import MelPreset, get_preset
 from .copysynth import GRIFFIN_LIM, evaluate_model
 from .metrics import DEFINITIONS, METRICS
-from .pairing import REFERENCE, make_plan, parse_system
+from .pairing import REFERENCE, make_plan
 from .pipeline import check_run, run_plan
 
 # The preset (log-mel, hop, evaluation rate) used for folders of WAVs at these rates.
@@ -39,7 +39,7 @@ def evaluate_folders(
     ``preset`` (default: by the first reference file's rate, tacotron2 at 22.05 kHz, espnet-24k
     at 24 kHz) sets the log-mel and the evaluation rate; files at other rates are resampled.
     """
-    from ..errors import WavegenError
+    from ..core.errors import WavegenError
     from .metrics import check_dependencies
 
     check_dependencies()
@@ -90,5 +90,4 @@ __all__ = [
     "evaluate_folders",
     "evaluate_model",
     "make_plan",
-    "parse_system",
 ]

@@ -12,7 +12,6 @@ rank synthesizes its share (like ``wavegen synthesize``); rank 0 then scores eve
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
 import json
 import os
 import sys
@@ -21,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import atomic_path, write_audio
-from ..errors import WavegenError
-from ..griffinlim import DEFAULT_ITERATIONS, griffin_lim
-from ..workdir import load_manifest
+from ..artifacts.workdir import load_manifest
+from ..core import distributed
+from ..core.audio import atomic_path, write_audio
+from ..core.errors import WavegenError
+from ..inference.griffinlim import DEFAULT_ITERATIONS, griffin_lim
+from ..model.identity import model_sha256
 from .pairing import REFERENCE, check_name, make_plan
 from .pipeline import check_run, run_plan
 
@@ -55,22 +56,25 @@ def evaluate_model(
     in its synth/ folder); ``restart_if_changed`` starts OUT afresh when it holds the evaluation
     of another model or setting, instead of refusing.
     """
-    from ..synthesize import items_from_split, shard, synthesize
-    from ..training.distributed import init
-    from ..vocoder import load_vocoder
+    from ..generation.generate import check_temperature
+    from ..generation.sampler import check_seed
+    from ..inference.synthesize import items_from_split, synthesize
+    from ..inference.vocoder import load_vocoder
     from .metrics import check_dependencies
 
     check_name(name, "--name")
     if name in (REFERENCE, GRIFFIN_LIM):
         raise WavegenError(f"--name {name}: taken by a baseline; choose another system name")
     check_dependencies()
+    check_temperature(temperature)
+    check_seed(seed)
     workdir, out = Path(workdir), Path(out)
-    info, dev = init(device)
+    info, dev = distributed.init(device)
     vocoder = load_vocoder(checkpoint, device=dev)
     items = items_from_split(vocoder, workdir, split, None)
     identity = {
         "form": "copy-synthesis",
-        "model": model_digest(checkpoint),
+        "model": model_sha256(vocoder.model),
         "workdir": str(workdir.resolve()),
         "split": split,
         "name": name,
@@ -81,11 +85,11 @@ def evaluate_model(
         "model_wavs": str(model_wavs) if model_wavs is not None else None,
     }
     fresh = check_run(out, identity, overwrite, restart_if_changed) if info.is_main else overwrite
-    overwrite = _broadcast(info, fresh)  # a restarted evaluation re-synthesizes on every rank
-    _barrier(info)
+    overwrite = distributed.broadcast_flag(info, fresh)  # a restarted evaluation re-synthesizes on every rank
+    distributed.barrier(info)
     wavs = out / "wavs"
     model_dir = Path(model_wavs) if model_wavs is not None else wavs / name
-    mine = shard(items)
+    mine = distributed.shard(items, info)
     audio = {r["id"]: r["audio"] for r in load_manifest(workdir)}
     for it in mine:  # the references: exactly the audio the mels came from
         target = wavs / REFERENCE / f"{it.id}.wav"
@@ -110,7 +114,7 @@ def evaluate_model(
     timings = _gather(
         info, {name: _timing(model["seconds"], model["audio_seconds"], model["synthesized"]), GRIFFIN_LIM: gl}
     )
-    _leave(info)  # synthesis is done everywhere; rank 0 scores alone
+    distributed.leave(info)  # synthesis is done everywhere; rank 0 scores alone
     if not info.is_main:
         return None
     rtf = _remember_timings(out / "synthesis.json", timings)
@@ -132,23 +136,6 @@ def evaluate_model(
     }
     echo(f"evaluate -> {out}")
     return run_plan(plan, vocoder.preset, out, context, rtf, jobs, progress)
-
-
-def model_digest(checkpoint: str | Path) -> str:
-    """sha256 of the weights file a checkpoint argument resolves to: identifies the model even
-    when the demo re-exports identical weights, or a run dir gains a newer checkpoint."""
-    from ..export import WEIGHTS, resolve_checkpoint
-
-    path = Path(checkpoint)
-    if path.is_dir() and (path / WEIGHTS).is_file():
-        path = path / WEIGHTS
-    elif not (path.is_file() and path.suffix == ".safetensors"):
-        path = resolve_checkpoint(path)
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---- Griffin-Lim ---------------------------------------------------------------------------------
@@ -220,42 +207,11 @@ def _remember_timings(path: Path, new: dict[str, dict]) -> dict[str, dict]:
     return total
 
 
-def _broadcast(info, flag: bool) -> bool:
-    """Rank 0's ``flag`` on every rank."""
-    if not info.enabled:
-        return flag
-    import torch.distributed as dist
-
-    box = [flag]
-    dist.broadcast_object_list(box, src=0)
-    return bool(box[0])
-
-
-def _leave(info) -> None:
-    """Close the process group on every rank: a rank that exited with it still open aborted
-    ("terminate called without an active exception") while rank 0 was still scoring."""
-    if info.enabled:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-def _barrier(info) -> None:
-    if info.enabled:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
 def _gather(info, timings: dict[str, dict]) -> dict[str, dict]:
     """Sum every rank's timings on rank 0 (under torchrun); the ranks' work is also done by then."""
     if not info.enabled:
         return timings
-    import torch.distributed as dist
-
-    everyone: list = [None] * info.world_size
-    dist.all_gather_object(everyone, timings)
+    everyone = distributed.gather(info, timings)
     total: dict[str, dict] = {}
     for part in everyone:
         for system, t in part.items():

@@ -18,8 +18,8 @@ from functools import cached_property
 
 import numpy as np
 
-from ..errors import WavegenError
-from ..features import MelPreset, mel_spectrogram
+from ..core.errors import WavegenError
+from ..core.features import MelPreset, mel_spectrogram
 from .alignment import dtw_path
 
 METRICS = (
@@ -29,6 +29,8 @@ METRICS = (
     "mcd_db_c0",
     "f0_rmse_cents",
     "vuv_error",
+    "f0_rmse_cents_pyin",
+    "vuv_error_pyin",
     "pesq_wb",
     "stoi",
     "estoi",
@@ -43,6 +45,12 @@ HIGHER_IS_BETTER = {"pesq_wb", "stoi", "estoi", "dnsmos_ovrl", "dnsmos_sig", "dn
 MCEP_PARAMS = {16000: (23, 0.42), 22050: (34, 0.45), 24000: (34, 0.46)}
 MCEP_FFT = 1024  # samples per analysis frame (ESPnet's default n_fft), Hamming window
 F0_RANGE = (40.0, 800.0)  # Hz, Harvest's search range (ESPnet's evaluate_f0.py)
+# A second, independent tracker: probabilistic YIN (Mauch & Dixon 2014, librosa.pyin) over a
+# speech range. Harvest finds F0 in breathy or noisy frames that pYIN calls unvoiced, so its
+# V/UV error is the more lenient of the two; reporting both keeps one tracker's habits from
+# deciding whether a vocoder voices speech.
+PYIN_RANGE = (60.0, 500.0)  # Hz
+PYIN_FRAME = 1024  # samples per pYIN frame (centred, one frame every hop like the mel-cepstra)
 # ParallelWaveGAN's multi-resolution STFT loss: (n_fft, hop, Hann window length).
 MRSTFT_RESOLUTIONS = ((512, 50, 240), (1024, 120, 600), (2048, 240, 1200))
 PESQ_RATE = 16000  # Hz: wide-band PESQ and DNSMOS are defined at 16 kHz
@@ -66,6 +74,10 @@ DEFINITIONS = {
     "hop; frames paired by the mcd_db DTW path; 1200·√mean((log2 F0_sys − log2 F0_ref)²) over pairs "
     "voiced in both",
     "vuv_error": "share of the DTW-paired Harvest frames whose voicing (F0 > 0) differs",
+    "f0_rmse_cents_pyin": "as f0_rmse_cents with librosa's pYIN instead of Harvest: 60–500 Hz, "
+    "1024-sample centred frames every hop samples, voicing = pYIN's voiced flag",
+    "vuv_error_pyin": "as vuv_error with pYIN's voicing (the stricter tracker: breathy or noisy "
+    "frames that Harvest gives an F0 are unvoiced to pYIN)",
     "pesq_wb": "wide-band PESQ (ITU-T P.862.2, the pesq package), both signals resampled to 16 kHz "
     "(soxr HQ); 4.64 is the ceiling",
     "stoi": "STOI (pystoi, extended=False) at the evaluation rate (pystoi resamples to 10 kHz); "
@@ -164,9 +176,25 @@ class Features:
         return f0
 
     @cached_property
+    def f0_pyin(self) -> np.ndarray:
+        """(1 + T // hop,) pYIN F0 in Hz, 0 where pYIN finds the frame unvoiced."""
+        import librosa
+
+        f0, voiced, _ = librosa.pyin(
+            self.wav.astype(np.float64),
+            fmin=PYIN_RANGE[0],
+            fmax=PYIN_RANGE[1],
+            sr=self.preset.sample_rate,
+            frame_length=PYIN_FRAME,
+            hop_length=self.preset.hop_length,
+            center=True,
+        )
+        return np.where(voiced, np.nan_to_num(f0), 0.0)
+
+    @cached_property
     def wav16k(self) -> np.ndarray:
         """(T',) float32 at 16 kHz for PESQ and DNSMOS."""
-        from ..audio import resample
+        from ..core.audio import resample
 
         return resample(self.wav.astype(np.float32), self.preset.sample_rate, PESQ_RATE)
 
@@ -199,22 +227,36 @@ def mel_cepstral_distortion(ref: np.ndarray, sys: np.ndarray) -> float:
 
 
 def cepstral_and_pitch(ref: Features, sys: Features) -> dict[str, float]:
-    """mcd_db, mcd_db_c0, f0_rmse_cents and vuv_error (DTW-aligned frames)."""
+    """mcd_db, mcd_db_c0, and F0 RMSE and V/UV error by Harvest and by pYIN (DTW-aligned frames)."""
     ix, iy = dtw_path(ref.mcep[:, 1:], sys.mcep[:, 1:])
     out = {"mcd_db": mel_cepstral_distortion(ref.mcep[ix, 1:], sys.mcep[iy, 1:])}
     jx, jy = dtw_path(ref.mcep, sys.mcep)
     out["mcd_db_c0"] = mel_cepstral_distortion(ref.mcep[jx], sys.mcep[jy])
-    # Harvest gives one frame per hop like the centred mel-cepstra; pair frames both have.
-    keep = (ix < len(ref.f0)) & (iy < len(sys.f0))
-    f_ref, f_sys = ref.f0[ix[keep]], sys.f0[iy[keep]]
+    # Harvest and pYIN give one frame per hop like the centred mel-cepstra; pair frames both have.
+    out.update(pitch_errors(ref.f0, sys.f0, ix, iy, sys.notes, ""))
+    out.update(pitch_errors(ref.f0_pyin, sys.f0_pyin, ix, iy, sys.notes, "_pyin"))
+    return out
+
+
+def pitch_errors(
+    f0_ref: np.ndarray, f0_sys: np.ndarray, ix: np.ndarray, iy: np.ndarray, notes: list[str], suffix: str
+) -> dict[str, float]:
+    """vuv_error and f0_rmse_cents (each name + suffix) over the frame pairs (ix, iy) of a DTW path.
+
+    Args:
+        f0_ref, f0_sys: (frames,) F0 in Hz, 0 where unvoiced.
+        ix, iy: (L,) paired frame indices into f0_ref and f0_sys.
+    """
+    keep = (ix < len(f0_ref)) & (iy < len(f0_sys))
+    f_ref, f_sys = f0_ref[ix[keep]], f0_sys[iy[keep]]
     voiced = (f_ref > 0) & (f_sys > 0)
-    out["vuv_error"] = float(np.mean((f_ref > 0) != (f_sys > 0)))
+    out = {f"vuv_error{suffix}": float(np.mean((f_ref > 0) != (f_sys > 0)))}
     if voiced.any():
         cents = CENTS_PER_OCTAVE * (np.log2(f_sys[voiced]) - np.log2(f_ref[voiced]))
-        out["f0_rmse_cents"] = float(np.sqrt(np.mean(cents**2)))
+        out[f"f0_rmse_cents{suffix}"] = float(np.sqrt(np.mean(cents**2)))
     else:
-        out["f0_rmse_cents"] = float("nan")
-        sys.notes.append("f0_rmse_cents: no frame voiced in both signals")
+        out[f"f0_rmse_cents{suffix}"] = float("nan")
+        notes.append(f"f0_rmse_cents{suffix}: no frame voiced in both signals")
     return out
 
 
@@ -227,15 +269,28 @@ def pesq_wb(ref: Features, sys: Features) -> float:
         return float("nan")
 
 
-def stoi_scores(ref: np.ndarray, sys: np.ndarray, sample_rate: int) -> dict[str, float]:
+def stoi_scores(
+    ref: np.ndarray, sys: np.ndarray, sample_rate: int, notes: list[str] | None = None
+) -> dict[str, float]:
+    """STOI and ESTOI of (T,) ``sys`` against (T,) ``ref``; NaN (and a line in ``notes``) where
+    pystoi cannot score them: with fewer than 30 STFT frames (about 0.4 s) left once it drops
+    the silent ones, it returns its 1e-05 sentinel, which would be averaged in as a real score."""
     pystoi = require("pystoi")
     n = min(len(ref), len(sys))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # pystoi warns on very short signals
-        return {
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        scores = {
             "stoi": float(pystoi.stoi(ref[:n], sys[:n], sample_rate, extended=False)),
             "estoi": float(pystoi.stoi(ref[:n], sys[:n], sample_rate, extended=True)),
         }
+    if any("Not enough STFT frames" in str(w.message) for w in caught):
+        if notes is not None:
+            notes.append(
+                f"stoi, estoi: left out: pystoi needs 30 frames of non-silent speech "
+                f"(about 0.4 s), the clip has {n / sample_rate:.2f} s"
+            )
+        return {"stoi": float("nan"), "estoi": float("nan")}
+    return scores
 
 
 class DNSMOS:
@@ -277,6 +332,6 @@ def score(ref: Features, sys: Features, dnsmos: DNSMOS) -> dict[str, float]:
     out = {"log_mel_l1": log_mel_l1(ref, sys), "mrstft": mrstft(ref.wav, sys.wav)}
     out.update(cepstral_and_pitch(ref, sys))
     out["pesq_wb"] = pesq_wb(ref, sys)
-    out.update(stoi_scores(ref.wav, sys.wav, ref.preset.sample_rate))
+    out.update(stoi_scores(ref.wav, sys.wav, ref.preset.sample_rate, sys.notes))
     out.update(dnsmos(sys.wav16k))
     return {name: out[name] for name in METRICS}

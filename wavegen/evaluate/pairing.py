@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..corpora.folder import AUDIO_SUFFIXES
-from ..errors import WavegenError
+from ..core.audio import AUDIO_SUFFIXES
+from ..core.errors import WavegenError
 
 REFERENCE = "ground_truth"  # the name of the sanity row: the references scored against themselves
 
@@ -37,15 +37,6 @@ def check_name(name: str, option: str) -> str:
     return name
 
 
-def parse_system(spec: str) -> tuple[str, Path]:
-    """``NAME=DIR`` -> (NAME, DIR)."""
-    name, sep, folder = spec.partition("=")
-    name = name.strip()
-    if not sep or not name or not folder:
-        raise WavegenError(f"--sys {spec!r}: expected NAME=DIR, e.g. --sys hifigan=out/hifigan")
-    return check_name(name, "--sys"), Path(folder)
-
-
 def audio_files(folder: Path, what: str) -> dict[str, Path]:
     """{file name without suffix: path} of the audio files in ``folder`` and below."""
     if not folder.is_dir():
@@ -65,6 +56,7 @@ def make_plan(reference: Path, systems: list[tuple[str, Path]], reference_row: b
     """Match every system folder's files to the reference folder's by name."""
     names = [n for n, _ in systems]
     for name in names:
+        check_name(name, "--sys")
         if names.count(name) > 1 or name == REFERENCE:
             raise WavegenError(
                 f"--sys {name}: system names must be unique and not {REFERENCE!r} (the references' own row)"

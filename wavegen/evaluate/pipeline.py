@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import atomic_path, write_npy
-from ..errors import WavegenError
-from ..features import MelPreset, mel_spectrogram
+from ..core.audio import atomic_path, write_npy
+from ..core.errors import WavegenError
+from ..core.features import MelPreset, mel_spectrogram
 from .metrics import METRICS, Features
 from .pairing import REFERENCE, Plan
 from .plots import bar_charts, colors, utterance_figure

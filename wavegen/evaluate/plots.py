@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import atomic_path
-from ..features import MelPreset
+from ..core.audio import atomic_path
+from ..core.features import MelPreset
 from .metrics import HIGHER_IS_BETTER
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
@@ -45,7 +45,7 @@ def bar_charts(summary: dict[str, dict[str, dict]], metrics: list[str], path: Pa
         for s in systems:
             d = summary[s].get(metric, {})
             mean = d.get("mean")
-            lo, hi = d.get("ci95", [None, None])
+            lo, hi = d.get("ci95") or (None, None)
             means.append(np.nan if mean is None else mean)
             errors[0].append(0.0 if lo is None or mean is None else mean - lo)
             errors[1].append(0.0 if hi is None or mean is None else hi - mean)

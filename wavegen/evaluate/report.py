@@ -11,8 +11,8 @@ import html
 import json
 from pathlib import Path
 
-from .. import report_page
-from ..audio import atomic_path
+from ..core import report_page
+from ..core.audio import atomic_path
 from .metrics import DEFINITIONS, HIGHER_IS_BETTER, METRICS
 from .runner import LENGTH_TOLERANCE
 from .stats import summarize
@@ -60,7 +60,7 @@ def build_summary(rows: list[dict], skipped: list[dict], context: dict, rtf: dic
     systems = {name: systems[name] for name in order if name in systems}
     for name, r in rtf.items():
         if name in systems and r.get("rtf") is not None:
-            systems[name]["rtf"] = {"mean": r["rtf"], "std": None, "ci95": [None, None], "n": r["utterances"]}
+            systems[name]["rtf"] = {"mean": r["rtf"], "std": None, "ci95": None, "n": r["utterances"]}
     return {
         **context,
         "systems": systems,
@@ -75,11 +75,11 @@ def build_summary(rows: list[dict], skipped: list[dict], context: dict, rtf: dic
 def _cell(d: dict | None) -> str:
     if not d or d.get("mean") is None:
         return "–"
-    mean, (lo, hi) = d["mean"], d["ci95"]
+    mean, ci = d["mean"], d["ci95"]
     digits = 3 if abs(mean) < 10 else 2
-    if lo is None:
+    if ci is None:
         return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {(hi - lo) / 2:.{digits}f}"
+    return f"{mean:.{digits}f} ± {(ci[1] - ci[0]) / 2:.{digits}f}"
 
 
 def table_rows(summary: dict) -> tuple[list[str], list[list[str]]]:

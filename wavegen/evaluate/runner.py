@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import atomic_path, read_audio, resample
-from ..errors import WavegenError
-from ..features import MelPreset
+from ..core.audio import atomic_path, read_audio, resample
+from ..core.errors import WavegenError
+from ..core.features import MelPreset
 from .metrics import DNSMOS, METRICS, Features, check_dependencies, score
 from .pairing import REFERENCE, Plan
 

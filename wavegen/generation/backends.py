@@ -10,8 +10,9 @@
 The two fp32 kernels compute the same samples bit for bit; ``cpp`` is tried first because it is
 the faster of the two (see ``wavegen bench``). Precision ``auto`` (:func:`default_precision`)
 is bf16 where ``cpp-bf16`` builds and the CPU has a vector path for it (AVX2+FMA or AVX-512),
-else fp32. ``$WAVEGEN_KERNEL`` restricts the choice to one of :data:`KERNEL_NAMES`, or ``torch``
-(``0``) for none. Builds and compiled code are cached in
+else fp32. ``$WAVEGEN_KERNEL`` restricts the choice to one of :data:`KERNEL_CHOICES`: a kernel's
+name, ``auto`` (the default), or ``torch`` (``0``) for none; any other value is an error naming
+those. Builds and compiled code are cached in
 ``$WAVEGEN_CACHE`` (default ``~/.cache/wavegen``), or in a temporary directory when that is not
 writable, so only the first process on a machine pays for them.
 """
@@ -27,12 +28,17 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import WavegenError
+from ..core.device import resolve_device
+from ..core.errors import WavegenError
 
 CPU_KERNELS = ("cpp", "numba")  # the fp32 kernels, bit-exact with each other (the codec's)
 REDUCED_KERNELS = ("cpp-bf16",)  # reduced precision, chosen by precision "bf16"
-KERNEL_NAMES = CPU_KERNELS + REDUCED_KERNELS  # every compiled CPU kernel ($WAVEGEN_KERNEL)
+KERNEL_NAMES = CPU_KERNELS + REDUCED_KERNELS  # every compiled CPU kernel
 PRECISIONS = ("auto", "fp32", "bf16")
+# What $WAVEGEN_KERNEL may say: "auto" (the default: any kernel, the precision picks among them),
+# one kernel's name (only it), or "torch" (none). A new kernel's name goes in KERNEL_NAMES.
+KERNEL_CHOICES = ("auto", *KERNEL_NAMES, "torch")
+_NO_KERNEL = ("torch", "0", "none")  # "0" and "none": older spellings of "torch"
 # How many times slower the torch step is than the kernels at batch 1 (bench config, 2 threads,
 # 2-core AMD EPYC, same process): 14-16x best of three runs, 9.5-13x in `wavegen bench`'s
 # torch_step_slowdown on a heavily loaded machine.
@@ -78,12 +84,15 @@ def cache_root() -> Path:
 
 def allowed_kernels() -> tuple[str, ...]:
     """The CPU kernels ``auto`` may use, in order of preference ($WAVEGEN_KERNEL)."""
-    choice = os.environ.get("WAVEGEN_KERNEL", "auto").strip().lower()
-    if choice in ("0", "torch", "none"):
+    value = os.environ.get("WAVEGEN_KERNEL")
+    choice = (value or "").strip().lower() or "auto"  # set but empty: as if unset
+    if choice in _NO_KERNEL:
         return ()
-    if choice in KERNEL_NAMES:
-        return (choice,)
-    return KERNEL_NAMES
+    if choice not in KERNEL_CHOICES:
+        raise WavegenError(
+            f"WAVEGEN_KERNEL={value!r}: expected one of {', '.join(KERNEL_CHOICES)} (or unset)"
+        )
+    return KERNEL_NAMES if choice == "auto" else (choice,)
 
 
 def _prepare(name: str) -> Kernel:
@@ -223,10 +232,13 @@ def cpu_backend(precision: str = "fp32") -> str:
 
 
 def backend_for(device, precision: str = "fp32") -> str:
-    """What ``backend="auto"`` runs for a float32 model on ``device`` (prepares the kernel)."""
-    import torch
+    """What ``backend="auto"`` runs for a float32 model on ``device`` at ``precision``
+    (prepares the kernel).
 
-    if torch.device(device).type == "cuda":
+    Raises:
+        WavegenError: ``device`` does not exist here (see :func:`wavegen.device.resolve_device`).
+    """
+    if resolve_device(device).type == "cuda":
         if check_precision(precision) == "bf16":
             raise WavegenError("precision bf16 is a CPU kernel; on CUDA pass dtype=torch.bfloat16")
         return "cuda-graph"

@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ..model import WaveNet
 from ..model.upsample import stretch_stage
 from .weights import StepWeights

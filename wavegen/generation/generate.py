@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ..model import WaveNet
 from .sampler import Sampler
 

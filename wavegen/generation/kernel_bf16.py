@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from .kernel_cpp import KernelUnavailable, build_and_open, check_struct_sizes, ptr
 from .weights import StepWeights
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from ..model import WaveNet
 from . import backends, kernel_bf16
 from .conditioning import Conditioner
@@ -46,6 +46,15 @@ SPAN_MAX = 1 << 13
 BACKENDS = ("auto", "kernel", "cpp", "numba", "cuda-graph", "torch", "cpp-bf16")
 CPU_KERNELS = backends.CPU_KERNELS
 KERNEL_NAMES = backends.KERNEL_NAMES
+
+
+def check_seed(seed) -> int | None:
+    """A sampling seed: None (fresh randomness) or an integer 0 … 2**63 − 1, as train.seed."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise WavegenError(f"seed: expected an integer from 0 to 2**63 - 1, got {seed!r}")
+    return seed
 
 
 def default_chunk(weights: StepWeights, batch: int) -> int:
@@ -161,7 +170,7 @@ class Sampler:
         if seed is None:
             self.generator.seed()
         else:
-            self.generator.manual_seed(int(seed))
+            self.generator.manual_seed(int(seed) % 2**64)  # torch's range; seed + offset may pass it
         self.threads = threads or torch.get_num_threads()
         self.precision = precision  # as asked; _pick_backend resolves it
         self.model_config = model.config

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.mulaw import mulaw_decode
 from ..model import WaveNet
-from ..mulaw import mulaw_decode
 
 
 @dataclass

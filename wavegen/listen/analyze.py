@@ -3,19 +3,29 @@
 summary.json::
 
     {"type", "test_id", "source", "listeners", "listeners_kept",
-     "systems": {NAME: {"mean", "std", "ci95": [lo, hi], "n"}},
-     "excluded_listeners": [{"listener", "reason"}],
+     "systems": {NAME: {"mean", "std", "ci95": [lo, hi], "ci95_clamped", "n", ...}},
+     "excluded_listeners": [{"listener", "reason", "items_failed", "items_checked"}],
      "screening": "the rule applied",
-     "pairwise": [{"a", "b", "test", "n", "statistic", "p", "p_holm", ...}]}
+     "pairwise": [{"a", "b", "test", "n", "statistic", "p", "p_holm", "smallest_p", ...}],
+     "warnings": ["what a reader must know before trusting the numbers", ...]}
+
+An interval that runs past the scale (a t-interval near 100, say) is cut at the scale's end and
+``ci95_clamped`` says so. ``n`` of a pair is the number of observations the test used (AB: the
+answers with a preference; MUSHRA/MOS: the pairs); ``smallest_p`` is the smallest p-value that
+test could give with that n.
 
 What the numbers are, per test type:
 
 - MUSHRA (0-100) and MOS (1-5): per system the ratings of the kept listeners; ci95 is the
   Student-t interval of the mean. Pairs: Wilcoxon signed-rank on the ratings paired by
-  listener x item, between every two systems but the anchors (hidden reference included).
+  listener x item, between every two systems but the anchors (hidden reference included); the
+  size and direction of a difference is the Hodges-Lehmann estimate of a - b with its 95 %
+  interval (``hodges_lehmann``, ``hl_ci95``), next to the plain ``median_difference``.
 - AB: per system its preference score over its comparisons (1 preferred, 0.5 no preference,
-  0 the other preferred) with a t-interval. Pairs: two-sided exact binomial test of the wins
-  of one against the other (no-preference answers left out).
+  0 the other preferred) with a t-interval, and its wins, losses and ties. Pairs: two-sided
+  exact binomial test of the wins of one against the other on the answers with a preference
+  (``n``; the no-preference answers are counted apart), and the share of those won by ``a``
+  with its exact interval.
 - ABX: per system the proportion of trials where X was identified against the reference, with
   an exact (Clopper-Pearson) interval. Pairs: one-sided binomial test of that proportion > 0.5
   (can listeners tell the system from the reference?).
@@ -31,10 +41,17 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from ..audio import atomic_path
-from ..errors import WavegenError
+from ..core.audio import atomic_path
+from ..core.errors import WavegenError
+from ..core.statistics import describe
 from . import stats
-from .results import Results, results_from_test, results_from_webmushra, write_answers_csv
+from .results import (
+    Results,
+    results_from_test,
+    results_from_webmushra,
+    write_answers_csv,
+    write_questionnaire_csv,
+)
 from .spec import ANCHORS, REFERENCE
 
 SCREENING = {
@@ -68,6 +85,9 @@ def summarize(results: Results) -> dict:
         systems, pairwise = _abx_stats(results.choices)
     for pair, adjusted in zip(pairwise, stats.holm([p["p"] for p in pairwise])):
         pair["p_holm"] = adjusted
+    _clamp_intervals(systems, *stats.SCALE_LIMITS[results.type])
+    kept_ratings = results.ratings if results.type in ("mushra", "mos") else []
+    failures = stats.failed_items(kept_ratings, results.type) if excluded else {}
     summary = {
         "type": results.type,
         "test_id": results.test_id,
@@ -75,11 +95,52 @@ def summarize(results: Results) -> dict:
         "listeners": len(results.listeners),
         "listeners_kept": len([x for x in results.listeners if x not in excluded]),
         "systems": systems,
-        "excluded_listeners": [{"listener": k, "reason": v} for k, v in sorted(excluded.items())],
+        "excluded_listeners": [
+            {"listener": k, "reason": v, "items_failed": failures[k][0], "items_checked": failures[k][1]}
+            for k, v in sorted(excluded.items())
+        ],
         "screening": screening,
         "pairwise": pairwise,
     }
+    summary["warnings"] = warnings(summary)
     return _finite(summary)
+
+
+def _clamp_intervals(systems: dict, low: float, high: float) -> None:
+    for s in systems.values():
+        ci = s.get("ci95")
+        s["ci95_clamped"] = bool(ci) and (ci[0] < low or ci[1] > high)
+        if s["ci95_clamped"]:
+            s["ci95"] = [max(low, ci[0]), min(high, ci[1])]
+
+
+def warnings(summary: dict) -> list[str]:
+    """What a reader must know before trusting the numbers, in plain words."""
+    out = []
+    kept, total = summary["listeners_kept"], summary["listeners"]
+    if kept < stats.USEFUL_LISTENERS:
+        out.append(
+            f"Only {kept} of {total} listener{'s' * (total != 1)} "
+            + ("remain after screening" if summary["excluded_listeners"] else "took part")
+            + f": fewer than {stats.USEFUL_LISTENERS}, so the intervals are wide and one listener "
+            "moves the results. Treat the numbers as a pilot."
+        )
+    for e in summary["excluded_listeners"]:
+        if e["items_failed"] == 1:
+            out.append(
+                f"Listener {e['listener']} was excluded because of a single item "
+                f"(1 of {e['items_checked']}): one slip decided it. Check whether that is intended."
+            )
+    pairs = summary["pairwise"]
+    hopeless = [p for p in pairs if p["smallest_p"] >= stats.ALPHA]
+    for p in hopeless:
+        out.append(
+            f"{p['a']} vs {p['b']}: with n = {p['n']} this test cannot reach p < {stats.ALPHA:g} "
+            f"(the smallest possible p is {p['smallest_p']:.3g}), whatever the answers; collect more."
+        )
+    if pairs and len(hopeless) == len(pairs):
+        out.append("No comparison of this test can be significant with the answers at hand.")
+    return out
 
 
 def _order(names) -> list[str]:
@@ -96,7 +157,7 @@ def _rating_stats(ratings, all_systems: set[str]) -> tuple[dict, list]:
         by_system[r.system].append(float(r.score))
         paired[r.system][(r.listener, r.item)] = float(r.score)
     names = _order(all_systems)
-    systems = {name: stats.describe(by_system[name]) for name in names}
+    systems = {name: describe(by_system[name]) for name in names}
     pairwise = []
     for a, b in itertools.combinations([n for n in names if n not in ANCHORS], 2):
         keys = sorted(set(paired[a]) & set(paired[b]))
@@ -106,15 +167,22 @@ def _rating_stats(ratings, all_systems: set[str]) -> tuple[dict, list]:
         statistic, p = stats.wilcoxon(x, y)
         diffs = sorted(u - v for u, v in zip(x, y))
         median = (diffs[(len(diffs) - 1) // 2] + diffs[len(diffs) // 2]) / 2
+        estimate, low, high = stats.hodges_lehmann(diffs)
+        nonzero = sum(1 for d in diffs if d != 0)
         pairwise.append(
             {
                 "a": a,
                 "b": b,
-                "test": "wilcoxon signed-rank, paired by listener x item",
+                "test": "Wilcoxon signed-rank, two-sided, paired by listener x item",
                 "n": len(keys),
+                "n_nonzero": nonzero,
                 "statistic": statistic,
                 "median_difference": median,
+                "hodges_lehmann": estimate,
+                "hl_ci95": None if low is None else [low, high],
+                "direction": _direction(a, b, estimate, low, high),
                 "p": p,
+                "smallest_p": stats.smallest_p("wilcoxon", nonzero),
             }
         )
     return systems, pairwise
@@ -130,20 +198,35 @@ def _ab_stats(choices) -> tuple[dict, list]:
         s, t = sorted((c.a, c.b))
         slot = 2 if c.chosen is None else (0 if c.chosen == s else 1)
         wins[(s, t)][slot] += 1
-    systems = {name: stats.describe(scores[name]) for name in _order(scores)}
+    systems = {name: describe(scores[name]) for name in _order(scores)}
+    for name, entry in systems.items():  # each system's record over all its comparisons
+        entry["wins"] = sum(w[0 if name == s else 1] for (s, t), w in wins.items() if name in (s, t))
+        entry["losses"] = sum(w[1 if name == s else 0] for (s, t), w in wins.items() if name in (s, t))
+        entry["ties"] = sum(w[2] for (s, t), w in wins.items() if name in (s, t))
     pairwise = []
     for (s, t), (ws, wt, ties) in sorted(wins.items()):
+        share = stats.describe_proportion(ws, ws + wt)
+        if share["mean"] is None:
+            direction = "no answer with a preference"
+        else:  # a's share of the decided answers against one half
+            low, high = share["ci95"]
+            direction = _direction(s, t, share["mean"] - 0.5, low - 0.5, high - 0.5)
         pairwise.append(
             {
                 "a": s,
                 "b": t,
-                "test": "binomial, two-sided (no-preference answers left out)",
-                "n": ws + wt + ties,
+                "test": "exact binomial, two-sided, on the answers with a preference",
+                "n": ws + wt,
+                "answers": ws + wt + ties,
                 "wins_a": ws,
                 "wins_b": wt,
                 "no_preference": ties,
                 "statistic": ws,
+                "share_a": share["mean"],
+                "share_a_ci95": share["ci95"],
+                "direction": direction,
                 "p": stats.binomial(ws, ws + wt),
+                "smallest_p": stats.smallest_p("binomial", ws + wt),
             }
         )
     return systems, pairwise
@@ -160,15 +243,27 @@ def _abx_stats(choices) -> tuple[dict, list]:
         {
             "a": name,
             "b": REFERENCE,
-            "test": "binomial, one-sided (X identified more often than chance)",
+            "test": "exact binomial, one-sided (X identified more often than chance)",
             "n": len(outcomes[name]),
             "correct": sum(outcomes[name]),
             "statistic": sum(outcomes[name]),
             "p": stats.binomial(sum(outcomes[name]), len(outcomes[name]), "greater"),
+            "smallest_p": stats.smallest_p("binomial-greater", len(outcomes[name])),
         }
         for name in names
     ]
     return systems, pairwise
+
+
+def _direction(a: str, b: str, estimate, low, high) -> str:
+    """In words: which of a and b scored higher, and whether the 95 % interval excludes 0."""
+    if estimate is None or estimate != estimate:
+        return "no data"
+    if estimate == 0:
+        return "no difference"
+    higher = a if estimate > 0 else b
+    sure = low is not None and (low > 0 or high < 0)
+    return f"{higher} higher" + ("" if sure else " (interval includes 0)")
 
 
 def _finite(value):
@@ -190,8 +285,9 @@ def analyze(
 ) -> dict:
     """Analyse a served test (``test_dir``) or a webMUSHRA mushra.csv into ``out_dir``.
 
-    Writes summary.json, answers.csv, boxplot.png (MUSHRA, MOS), ci.png, report.md and
-    report.html, each atomically; returns the summary.
+    Writes summary.json, answers.csv (with the page comments), questionnaire.csv (a test with
+    a questionnaire), boxplot.png (MUSHRA, MOS), ci.png, report.md and report.html, each
+    atomically; returns the summary.
     """
     from .report import write_plots, write_report
 
@@ -206,6 +302,8 @@ def analyze(
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_answers_csv(results, out / "answers.csv")
+    if results.questions:
+        write_questionnaire_csv(results, out / "questionnaire.csv")
     plots = write_plots(results, summary, out)
     write_report(summary, plots, out)
     return summary

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
+from .experiment import MAX_ANSWER
 from .spec import ListeningTest
 from .store import Listener
 
@@ -35,6 +37,7 @@ class Answer:
     elapsed_ms: int | None
     ratings: list[tuple[str, str, int]]  # (condition, system, score)
     choice: tuple[str, str, str | None, str] | None  # (a system, b system, x system, 'A'|'B'|'none')
+    revise: bool = False  # an answer to the previous page, replacing the stored one
 
 
 def listener_id(value) -> str:
@@ -67,12 +70,16 @@ def integer(value, low: int, high: int, what: str) -> int:
 def parse_answer(test: ListeningTest, listener: Listener, body: dict) -> Answer:
     """Validate an answer body against the listener's plan -> what to store."""
     fields = {"mushra": "ratings", "mos": "score", "ab": "choice", "abx": "choice"}[test.type]
-    check_keys(body, {"listener", "page", fields}, {"elapsed_ms"})
+    optional = {"elapsed_ms"} | ({"comment"} if test.experiment.comments else set())
+    check_keys(body, {"listener", "page", fields}, optional)
     page_token = token(body["page"], "page")
     pages = listener.plan["pages"]
     index = next((i for i, p in enumerate(pages) if p["token"] == page_token), None)
     if index is None:
         raise BadRequest("page: unknown for this listener", 404)
+    comment = body.get("comment", "")
+    if not isinstance(comment, str) or len(comment) > MAX_ANSWER:
+        raise BadRequest(f"comment: expected text of at most {MAX_ANSWER} characters", 422)
     page = pages[index]
     elapsed = body.get("elapsed_ms")
     if elapsed is not None:
@@ -107,26 +114,53 @@ def parse_answer(test: ListeningTest, listener: Listener, body: dict) -> Answer:
         x_cond, x_sys = system(page["x"]) if page["x"] else (None, None)
         choice = (a_sys, b_sys, x_sys, picked)
         response = {"a": a_cond, "b": b_cond, "x": x_cond, "choice": picked}
-    return Answer(index, page["item"], page["kind"], response, elapsed, ratings, choice)
+    if comment.strip():
+        response["comment"] = comment.strip()
+    revise = test.experiment.previous and index == listener.answered - 1
+    return Answer(index, page["item"], page["kind"], response, elapsed, ratings, choice, revise)
 
 
 def state_view(test: ListeningTest, listener: Listener) -> dict:
     """What the browser sees of the listener's progress: tokens only, never names."""
     pages = listener.plan["pages"]
     position = min(listener.answered, len(pages))
+    exp = test.experiment
+    asking = position >= len(pages) and bool(exp.questionnaire) and not listener.questionnaire_done
     view: dict = {
         "listener": listener.listener,
         "type": test.type,
         "total": len(pages),
         "position": position,
-        "done": position >= len(pages),
+        "done": position >= len(pages) and not asking,
+        "questionnaire": asking,
         "sample_rate": test.sample_rate,
     }
     if view["done"]:
         view["code"] = listener.code
-    else:
-        page = pages[position]
-        view["page"] = {k: page[k] for k in ("token", "kind", "reference", "stimuli", "x")}
+        if exp.return_url:
+            view["return_url"] = exp.return_url.replace("{code}", quote(listener.code, safe=""))
+    elif not asking:
+        view["page"] = page_view(pages[position])
+    if exp.previous and 0 < position < len(pages) and listener.last_response is not None:
+        view["previous"] = page_view(pages[position - 1]) | {
+            "answer": answer_view(listener.plan, pages[position - 1], listener.last_response)
+        }
     if position == 0:
         view["training"] = listener.plan["training"]
+    return view
+
+
+def page_view(page: dict) -> dict:
+    return {k: page[k] for k in ("token", "kind", "reference", "stimuli", "x")}
+
+
+def answer_view(plan: dict, page: dict, response: dict) -> dict:
+    """A stored response (condition ids) as the browser sent it (the page's tokens)."""
+    token_of = {plan["audio"][t][1]: t for t in page["stimuli"]}
+    view: dict = {"comment": response.get("comment", "")}
+    if "ratings" in response:
+        scores = {token_of[c]: s for c, s in response["ratings"].items()}
+        view |= {"ratings": scores} if page["kind"] == "mushra" else {"score": next(iter(scores.values()))}
+    else:
+        view["choice"] = response["choice"]
     return view

@@ -4,10 +4,13 @@ Routes (everything else is a 404 or 405):
 
     GET  /                       the single page (static/index.html)
     GET  /static/{name}          app.js, style.css, favicon.svg: a fixed list, no file system lookup
-    POST /api/session            {"listener": ID | null} -> register (random id if null) -> state
+    GET  /api/config             the pages' wording and the experimenter's pages (experiment.py)
+    POST /api/session            {"listener": ID | null, "consent": true} -> register -> state
+                                 (a test with a consent page registers nobody without consent)
     GET  /api/state?listener=ID  the listener's current page, progress, completion code when done
     GET  /api/audio/{token}?listener=ID   a stimulus (WAV) by the listener's opaque token
     POST /api/answer             the answer to the current page; 200 only once it is on disk
+    POST /api/questionnaire      {"listener", "answers": {question id: answer}} after the last page
 
 Every body is JSON (``Content-Type: application/json``, which also makes a cross-site POST need
 a CORS preflight that this app never grants) of at most ``MAX_BODY`` bytes.
@@ -29,8 +32,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 from .answers import BadRequest, check_keys, listener_id, parse_answer, state_view, token
+from .experiment import check_answers
 from .plan import make_plan
 from .spec import DATABASE, load_test
 from .store import Conflict, Store
@@ -56,6 +60,18 @@ def create_app(test_dir: str | Path, db_path: str | Path | None = None, completi
     package = resources.files("wavegen.listen") / "static"
     index_html = (package / "index.html").read_bytes()
     static = {name: ((package / name).read_bytes(), kind) for name, kind in STATIC.items()}
+    exp = test.experiment
+    wording = exp.wording()
+    config = {
+        "type": test.type,
+        "language": exp.language,
+        "texts": wording,
+        "consent": exp.consent,
+        "calibration": exp.calibration,
+        "comments": exp.comments,
+        "previous": exp.previous,
+        "questionnaire": [{k: v for k, v in vars(q).items() if v is not None} for q in exp.questionnaire],
+    }
 
     def new_code() -> str:
         if completion_code:
@@ -84,12 +100,20 @@ def create_app(test_dir: str | Path, db_path: str | Path | None = None, completi
         body, kind = found
         return Response(body, media_type=kind)
 
+    async def get_config(request: Request) -> Response:
+        only_params(request, set())
+        return api_json(config)
+
     async def session(request: Request) -> Response:
         only_params(request, set())
         body = await json_body(request)
-        check_keys(body, {"listener"})
+        check_keys(body, {"listener"}, {"consent"})
         given = body["listener"]
         lid = secrets.token_urlsafe(9) if given is None else listener_id(given)
+        if exp.consent and body.get("consent") is not True:
+            known = given is not None and await run_in_threadpool(store.listener, lid)
+            if not known:  # returning listeners agreed before they were registered
+                raise BadRequest("consent: the listener must agree before the test starts", 403)
         listener = await run_in_threadpool(
             store.register, lid, lambda seq: make_plan(test, lid, seq), new_code
         )
@@ -130,7 +154,29 @@ def create_app(test_dir: str | Path, db_path: str | Path | None = None, completi
                 parsed.elapsed_ms,
                 parsed.ratings,
                 parsed.choice,
+                parsed.revise,
+                not exp.questionnaire,
             )
+        except Conflict as err:
+            raise BadRequest(str(err), 409) from None
+        listener = await run_in_threadpool(store.listener, listener.listener)
+        return api_json({"stored": stored, "state": state_view(test, listener)})
+
+    async def questionnaire(request: Request) -> Response:
+        only_params(request, set())
+        body = await json_body(request)
+        check_keys(body, {"listener", "answers"})
+        listener = await run_in_threadpool(store.listener, listener_id(body["listener"]))
+        if listener is None:
+            raise BadRequest("listener: unknown; start at /", 404)
+        if not exp.questionnaire:
+            raise BadRequest("this test has no questionnaire", 404)
+        try:
+            answers = check_answers(exp, body["answers"], len(wording["likert"]))
+        except ValueError as err:
+            raise BadRequest(str(err), 422) from None
+        try:
+            stored = await run_in_threadpool(store.save_questionnaire, listener.listener, answers)
         except Conflict as err:
             raise BadRequest(str(err), 409) from None
         listener = await run_in_threadpool(store.listener, listener.listener)
@@ -151,10 +197,12 @@ def create_app(test_dir: str | Path, db_path: str | Path | None = None, completi
         routes=[
             Route("/", index, methods=["GET"]),
             Route("/static/{name}", static_file, methods=["GET"]),
+            Route("/api/config", get_config, methods=["GET"]),
             Route("/api/session", session, methods=["POST"]),
             Route("/api/state", state, methods=["GET"]),
             Route("/api/audio/{token}", audio, methods=["GET"]),
             Route("/api/answer", answer, methods=["POST"]),
+            Route("/api/questionnaire", questionnaire, methods=["POST"]),
         ],
         exception_handlers={BadRequest: bad_request, HTTPException: http_error},
         lifespan=lifespan,

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from ..audio import atomic_path, read_audio, write_audio
-from ..errors import WavegenError
+from ..core.audio import atomic_path, audio_sample_rate, current_umask, read_audio, write_audio, write_npy
+from ..core.errors import WavegenError
+from .experiment import Experiment
 from .spec import (
     ANCHORS,
     MAX_MUSHRA_CONDITIONS,
@@ -37,7 +37,16 @@ from .spec import (
     ListeningTest,
     check_system_name,
 )
-from .stimuli import TARGET_LUFS, common_target, fade, integrated_loudness, lowpass, peak_dbfs
+from .stimuli import (
+    MIN_SECONDS,
+    TARGET_LUFS,
+    check_measurable,
+    common_target,
+    fade,
+    integrated_loudness,
+    lowpass,
+    peak_dbfs,
+)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
 
@@ -110,6 +119,7 @@ def prepare_test(
     max_seconds: float | None = None,
     gold: bool = False,
     loudness_lufs: float = TARGET_LUFS,
+    experiment: Experiment | None = None,
     echo: Callable[[str], None] = lambda _: None,
 ) -> ListeningTest:
     """Build a listening test in ``out_dir`` (which must not exist, or be empty).
@@ -123,6 +133,7 @@ def prepare_test(
         sample_rate: the test's rate (default: the first reference file's, else the first system's).
         max_seconds: cut every item to at most this long.
         gold: MOS only: the reference trials are attention checks (a listener must rate them >= 4).
+        experiment: consent, calibration, questionnaire, comments, wording (experiment.py).
     """
     out_dir = Path(out_dir)
     ref = Path(reference) if reference is not None else None
@@ -134,15 +145,17 @@ def prepare_test(
         raise WavegenError(f"--items must be at least 1, got {items_per_listener}")
     if not -70.0 < loudness_lufs < 0.0:
         raise WavegenError(f"--loudness {loudness_lufs:g}: expected a level between -70 and 0 LUFS")
-    if max_seconds is not None and max_seconds <= 0:
-        raise WavegenError(f"--max-seconds must be positive, got {max_seconds}")
+    if max_seconds is not None and not max_seconds >= MIN_SECONDS:  # nan too
+        raise WavegenError(
+            f"--max-seconds {max_seconds:g}: expected at least {MIN_SECONDS} s (what loudness matching needs)"
+        )
 
     folders = ({REFERENCE: ref} if ref is not None else {}) | sys_dirs
     matched = match_items(folders)
     if items_per_listener is not None and items_per_listener > len(matched.items):
         raise WavegenError(f"--items {items_per_listener}: only {len(matched.items)} items are matched")
     first = next(iter(folders))
-    rate = sample_rate or sf.info(str(matched.files[first][matched.items[0]])).samplerate
+    rate = sample_rate or audio_sample_rate(matched.files[first][matched.items[0]])
     if not 8000 <= rate <= 96000:  # what browsers' Web Audio decodes and plays
         raise WavegenError(f"--rate {rate}: expected 8000 to 96000 Hz (what browsers play)")
     if kind == "mushra" and rate <= 2 * max(ANCHORS.values()):
@@ -160,11 +173,13 @@ def prepare_test(
         test = _build(kind, scratch, matched, folders, rate, seed, max_seconds, loudness_lufs, echo)
         test.items_per_listener = items_per_listener
         test.gold = gold
+        test.experiment = experiment or Experiment()
         test.systems = list(sys_dirs)
         test.extra["unmatched"] = matched.unmatched
         with atomic_path(scratch / TEST_FILE) as tmp:
             tmp.write_text(test.to_json(), encoding="utf-8")
-        scratch.chmod(0o755)  # mkdtemp makes it private; a test dir is an ordinary folder
+        # mkdtemp makes it private; a test dir is an ordinary folder, made as mkdir would make it
+        scratch.chmod(0o777 & ~current_umask())
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above); rename cannot replace a non-empty one anyway
         os.replace(scratch, out_dir)
@@ -185,7 +200,9 @@ def _build(kind, scratch, matched, folders, rate, seed, max_seconds, target, ech
     for index, name in enumerate(matched.items):
         sources = {system: matched.files[system][name] for system in folders}
         wavs = {system: read_audio(path, sample_rate=rate)[0] for system, path in sources.items()}
-        length = min(len(w) for w in wavs.values())
+        shortest = min(wavs, key=lambda system: len(wavs[system]))
+        check_measurable(wavs[shortest], rate, sources[shortest])  # every stimulus is cut to it
+        length = len(wavs[shortest])
         if max_seconds is not None:
             length = min(length, int(max_seconds * rate))
         stimuli = {system: fade(w[:length], rate) for system, w in wavs.items()}
@@ -198,7 +215,7 @@ def _build(kind, scratch, matched, folders, rate, seed, max_seconds, target, ech
             loudness.append(integrated_loudness(wav, rate, label))
             peaks.append(peak_dbfs(wav))
             raw = raw_dir / f"{index}-{len(pending)}.npy"
-            np.save(raw, wav)
+            write_npy(raw, wav)
             pending.append((index, system, str(sources[system]), raw))
 
     level = common_target(loudness, peaks, target)

@@ -9,17 +9,22 @@ answers.csv follows webMUSHRA's layouts, so tools written for webMUSHRA read it:
   choice_reference, choice_non_reference, choice_answer, choice_time, choice_comment`` with the
   systems played as A and B and the answer as a system name, ``none`` (AB: no preference), or
   for ABX ``correct`` / ``incorrect``.
+
+The ``*_comment`` column holds the listener's comment on the page (experiment.comments). The
+questionnaire goes to questionnaire.csv: ``session_test_id, listener`` and one column per
+question, in the test file's order (webMUSHRA keeps such answers in columns too).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..audio import atomic_path
-from ..errors import WavegenError
+from ..core.audio import atomic_path
+from ..core.errors import WavegenError
 from .spec import DATABASE, load_test
 from .store import Store
 
@@ -31,6 +36,7 @@ class Rating:
     system: str
     score: float
     time_ms: int | None = None
+    comment: str = ""
 
 
 @dataclass
@@ -42,6 +48,7 @@ class Choice:
     x: str | None  # ABX: the system X was
     choice: str  # 'A', 'B' or 'none'
     time_ms: int | None = None
+    comment: str = ""
 
     @property
     def chosen(self) -> str | None:
@@ -57,6 +64,8 @@ class Results:
     choices: list[Choice] = field(default_factory=list)
     gold: bool = False
     listeners: list[str] = field(default_factory=list)  # everyone with at least one answer
+    questions: list[str] = field(default_factory=list)  # question ids, in the test file's order
+    questionnaire: dict[str, dict[str, str]] = field(default_factory=dict)  # listener -> id -> answer
 
 
 def results_from_test(test_dir: str | Path, db_path: str | Path | None = None) -> Results:
@@ -66,9 +75,18 @@ def results_from_test(test_dir: str | Path, db_path: str | Path | None = None) -
         raise WavegenError(f"{path}: no answers database; serve the test (`wavegen listen serve`) first")
     store = Store(path, test.test_id)
     try:
-        times = {(a["listener"], a["page"]): a["elapsed_ms"] for a in store.rows("answers")}
+        answers = store.rows("answers")
+        times = {(a["listener"], a["page"]): a["elapsed_ms"] for a in answers}
+        notes = {(a["listener"], a["page"]): json.loads(a["response"]).get("comment", "") for a in answers}
         ratings = [
-            Rating(r["listener"], r["item"], r["system"], r["score"], times.get((r["listener"], r["page"])))
+            Rating(
+                r["listener"],
+                r["item"],
+                r["system"],
+                r["score"],
+                times.get((r["listener"], r["page"])),
+                notes.get((r["listener"], r["page"]), ""),
+            )
             for r in store.rows("ratings")
         ]
         choices = [
@@ -80,13 +98,20 @@ def results_from_test(test_dir: str | Path, db_path: str | Path | None = None) -
                 c["x"],
                 c["choice"],
                 times.get((c["listener"], c["page"])),
+                notes.get((c["listener"], c["page"]), ""),
             )
             for c in store.rows("choices")
         ]
+        asked: dict[str, dict[str, str]] = {}
+        for q in store.rows("questionnaire"):
+            asked.setdefault(q["listener"], {})[q["question"]] = q["answer"]
     finally:
         store.close()
     listeners = sorted({r.listener for r in ratings} | {c.listener for c in choices})
-    return Results(test.type, test.test_id, str(path), ratings, choices, test.gold, listeners)
+    questions = [q.id for q in test.experiment.questionnaire]
+    return Results(
+        test.type, test.test_id, str(path), ratings, choices, test.gold, listeners, questions, asked
+    )
 
 
 def results_from_webmushra(path: str | Path) -> Results:
@@ -171,7 +196,7 @@ def write_answers_csv(results: Results, path: str | Path) -> Path:
         )
         for r in results.ratings:
             score = int(r.score) if float(r.score).is_integer() else r.score
-            writer.writerow([results.test_id, r.listener, r.item, r.system, score, _ms(r.time_ms), ""])
+            writer.writerow([results.test_id, r.listener, r.item, r.system, score, _ms(r.time_ms), r.comment])
     else:
         writer.writerow(
             [
@@ -190,7 +215,22 @@ def write_answers_csv(results: Results, path: str | Path) -> Path:
                 answer = "correct" if c.chosen == c.x else "incorrect"
             else:
                 answer = c.chosen or "none"
-            writer.writerow([results.test_id, c.listener, c.item, c.a, c.b, answer, _ms(c.time_ms), ""])
+            writer.writerow(
+                [results.test_id, c.listener, c.item, c.a, c.b, answer, _ms(c.time_ms), c.comment]
+            )
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    return path
+
+
+def write_questionnaire_csv(results: Results, path: str | Path) -> Path:
+    """One row per listener who answered the questionnaire, one column per question."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["session_test_id", "listener", *results.questions])
+    for listener, answers in sorted(results.questionnaire.items()):
+        writer.writerow([results.test_id, listener, *(answers.get(q, "") for q in results.questions)])
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8")

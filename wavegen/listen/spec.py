@@ -10,7 +10,7 @@ test.json::
 
     {"format": "wavegen-listening-test", "version": 1, "type": "mushra" | "mos" | "ab" | "abx",
      "test_id", "sample_rate", "loudness_lufs", "seed", "items_per_listener", "gold",
-     "systems": [NAME, ...],
+     "systems": [NAME, ...], "experiment": {the experimenter's pages, see experiment.py},
      "items": [{"id", "conditions": [{"id", "system", "file", "gain_db", "source",
                                       "source_lufs", "peak_dbfs"}]}]}
 
@@ -26,7 +26,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
+from .experiment import Experiment, parse_experiment
 
 FORMAT = "wavegen-listening-test"
 VERSION = 1
@@ -80,6 +81,7 @@ class ListeningTest:
     items: list[Item]
     items_per_listener: int | None = None  # None: every listener rates every item
     gold: bool = False  # MOS: the reference trials are attention checks (expected >= 4)
+    experiment: Experiment = field(default_factory=Experiment)  # consent, questionnaire, wording...
     format: str = FORMAT
     version: int = VERSION
     extra: dict = field(default_factory=dict)  # anything else prepare recorded (lengths, ...)
@@ -174,6 +176,7 @@ def load_test(test_dir: str | Path) -> ListeningTest:
         "items",
         "items_per_listener",
         "gold",
+        "experiment",
     }
     per_listener = data.get("items_per_listener")
     if per_listener is not None and (not isinstance(per_listener, int) or per_listener < 1):
@@ -188,5 +191,6 @@ def load_test(test_dir: str | Path) -> ListeningTest:
         items=items,
         items_per_listener=per_listener,
         gold=bool(data.get("gold", False)),
+        experiment=parse_experiment(data.get("experiment") or {}, f"{path}: experiment"),
         extra={k: v for k, v in data.items() if k not in known_keys},
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 
 TARGET_LUFS = -23.0  # EBU R 128 programme loudness
 PEAK_CEILING_DBFS = -1.0  # no stimulus peaks above this after its gain: never clipped
@@ -22,16 +22,21 @@ def integrated_loudness(wav: np.ndarray, sample_rate: int, name: str) -> float:
     """
     import pyloudnorm
 
-    if len(wav) < MIN_SECONDS * sample_rate:
-        raise WavegenError(
-            f"{name}: {len(wav) / sample_rate:.2f} s of audio; "
-            f"loudness matching needs at least {MIN_SECONDS} s"
-        )
+    check_measurable(wav, sample_rate, name)
     meter = pyloudnorm.Meter(sample_rate)  # K-weighting, 400 ms blocks, absolute + relative gates
     loudness = float(meter.integrated_loudness(np.asarray(wav, dtype=np.float64)))
     if not np.isfinite(loudness):
         raise WavegenError(f"{name}: silent (no block above BS.1770's -70 LUFS gate)")
     return loudness
+
+
+def check_measurable(wav: np.ndarray, sample_rate: int, name) -> None:
+    """Raise WavegenError (naming ``name``) if (T,) audio is too short for integrated loudness."""
+    if len(wav) < MIN_SECONDS * sample_rate:
+        raise WavegenError(
+            f"{name}: {len(wav) / sample_rate:.2f} s of audio; "
+            f"loudness matching needs at least {MIN_SECONDS} s"
+        )
 
 
 def lowpass(wav: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:

@@ -11,6 +11,10 @@ Tables::
     answers(listener, page, item, kind, response, elapsed_ms, created)   one row per page
     ratings(listener, page, item, condition, system, score)              MUSHRA and MOS
     choices(listener, page, item, a, b, x, choice)                       AB and ABX
+    questionnaire(listener, question, answer)                            the post-test questions
+
+A page's comment (experiment.comments) is part of its ``response``. With a consent page, a
+listener is registered only after agreeing (``created`` is that moment); refusing stores nothing.
 
 A page's answer, its ratings or choice and the listener's ``finished`` time are written in one
 transaction: all of it is stored, or none.
@@ -26,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import WavegenError
+from ..core.errors import WavegenError
 
-TABLES = ("meta", "listeners", "answers", "ratings", "choices")
+TABLES = ("meta", "listeners", "answers", "ratings", "choices", "questionnaire")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS listeners (
@@ -68,6 +72,12 @@ CREATE TABLE IF NOT EXISTS choices (
     choice TEXT NOT NULL,             -- 'A', 'B' or 'none' (AB: no preference)
     PRIMARY KEY (listener, page)
 );
+CREATE TABLE IF NOT EXISTS questionnaire (
+    listener TEXT NOT NULL REFERENCES listeners (listener),
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,             -- as text; '' for an optional question left empty
+    PRIMARY KEY (listener, question)
+);
 """
 
 
@@ -79,6 +89,8 @@ class Listener:
     code: str
     finished: float | None
     answered: int  # pages answered so far
+    questionnaire_done: bool = False
+    last_response: dict | None = None  # the stored answer to page answered - 1
 
 
 class Conflict(Exception):
@@ -143,7 +155,22 @@ class Store:
         answered = self.db.execute("SELECT COUNT(*) FROM answers WHERE listener = ?", (listener,)).fetchone()[
             0
         ]
-        return Listener(row[0], row[1], json.loads(row[2]), row[3], row[4], answered)
+        asked = self.db.execute(
+            "SELECT COUNT(*) FROM questionnaire WHERE listener = ?", (listener,)
+        ).fetchone()
+        last = self.db.execute(
+            "SELECT response FROM answers WHERE listener = ? AND page = ?", (listener, answered - 1)
+        ).fetchone()
+        return Listener(
+            row[0],
+            row[1],
+            json.loads(row[2]),
+            row[3],
+            row[4],
+            answered,
+            asked[0] > 0,
+            last and json.loads(last[0]),
+        )
 
     # ---- answers ------------------------------------------------------------------------------
 
@@ -157,28 +184,40 @@ class Store:
         elapsed_ms: int | None,
         ratings: list[tuple[str, str, int]] = (),
         choice: tuple[str, str, str | None, str] | None = None,
+        revise: bool = False,
+        finishes: bool = True,
     ) -> bool:
         """Store the answer to page ``page``; True if stored now, False if it already was.
 
         ``ratings``: (condition, system, score) rows; ``choice``: (a, b, x, choice).
         The same answer sent twice (a retry after a lost acknowledgement) is accepted once;
         a different answer to an answered page, or one to a page past the current one, raises
-        :class:`Conflict`.
+        :class:`Conflict`. ``revise``: the test has a "previous page" button, and a new answer to
+        the last answered page replaces the old one (in one transaction). ``finishes``: the last
+        page finishes the listener (False when a questionnaire follows).
         """
         text = json.dumps(response, sort_keys=True)
         with self.lock:
             row = self.db.execute(
                 "SELECT response FROM answers WHERE listener = ? AND page = ?", (listener, page)
             ).fetchone()
+            found = self._listener(listener)
+            replace = False
             if row is not None:
                 if row[0] == text:
                     return False
-                raise Conflict(f"page {page} was already answered differently")
-            found = self._listener(listener)
-            if found is None or found.answered != page:
+                if not (revise and found.answered == page + 1 and found.finished is None):
+                    raise Conflict(f"page {page} was already answered differently")
+                replace = True
+            elif found is None or found.answered != page:
                 raise Conflict(f"page {page} is not the current page")
             now = time.time()
             with self._transaction():
+                if replace:
+                    for table in ("answers", "ratings", "choices"):
+                        self.db.execute(
+                            f"DELETE FROM {table} WHERE listener = ? AND page = ?", (listener, page)
+                        )
                 self.db.execute(
                     "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (listener, page, item, kind, text, elapsed_ms, now),
@@ -191,8 +230,32 @@ class Store:
                     self.db.execute(
                         "INSERT INTO choices VALUES (?, ?, ?, ?, ?, ?, ?)", (listener, page, item, *choice)
                     )
-                if page + 1 == len(found.plan["pages"]):
+                if finishes and page + 1 == len(found.plan["pages"]):
                     self.db.execute("UPDATE listeners SET finished = ? WHERE listener = ?", (now, listener))
+            return True
+
+    def save_questionnaire(self, listener: str, answers: dict[str, str]) -> bool:
+        """Store the questionnaire (after the last page) and finish the listener; True if stored
+        now, False if these very answers already were."""
+        with self.lock:
+            found = self._listener(listener)
+            if found is None or found.answered < len(found.plan["pages"]):
+                raise Conflict("the questionnaire comes after the last page")
+            if found.questionnaire_done:
+                rows = self.db.execute(
+                    "SELECT question, answer FROM questionnaire WHERE listener = ?", (listener,)
+                ).fetchall()
+                if dict(rows) == answers:
+                    return False
+                raise Conflict("the questionnaire was already answered differently")
+            with self._transaction():
+                self.db.executemany(
+                    "INSERT INTO questionnaire VALUES (?, ?, ?)",
+                    [(listener, q, a) for q, a in answers.items()],
+                )
+                self.db.execute(
+                    "UPDATE listeners SET finished = ? WHERE listener = ?", (time.time(), listener)
+                )
             return True
 
     def _transaction(self):

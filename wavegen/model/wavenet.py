@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from ..errors import WavegenError
+from ..core.config import ModelConfig
+from ..core.errors import WavegenError
 from .layers import ResidualLayer
 from .upsample import Upsampler
 
@@ -46,7 +46,6 @@ class WaveNet(nn.Module):
         # The output head: relu -> post_hidden -> relu -> post_logits (1×1 convs), see head().
         self.post_hidden = nn.Conv1d(c.skip_channels, c.skip_channels, 1)
         self.post_logits = nn.Conv1d(c.skip_channels, c.quantize_channels, 1)
-        self._register_load_state_dict_pre_hook(_rename_old_head_keys)
         # Mel statistics for presets that normalise (identity otherwise); saved with the weights.
         self.register_buffer("mel_mean", torch.zeros(max(c.cin_channels, 1)))
         self.register_buffer("mel_std", torch.ones(max(c.cin_channels, 1)))
@@ -70,12 +69,11 @@ class WaveNet(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def load_weights(self, state) -> None:
-        """``load_state_dict(state)`` (old head names accepted), or a one-line WavegenError
+        """``load_state_dict(state)``, or a one-line WavegenError
         saying which weights are missing, unexpected or of another shape."""
         if not isinstance(state, dict):
             raise WavegenError(f"the weights are a {type(state).__name__}, not a mapping of tensors")
         state = dict(state)
-        _rename_old_head_keys(state, "")
         own = self.state_dict()
         problems = []
         missing = [k for k in own if k not in state]
@@ -204,34 +202,7 @@ class WaveNet(nn.Module):
         logits = F.linear(h, out.weight[:, :, 0].to(dtype), out.bias.to(dtype))
         return logits.transpose(1, 2)  # (B, Q, T), classes contiguous in memory
 
-    # ---- sampling ----------------------------------------------------------------------------
-    def generate(
-        self,
-        mel: torch.Tensor | None = None,
-        speaker: torch.Tensor | None = None,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        **kwargs,
-    ) -> torch.Tensor:
-        """Sample waveforms, (B, T) float in [-1, 1]; see :func:`wavegen.generation.generate`."""
-        from ..generation import generate  # the sampler imports this module
-
-        return generate(self, mel, speaker, temperature, seed, **kwargs)
-
 
 def _some(names: list[str], shown: int = 2) -> str:
     more = f" (+{len(names) - shown} more)" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
-
-
-# Checkpoints and exports written before the head had names kept it as ``post``, an
-# nn.Sequential(ReLU, Conv1d, ReLU, Conv1d): its indices 1 and 3 are post_hidden and post_logits.
-_OLD_HEAD_KEYS = {"post.1.": "post_hidden.", "post.3.": "post_logits."}
-
-
-def _rename_old_head_keys(state_dict, prefix, *args) -> None:
-    for key in [k for k in state_dict if k.startswith(prefix + "post.")]:
-        rest = key[len(prefix) :]
-        for old, new in _OLD_HEAD_KEYS.items():
-            if rest.startswith(old):
-                state_dict[prefix + new + rest[len(old) :]] = state_dict.pop(key)

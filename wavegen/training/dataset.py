@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import WavegenError
-from ..mulaw import mulaw_encode
-from ..workdir import MANIFEST
+from ..artifacts.workdir import MANIFEST
+from ..core.errors import WavegenError
+from ..core.mulaw import mulaw_encode
 
 
 # ---- one split of the cache ------------------------------------------------------------------

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ..config import TrainConfig
+from ..core.config import TrainConfig
 
 
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from ..config import PRECISIONS
-from ..errors import WavegenError
+from ..core.config import PRECISIONS
+from ..core.errors import WavegenError
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -14,7 +14,7 @@ samples use the EMA model.
 The host waits for the device only at sync points: every ``train.log_interval`` steps, before
 validation, audio samples and checkpoints, and at the end (:mod:`wavegen.training.meter`); the
 loss and gradient norm stay on the device in between. A non-finite loss or gradient stops the run
-with a :class:`~wavegen.errors.WavegenError` naming the step, and no checkpoint with non-finite
+with a :class:`~wavegen.core.errors.WavegenError` naming the step, and no checkpoint with non-finite
 weights is ever written (none is skipped: see the meter's docstring).
 
 SIGINT/SIGTERM finish the current step (under DDP: the steps up to the next log or checkpoint
@@ -40,17 +40,17 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from ..audio import atomic_path, write_audio
-from ..config import Recipe, from_dict, validate
-from ..dirlock import folder_lock
-from ..errors import WavegenError
-from ..features import get_preset, mel_spectrogram
+from ..artifacts import checkpoint as ckpt_io
+from ..artifacts.workdir import FEATURES, MANIFEST, STATS, read_feature_cache
+from ..core import distributed
+from ..core.audio import atomic_path, write_audio
+from ..core.config import Recipe, from_dict, validate
+from ..core.dirlock import folder_lock
+from ..core.errors import WavegenError
+from ..core.features import get_preset, mel_spectrogram
+from ..core.interrupt import Interrupted
 from ..generation.backends import backend_for
-from ..interrupt import Interrupted
 from ..model import WaveNet
-from ..workdir import FEATURES, MANIFEST, STATS, read_feature_cache
-from . import checkpoint as ckpt_io
-from . import distributed
 from .dataset import (
     WindowDataset,
     WindowSampler,
@@ -59,6 +59,7 @@ from .dataset import (
     validation_windows,
 )
 from .ema import EMA
+from .init_from import InitSource, apply_init, check_fits, load_init_source, log_report, speaker_rows
 from .meter import MeterReading, TrainMeter, weights_are_finite
 from .optim import build_optimizer, build_scheduler
 from .precision import compute_dtype, resolve_precision
@@ -86,9 +87,16 @@ class Trainer:
         run_dir: str | Path,
         device: str | None = None,
         progress: bool = True,
+        init_from: str | Path | None = None,
+        speaker_map: dict[str, str] | None = None,
     ):
         """Check ``recipe`` against the feature cache in ``workdir`` (one-line errors), join the
-        process group if launched by torchrun. Nothing is written yet."""
+        process group if launched by torchrun. Nothing is written yet.
+
+        ``init_from``: a trained model (run dir, checkpoint or export) whose weights a fresh run
+        starts from (:mod:`wavegen.training.init_from`); checked against the recipe here, used by
+        :meth:`build` unless :meth:`resume` follows. ``speaker_map``: {new speaker: known one}.
+        """
         self.workdir, self.run_dir, self.progress = Path(workdir), Path(run_dir), progress
         validate(recipe)  # a Recipe built in Python has not been through load_recipe
         self.manifest, self.features, self.stats = read_feature_cache(self.workdir)
@@ -103,6 +111,12 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.stop_signal = 0  # set by the first SIGINT/SIGTERM (stop_signals)
         self.meter = TrainMeter(self.device)
+        self.init_source: InitSource | None = None
+        self.init_report: dict | None = None  # what a fine-tune took from its source
+        self.speaker_map = dict(speaker_map or {})
+        if init_from is not None:
+            self.init_source = load_init_source(init_from)
+            check_fits(self.init_source, self.recipe)
 
     # ---- build ---------------------------------------------------------------------------
     def build(self) -> None:
@@ -111,9 +125,12 @@ class Trainer:
         model = WaveNet(r.model)
         if r.audio.mel_normalize and r.model.cin_channels:  # no mel, nothing to normalise
             copy_stats(model, self.stats, self.workdir)
+        rows = self.init_weights(model) if self.init_source is not None else {}
         self.model = model.to(self.device)
         self.ddp_model = distributed.wrap(self.model, self.info, self.device)
         self.ema = EMA(self.model, r.train.ema_decay) if r.train.ema_decay > 0 else None
+        if self.ema is not None and self.init_source is not None and self.init_source.ema is not None:
+            apply_init(self.ema.model, self.init_source.ema, rows, self.init_source.path)
         self.optimizer = build_optimizer(self.model.parameters(), r.train)
         self.scheduler = build_scheduler(self.optimizer, r.train)
 
@@ -136,6 +153,17 @@ class Trainer:
         self.valid_windows = validation_windows(self.valid_set, r.train.valid_batches * r.data.batch_size)
         self.sample_sources, _ = load_split(self.workdir, self.manifest, speakers, "valid", 1)
 
+    def init_weights(self, model: WaveNet) -> dict[int, int]:
+        """Load the --init-from source's weights (mel statistics included) into the freshly
+        built ``model``; -> its speaker rows {new row: source row} (for the EMA copy)."""
+        source = self.init_source
+        rows, report = speaker_rows(source, self.features["speakers"], self.speaker_map)
+        if model.speaker_embed is None:
+            rows, report.speakers_taken, report.speakers_new = {}, [], []
+        apply_init(model, source.weights, rows, source.path)
+        self.init_report = report.to_dict()
+        return rows
+
     # ---- resume --------------------------------------------------------------------------
     def resume(self, path: str | Path) -> None:
         """Restore everything a checkpoint holds, so the run continues exactly."""
@@ -153,6 +181,7 @@ class Trainer:
         self.sampler.load_state_dict(ck["sampler"])
         self.step = int(ck["step"])
         self.valid_bits, self.best_bits = ck.get("valid_bits"), ck.get("best_valid_bits")
+        self.init_report = ck.get("init_from")  # a fine-tune stays one: its checkpoint says from what
         set_rng_state(ck["rng"])
         self.last_checkpoint = Path(path)
 
@@ -246,7 +275,6 @@ class Trainer:
             "ema_updates": self.ema.updates if self.ema is not None else 0,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "scaler": None,  # bf16 autocast needs no loss scaling; kept for an fp16 path
             "sampler": self.sampler.state_dict(),
             "rng": get_rng_state(cuda),
             "recipe": self.recipe.to_dict(),
@@ -254,6 +282,7 @@ class Trainer:
             "preset": self.preset.to_dict(),
             "valid_bits": self.valid_bits,
             "best_valid_bits": self.best_bits,
+            "init_from": self.init_report,
         }
 
     def save_checkpoint(self) -> Path:
@@ -336,6 +365,10 @@ class Trainer:
             for path in newer:  # failed verification: set aside, so rotation cannot keep them
                 path.rename(path.with_name(path.name + ".corrupt"))
                 log.warning("%s does not verify; renamed to %s.corrupt", path, path.name)
+            if self.init_source is not None:
+                log.info("--init-from %s unused: the run goes on from its checkpoint", self.init_source.path)
+        elif self.init_report is not None:
+            log_report(self.init_report)
         log.info(
             "%s step %d/%d on %s x%d in %s | %d params, receptive field %d | %d train "
             "utterances (%d too short), %d valid windows, batch %d x %d samples | sampler %s",
@@ -575,14 +608,28 @@ def train(
     device: str | None = None,
     resume: bool | None = None,
     progress: bool = True,
+    init_from: str | Path | None = None,
+    speaker_map: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train ``recipe`` on the feature cache in ``workdir``, writing into ``run_dir``.
 
     ``resume``: None continues from the newest valid checkpoint if there is one; True requires
     one; False requires that ``run_dir`` has none (never silently mix two runs).
+    ``init_from``: fine-tune: a fresh run starts from this trained model's weights (a run dir, a
+    checkpoint or an export; see :mod:`wavegen.training.init_from`); a run dir with checkpoints
+    continues from them as any run does, so the same command resumes a fine-tune exactly.
+    ``speaker_map``: {new speaker: speaker of the trained model} whose embedding it starts from.
     """
-    trainer = Trainer(recipe, workdir, run_dir, device=device, progress=progress)
-    # One run per run dir: only the main rank writes, so only it holds the lock (wavegen.dirlock).
+    trainer = Trainer(
+        recipe,
+        workdir,
+        run_dir,
+        device=device,
+        progress=progress,
+        init_from=init_from,
+        speaker_map=speaker_map,
+    )
+    # One run per run dir: only the main rank writes, so only it holds the lock (wavegen.core.dirlock).
     lock = folder_lock(run_dir, "run dir") if trainer.info.is_main else contextlib.nullcontext()
     # Denormal floats appear in early gradients and make CPU steps several times slower.
     flush = torch.set_flush_denormal(True)

@@ -9,67 +9,59 @@
 const CROSSFADE = 0.005; // s: both gains ramp over the same 5 ms, which avoids a click
 const START_DELAY = 0.05; // s: sources are scheduled this far ahead so they start together
 
-const MUSHRA_BANDS = [
-  ["Excellent", 80, 100],
-  ["Good", 60, 80],
-  ["Fair", 40, 60],
-  ["Poor", 20, 40],
-  ["Bad", 0, 20],
-];
-const ACR = [
-  [5, "Excellent"],
-  [4, "Good"],
-  [3, "Fair"],
-  [2, "Poor"],
-  [1, "Bad"],
-];
+const LOOP_MIN = 0.05; // s: the shortest loop region
+const EDGE_GRAB = 24; // px: a pointer this close to a loop edge drags that edge
 
-const TEXT = {
-  mushra: {
-    title: "Rate the quality of several versions of the same sound",
-    heading: "Rate each version against the reference",
-    body: [
-      "On each page you hear a reference recording and several versions of it, labelled with numbers. " +
-        "One of the versions is the reference itself, hidden among the others.",
-      "Rate the quality of each version against the reference on the scale from 0 to 100 " +
-        "(Excellent, Good, Fair, Poor, Bad). Any difference from the reference counts as a loss of quality; " +
-        "give 100 to a version you cannot tell apart from the reference.",
-      "The sounds loop. Switching between them keeps the position in the sound, so you can compare the same moment.",
-      "Listen to every version and move every slider before you go on.",
-    ],
-    keys: "Keys: R reference · 1–9, 0 version · ←/→ previous/next version · ↑/↓ its rating ±5 · Space play/stop · Enter next",
-  },
-  mos: {
-    title: "Rate the quality of each sound",
-    heading: "How good is the quality of this speech?",
-    body: [
-      "On each page you hear one recording of speech. Rate its overall quality on the five-point scale " +
-        "5 Excellent, 4 Good, 3 Fair, 2 Poor, 1 Bad.",
-      "Listen to the sound at least once before you rate it.",
-    ],
-    keys: "Keys: Space play/stop · 1–5 rating · Enter next",
-  },
-  ab: {
-    title: "Which of two versions sounds better?",
-    heading: "Which version sounds better?",
-    body: [
-      "On each page you hear two versions of the same recording, A and B. Choose the one that sounds better, " +
-        "or “No preference” if you cannot choose.",
-      "The sounds loop; switching keeps the position in the sound. Listen to both before you answer.",
-    ],
-    keys: "Keys: A / B listen · Space stop · 1 A is better · 2 no preference · 3 B is better · Enter next",
-  },
-  abx: {
-    title: "Which of two versions is X?",
-    heading: "Is X the same as A or as B?",
-    body: [
-      "On each page you hear two different versions of the same recording, A and B, and a third one, X, " +
-        "which is the same as either A or B. Tell which one X is.",
-      "The sounds loop; switching keeps the position in the sound. Listen to all three before you answer.",
-    ],
-    keys: "Keys: A / B / X listen · Space stop · 1 X is A · 2 X is B · Enter next",
-  },
-};
+// Phones and tablets: no keyboard hints (they name keys the listener does not have).
+const TOUCH_ONLY = window.matchMedia("(hover: none) and (pointer: coarse)").matches;
+
+// The wording comes from the server (lang/en.yaml, a translation, the experimenter's texts).
+let WORDS = {};
+function T(key, vars = {}) {
+  const text = WORDS[key];
+  if (typeof text !== "string") return text === undefined ? key : text;
+  return text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+}
+const plural = (key, n) => (n === 1 ? T(`${key}_one`) : T(key, { n }));
+const keysHint = (text) => (TOUCH_ONLY ? null : el("p", { class: "keys", text }));
+
+// ---- drafts: what the listener did on a page, kept in the browser until the server has it ----
+
+function draftKey(page) {
+  return `wavegen-draft:${app.state.listener}:${page}`;
+}
+function loadDraft(page) {
+  try {
+    return JSON.parse(window.localStorage.getItem(draftKey(page)) || "null");
+  } catch (err) {
+    return null;
+  }
+}
+function saveDraft(page, draft) {
+  try {
+    window.localStorage.setItem(draftKey(page), JSON.stringify(draft));
+  } catch (err) {
+    /* private mode or full: the page still works, a reload loses the draft */
+  }
+}
+function dropDraft(page) {
+  try {
+    window.localStorage.removeItem(draftKey(page));
+  } catch (err) {
+    /* nothing kept */
+  }
+}
+// How far the listener got before their first answer (intro, calibration and training are not
+// stored on the server): "test" once the training is done.
+function stage(value) {
+  const key = `wavegen-stage:${app.state.listener}`;
+  try {
+    if (value) window.localStorage.setItem(key, value);
+    return window.localStorage.getItem(key);
+  } catch (err) {
+    return null;
+  }
+}
 
 // ---- server ----------------------------------------------------------------------------------
 
@@ -103,7 +95,24 @@ class LoopPlayer {
     this.current = -1; // index of the audible buffer, -1 when stopped
     this.startTime = 0;
     this.played = new Set(); // indices heard at least once on this page
+    this.loop = null; // [start, end] in seconds, the same for every buffer; null: the whole sound
     this.onchange = () => {};
+  }
+
+  duration() {
+    return this.buffers.length ? this.buffers[0].duration : 0;
+  }
+
+  // The loop region of every source of the page. Running sources are restarted together at the
+  // region's start (one frame for all), so switching stays sample-accurate.
+  setLoop(start, end) {
+    const d = this.duration();
+    this.loop = start <= 0 && end >= d ? null : [Math.max(0, start), Math.min(d, end)];
+    if (this.current >= 0) {
+      const index = this.current;
+      this.stop(false);
+      this.select(index);
+    }
   }
 
   async context(sampleRate) {
@@ -121,6 +130,7 @@ class LoopPlayer {
   async load(listener, tokens) {
     this.stop();
     this.played = new Set();
+    this.loop = null;
     const ctx = this.ctx;
     this.buffers = await Promise.all(
       tokens.map(async (token) => {
@@ -143,10 +153,11 @@ class LoopPlayer {
         const source = this.ctx.createBufferSource();
         source.buffer = buffer;
         source.loop = true;
+        if (this.loop) [source.loopStart, source.loopEnd] = this.loop;
         const gain = this.ctx.createGain();
         gain.gain.value = i === index ? 1 : 0;
         source.connect(gain).connect(this.ctx.destination);
-        source.start(when); // the same frame for every source: they stay aligned
+        source.start(when, this.loop ? this.loop[0] : 0); // one frame for every source: aligned
         this.sources.push(source);
         this.gains.push(gain);
       });
@@ -169,7 +180,7 @@ class LoopPlayer {
     else this.select(index);
   }
 
-  stop() {
+  stop(notify = true) {
     this.sources.forEach((s) => {
       try {
         s.stop();
@@ -182,14 +193,15 @@ class LoopPlayer {
     this.gains = [];
     const was = this.current;
     this.current = -1;
-    if (was >= 0) this.onchange();
+    if (was >= 0 && notify) this.onchange();
   }
 
   // Seconds into the loop (for tests and the position display).
   position() {
     if (this.current < 0 || !this.buffers.length) return 0;
     const elapsed = Math.max(0, this.ctx.currentTime - this.startTime);
-    return elapsed % this.buffers[0].duration;
+    const [start, end] = this.loop || [0, this.duration()];
+    return start + (elapsed % (end - start));
   }
 }
 
@@ -218,14 +230,17 @@ function el(tag, attrs = {}, ...children) {
 function setProgress(state) {
   const box = document.getElementById("progress");
   box.hidden = false;
-  const done = state.done ? state.total : state.position;
+  const finished = state.done || state.questionnaire;
+  const done = finished ? state.total : state.position;
   document.getElementById("progress-fill").style.width = `${(100 * done) / Math.max(1, state.total)}%`;
   const bar = document.getElementById("progress-bar");
   bar.setAttribute("aria-valuemax", String(state.total));
   bar.setAttribute("aria-valuenow", String(done));
-  document.getElementById("progress-text").textContent = state.done
-    ? `${state.total} of ${state.total} done`
-    : `Page ${state.position + 1} of ${state.total}`;
+  progressLabel(finished ? T("all_done", { total: state.total }) : T("page_of", { page: state.position + 1, total: state.total }));
+}
+
+function progressLabel(text) {
+  document.getElementById("progress-text").textContent = text;
 }
 
 function playButton(label, index, extraClass = "") {
@@ -238,6 +253,8 @@ function playButton(label, index, extraClass = "") {
   });
 }
 
+const stopButton = () => el("button", { type: "button", class: "stop", text: T("stop"), onclick: () => app.player.stop() });
+
 // Highlight the audible button and mark the heard ones.
 function refreshButtons() {
   document.querySelectorAll("button.play").forEach((b) => {
@@ -249,12 +266,109 @@ function refreshButtons() {
   if (app.page && app.page.refresh) app.page.refresh();
 }
 
+// ---- waveform and loop region --------------------------------------------------------------------
+
+// The waveform of the audible (else the first) sound of the page, with a loop region whose two
+// edges are dragged with a mouse or a finger; the region applies to every sound of the page.
+function waveform(onloop) {
+  const canvas = el("canvas", { class: "waveform", id: "waveform", "aria-hidden": "true" });
+  const reset = el("button", { type: "button", class: "loop-reset", id: "loop-reset", text: T("loop_reset") });
+  const box = el("div", { class: "wave-box" }, el("p", { class: "loop-label", text: T("loop_label") }), canvas, reset);
+  const player = app.player;
+  let region = player.loop ? [...player.loop] : [0, player.duration()];
+  let dragging = null; // 0: start edge, 1: end edge
+  let peaksFor = null;
+  let peaks = null;
+  const toTime = (x) => (Math.max(0, Math.min(canvas.clientWidth, x)) / Math.max(1, canvas.clientWidth)) * player.duration();
+  const toX = (t) => (t / Math.max(1e-9, player.duration())) * canvas.clientWidth;
+  const draw = () => {
+    if (!canvas.isConnected || !player.buffers.length) return;
+    const ratio = window.devicePixelRatio || 1;
+    const width = Math.max(1, Math.round(canvas.clientWidth * ratio));
+    const height = Math.max(1, Math.round(canvas.clientHeight * ratio));
+    if (canvas.width !== width || canvas.height !== height) [canvas.width, canvas.height] = [width, height];
+    const index = Math.max(0, player.current);
+    if (peaksFor !== `${index}:${width}`) {
+      const data = player.buffers[index].getChannelData(0);
+      const step = data.length / width;
+      peaks = new Float32Array(2 * width);
+      for (let x = 0; x < width; x++) {
+        let lo = 0;
+        let hi = 0;
+        for (let k = Math.floor(x * step); k < Math.min(data.length, Math.floor((x + 1) * step) + 1); k++) {
+          if (data[k] < lo) lo = data[k];
+          if (data[k] > hi) hi = data[k];
+        }
+        peaks[2 * x] = lo;
+        peaks[2 * x + 1] = hi;
+      }
+      peaksFor = `${index}:${width}`;
+    }
+    const g = canvas.getContext("2d");
+    g.clearRect(0, 0, width, height);
+    const [a, b] = [toX(region[0]) * ratio, toX(region[1]) * ratio];
+    g.fillStyle = "#dce8f3";
+    g.fillRect(a, 0, b - a, height);
+    g.fillStyle = "#24527a";
+    for (let x = 0; x < width; x++) {
+      const top = ((1 - peaks[2 * x + 1]) * height) / 2;
+      const bottom = ((1 - peaks[2 * x]) * height) / 2;
+      g.fillRect(x, top, 1, Math.max(1, bottom - top));
+    }
+    g.fillStyle = "#b3261e";
+    for (const edge of [a, b]) g.fillRect(Math.min(width - 3 * ratio, Math.max(0, edge - ratio)), 0, 3 * ratio, height);
+    if (player.current >= 0) {
+      g.fillStyle = "#1d2733";
+      g.fillRect(toX(player.position()) * ratio, 0, ratio, height);
+    }
+  };
+  const apply = () => {
+    player.setLoop(region[0], region[1]);
+    onloop();
+    draw();
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    const x = event.offsetX;
+    const distances = region.map((t) => Math.abs(toX(t) - x));
+    dragging = distances[0] <= distances[1] ? 0 : 1;
+    if (distances[dragging] > EDGE_GRAB) region[dragging] = toTime(x); // a tap moves the nearer edge there
+    canvas.setPointerCapture(event.pointerId);
+    draw();
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (dragging === null) return;
+    const t = toTime(event.offsetX);
+    region[dragging] = dragging === 0 ? Math.min(t, region[1] - LOOP_MIN) : Math.max(t, region[0] + LOOP_MIN);
+    draw();
+  });
+  const release = () => {
+    if (dragging === null) return;
+    dragging = null;
+    region = [Math.max(0, region[0]), Math.min(player.duration(), region[1])];
+    apply();
+  };
+  canvas.addEventListener("pointerup", release);
+  canvas.addEventListener("pointercancel", release);
+  reset.addEventListener("click", () => {
+    region = [0, player.duration()];
+    apply();
+  });
+  const tick = () => {
+    if (!canvas.isConnected) return;
+    draw();
+    window.requestAnimationFrame(tick);
+  };
+  window.requestAnimationFrame(tick);
+  return box;
+}
+
 // ---- the app ---------------------------------------------------------------------------------
 
 const app = {
+  config: null,
   state: null,
   player: new LoopPlayer(),
-  page: null, // {keys(event), refresh(), answer(), ready()} of the page on screen
+  page: null, // {keys(event), refresh()} of the page on screen
   busy: false,
 };
 window.wavegen = app; // read by the browser tests: state, player
@@ -263,16 +377,18 @@ function listenerFromUrl() {
   return new URLSearchParams(window.location.search).get("listener");
 }
 
-async function startSession() {
-  let listener = listenerFromUrl();
-  if (!listener) {
-    try {
-      listener = window.localStorage.getItem("wavegen-listener");
-    } catch (err) {
-      listener = null;
-    }
+function storedListener() {
+  try {
+    return window.localStorage.getItem("wavegen-listener");
+  } catch (err) {
+    return null;
   }
-  const state = await api("POST", "/api/session", { listener: listener || null });
+}
+
+async function register(listener, consent) {
+  const body = { listener: listener || null };
+  if (consent) body.consent = true;
+  const state = await api("POST", "/api/session", body);
   try {
     window.localStorage.setItem("wavegen-listener", state.listener);
   } catch (err) {
@@ -284,63 +400,132 @@ async function startSession() {
   return state;
 }
 
+// A known listener's state, or null for someone the server has not registered (yet).
+async function knownState(listener) {
+  if (!listener) return null;
+  try {
+    return await api("GET", `/api/state?listener=${encodeURIComponent(listener)}`);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return null;
+    throw err;
+  }
+}
+
+function card(id, ...children) {
+  return el("section", { class: "card", id }, ...children);
+}
+
 function show(state) {
   app.state = state;
   setProgress(state);
   if (state.done) renderDone(state);
-  else if (state.position === 0 && state.training) renderInstructions(state);
+  else if (state.questionnaire) renderQuestionnaire(state);
+  else if (state.position === 0 && state.training && stage() !== "test") renderInstructions(state);
   else renderContinue(state);
 }
 
-function progressLabel(text) {
-  document.getElementById("progress-text").textContent = text;
+function renderConsent(listener) {
+  app.page = null;
+  const paragraphs = app.config.consent.split(/\n\s*\n/).map((p) => el("p", { text: p.trim() }));
+  view().replaceChildren(
+    card(
+      "consent",
+      el("h2", { text: T("consent_title") }),
+      el("div", { class: "consent-text" }, ...paragraphs),
+      el(
+        "div",
+        { class: "buttons" },
+        el("button", {
+          class: "primary",
+          id: "agree",
+          type: "button",
+          text: T("consent_agree"),
+          onclick: async () => show(await register(listener, true)),
+        }),
+        el("button", { id: "refuse", type: "button", text: T("consent_refuse"), onclick: renderRefused }),
+      ),
+    ),
+  );
+}
+
+// Nothing was sent to the server before the consent: refusing leaves nothing behind.
+function renderRefused() {
+  view().replaceChildren(card("refused", el("h2", { text: T("refused_title") }), el("p", { text: T("refused_body") })));
 }
 
 function renderInstructions(state) {
-  const text = TEXT[state.type];
+  const type = state.type;
   app.page = null;
-  progressLabel(`Introduction · ${state.total} pages`);
+  progressLabel(T("intro_label", { total: state.total }));
+  const next = app.config.calibration ? () => renderCalibration(state) : () => renderTraining(state);
   view().replaceChildren(
-    el(
-      "section",
-      { class: "card", id: "instructions" },
-      el("h2", { text: text.title }),
-      ...text.body.map((p) => el("p", { text: p })),
-      el("p", { text: "Use headphones in a quiet room, and set a comfortable volume during the training." }),
-      el("p", { class: "keys", text: text.keys }),
-      el("button", { class: "primary", id: "start", type: "button", text: "Start training", onclick: () => renderTraining(state) }),
+    card(
+      "instructions",
+      el("h2", { text: T(`${type}_title`) }),
+      ...T(`${type}_body`).map((p) => el("p", { text: p })),
+      el("p", { text: T("headphones") }),
+      keysHint(T(`${type}_keys`)),
+      el("button", { class: "primary", id: "start", type: "button", text: T("start_training"), onclick: next }),
     ),
   );
-  document.getElementById("start").focus();
+  if (!TOUCH_ONLY) document.getElementById("start").focus();
+}
+
+// The volume page: a sound of the test (all are at the test's loudness) on a loop.
+async function renderCalibration(state) {
+  await app.player.context(state.sample_rate);
+  const training = state.training;
+  await app.player.load(state.listener, [training.reference || training.stimuli[0]]);
+  const done = el("button", {
+    class: "primary",
+    id: "calibrated",
+    type: "button",
+    text: T("calibration_done"),
+    disabled: true,
+    onclick: () => {
+      app.player.stop();
+      renderTraining(state);
+    },
+  });
+  app.page = { keys: () => false, refresh: () => (done.disabled = !app.player.played.has(0)) };
+  app.player.onchange = refreshButtons;
+  view().replaceChildren(
+    card(
+      "calibration",
+      el("h2", { text: T("calibration_title") }),
+      el("p", { text: T("calibration_body") }),
+      el("div", { class: "buttons" }, playButton(T("play"), 0, "single"), stopButton()),
+      el("div", { class: "actions" }, done),
+    ),
+  );
 }
 
 function renderContinue(state) {
   app.page = null;
   view().replaceChildren(
-    el(
-      "section",
-      { class: "card", id: "welcome-back" },
-      el("h2", { text: "Welcome back" }),
-      el("p", { text: `Your answers so far are saved. You continue at page ${state.position + 1} of ${state.total}.` }),
-      el("p", { class: "keys", text: TEXT[state.type].keys }),
-      el("button", { class: "primary", id: "continue", type: "button", text: "Continue", onclick: () => renderPage(state) }),
+    card(
+      "welcome-back",
+      el("h2", { text: T("welcome_back") }),
+      el("p", { text: T("continue_at", { page: state.position + 1, total: state.total }) }),
+      keysHint(T(`${state.type}_keys`)),
+      el("button", { class: "primary", id: "continue", type: "button", text: T("continue"), onclick: () => renderPage(state) }),
     ),
   );
-  document.getElementById("continue").focus();
+  if (!TOUCH_ONLY) document.getElementById("continue").focus();
 }
 
 async function renderTraining(state) {
   await app.player.context(state.sample_rate);
   const training = state.training;
   const tokens = (training.reference ? [training.reference] : []).concat(training.stimuli);
-  statusLine("Loading sounds…");
+  statusLine(T("loading"));
   await app.player.load(state.listener, tokens);
   statusLine("");
-  progressLabel(`Training · ${state.total} pages`);
+  progressLabel(T("training_label", { total: state.total }));
   const offset = training.reference ? 1 : 0;
   const buttons = [];
-  if (training.reference) buttons.push(playButton("Reference", 0, "reference"));
-  training.stimuli.forEach((_, i) => buttons.push(playButton(`Sound ${i + 1}`, i + offset)));
+  if (training.reference) buttons.push(playButton(T("reference"), 0, "reference"));
+  training.stimuli.forEach((_, i) => buttons.push(playButton(T("sound", { n: i + 1 }), i + offset)));
   app.page = {
     keys(event) {
       if (event.key === "r" || event.key === "R") {
@@ -355,24 +540,20 @@ async function renderTraining(state) {
   };
   app.player.onchange = refreshButtons;
   view().replaceChildren(
-    el(
-      "section",
-      { class: "card", id: "training" },
-      el("h2", { text: "Training" }),
-      el("p", {
-        text:
-          "These are all the versions of one example, including the best and the worst quality in this test. " +
-          "Listen to them to get used to the range of quality and to set a comfortable volume. Nothing is recorded on this page.",
-      }),
-      el("div", { class: "buttons" }, ...buttons, el("button", { type: "button", class: "stop", text: "Stop", onclick: () => app.player.stop() })),
-      el("p", { class: "keys", text: "Keys: R reference · 1–9 sound · Space play/stop" }),
+    card(
+      "training",
+      el("h2", { text: T("training") }),
+      el("p", { text: T("training_body") }),
+      el("div", { class: "buttons" }, ...buttons, stopButton()),
+      keysHint(T(training.reference ? "training_keys_reference" : "training_keys")),
       el("button", {
         class: "primary",
         id: "begin",
         type: "button",
-        text: "Start the test",
+        text: T("start_test"),
         onclick: () => {
           app.player.stop();
+          stage("test");
           renderPage(app.state);
         },
       }),
@@ -380,47 +561,83 @@ async function renderTraining(state) {
   );
 }
 
-async function renderPage(state) {
+// A rating page: the current page of ``state``, or (``revising``) the previous one, shown with
+// its stored answer for a change. A draft kept in the browser comes back after a reload.
+async function renderPage(state, revising = false) {
   await app.player.context(state.sample_rate);
-  const page = state.page;
+  const page = revising ? state.previous : state.page;
   const tokens = (page.reference ? [page.reference] : []).concat(page.stimuli, page.x ? [page.x] : []);
-  view().replaceChildren(el("section", { class: "card" }, el("p", { text: "Loading sounds…" })));
+  view().replaceChildren(card("loading", el("p", { text: T("loading") })));
   try {
     await app.player.load(state.listener, tokens);
   } catch (err) {
-    statusLine(`Could not load the sounds (${err.message}). Reload the page to try again.`, true);
+    statusLine(T("load_failed", { error: err.message }), true);
     return;
   }
   statusLine("");
-  app.player.onchange = refreshButtons;
+  const draft = loadDraft(page.token) || (revising ? { ...page.answer, played: tokens.map((_, i) => i) } : {});
+  (draft.played || []).forEach((i) => i < tokens.length && app.player.played.add(i));
+  if (draft.loop) app.player.setLoop(draft.loop[0], draft.loop[1]);
   setProgress(state);
+  if (revising) progressLabel(T("page_of", { page: state.position, total: state.total }));
   const started = performance.now();
-  const next = el("button", { class: "primary", id: "next", type: "button", disabled: true, text: state.position + 1 === state.total ? "Finish" : "Next" });
+  const last = state.position + 1 === state.total && !revising;
+  const next = el("button", { class: "primary", id: "next", type: "button", disabled: true, text: T(revising ? "back_to_current" : last ? "finish" : "next") });
   const builder = { mushra: mushraPage, mos: mosPage, ab: abPage, abx: abxPage }[page.kind];
-  const { body, answer, ready } = builder(page, next);
+  const { body, answer, ready, keep } = builder(page, draft);
+  const comment = app.config.comments ? el("textarea", { id: "comment", rows: "2", maxlength: "2000" }) : null;
+  if (comment) comment.value = draft.comment || "";
+  const remember = () => saveDraft(page.token, { ...keep(), played: [...app.player.played], comment: comment ? comment.value : "" });
   const hint = el("p", { class: "hint", id: "hint" });
-  next.addEventListener("click", () => submit(page, answer, started));
-  const refreshNext = () => {
+  const full = () => ({ ...answer(), ...(comment ? { comment: comment.value } : {}) });
+  next.addEventListener("click", () => submit(page, full, started));
+  app.page.refresh = () => {
     const missing = ready();
     next.disabled = missing !== "" || app.busy;
     hint.textContent = missing;
+    remember();
   };
-  app.page.refresh = refreshNext;
+  if (comment) comment.addEventListener("input", remember);
+  app.player.onchange = refreshButtons;
+  const previous =
+    state.previous && !revising
+      ? el("button", {
+          type: "button",
+          id: "previous",
+          text: T("previous"),
+          onclick: () => {
+            app.player.stop();
+            renderPage(app.state, true);
+          },
+        })
+      : null;
+  // The waveform goes under the sound buttons (MOS pages have one sound and no loop).
+  if (page.kind !== "mos") body.firstChild.after(waveform(remember));
   view().replaceChildren(
-    el("section", { class: "card", id: `page-${page.kind}` }, el("h2", { text: TEXT[page.kind].heading }), body, el("div", { class: "actions" }, hint, next), el("p", { class: "keys", text: TEXT[page.kind].keys })),
+    card(
+      `page-${page.kind}`,
+      el("h2", { text: T(`${page.kind}_heading`) }),
+      body,
+      comment ? el("label", { class: "comment", for: "comment", text: T("comment_label") }) : null,
+      comment,
+      el("div", { class: "actions" }, previous, hint, next),
+      keysHint(T(`${page.kind}_keys`)),
+    ),
   );
   refreshButtons();
 }
 
-function mushraPage(page, next) {
+function mushraPage(page, draft) {
   const n = page.stimuli.length;
-  const values = new Array(n).fill(0);
-  const moved = new Array(n).fill(false);
+  const restored = draft.ratings || {};
+  const values = page.stimuli.map((token) => (token in restored ? restored[token] : null)); // null: untouched
   const sliders = [];
   let selected = 0; // the version the arrow keys act on
-  const scale = el("div", { class: "scale" }, ...MUSHRA_BANDS.map(([name, lo, hi]) => el("div", { class: "band", text: `${name} (${lo}–${hi})` })));
-  const columns = page.stimuli.map((_, i) => {
-    const output = el("output", { class: "value", id: `value-${i + 1}`, text: "–" });
+  const scale = T("scale");
+  const bands = el("div", { class: "scale", "aria-hidden": "true" }, ...scale.map((name, i) => el("div", { class: "band", text: `${name} (${20 * i}–${20 * i + 20})` })).reverse());
+  const across = el("div", { class: "scale-across", "aria-hidden": "true" }, ...scale.map((name) => el("span", { text: name })));
+  const rows = page.stimuli.map((_, i) => {
+    const output = el("output", { class: "value", id: `value-${i + 1}` });
     const slider = el("input", {
       type: "range",
       class: "rating",
@@ -428,29 +645,36 @@ function mushraPage(page, next) {
       min: "0",
       max: "100",
       step: "1",
-      value: "0",
-      "aria-label": `Rating of version ${i + 1}`,
+      value: String(values[i] ?? 0),
+      "aria-label": T("rating_of", { n: i + 1 }),
     });
+    const show = () => {
+      const untouched = values[i] === null;
+      slider.classList.toggle("untouched", untouched);
+      output.textContent = untouched ? "–" : String(values[i]);
+      output.title = untouched ? T("not_rated") : "";
+      slider.setAttribute("aria-valuetext", untouched ? T("not_rated") : String(values[i]));
+    };
     const rated = () => {
       values[i] = Number(slider.value);
-      moved[i] = true;
-      output.textContent = slider.value;
       selected = i;
+      show();
       app.page.refresh();
     };
     // A click that lands on the current value fires no "input"; it is still a rating (of 0, say).
     for (const type of ["input", "change", "pointerup"]) slider.addEventListener(type, rated);
+    show();
     sliders.push(slider);
     return el("div", { class: "column" }, output, slider, playButton(String(i + 1), i + 1));
   });
   const body = el(
     "div",
     {},
-    el("div", { class: "buttons" }, playButton("Reference", 0, "reference"), el("button", { type: "button", class: "stop", text: "Stop", onclick: () => app.player.stop() })),
-    el("div", { class: "mushra" }, scale, el("div", { class: "columns" }, ...columns)),
+    el("div", { class: "buttons" }, playButton(T("reference"), 0, "reference"), stopButton()),
+    el("div", { class: "mushra" }, bands, el("div", { class: "columns" }, across, ...rows)),
   );
   const nudge = (i, delta) => {
-    const v = Math.max(0, Math.min(100, values[i] + delta));
+    const v = Math.max(0, Math.min(100, Number(sliders[i].value) + delta));
     sliders[i].value = String(v);
     sliders[i].dispatchEvent(new Event("input"));
   };
@@ -471,25 +695,27 @@ function mushraPage(page, next) {
       return true;
     },
   };
+  const ratings = () => {
+    const out = {};
+    page.stimuli.forEach((token, i) => values[i] !== null && (out[token] = values[i]));
+    return out;
+  };
   return {
     body,
     ready() {
       const unheard = page.stimuli.filter((_, i) => !app.player.played.has(i + 1)).length;
-      const unrated = moved.filter((m) => !m).length;
-      if (unheard) return `Listen to ${unheard} more version${unheard > 1 ? "s" : ""}.`;
-      if (unrated) return `Rate ${unrated} more version${unrated > 1 ? "s" : ""}.`;
+      const unrated = values.filter((v) => v === null).length;
+      if (unheard) return plural("listen_more", unheard);
+      if (unrated) return plural("rate_more", unrated);
       return "";
     },
-    answer() {
-      const ratings = {};
-      page.stimuli.forEach((token, i) => (ratings[token] = values[i]));
-      return { ratings };
-    },
+    answer: () => ({ ratings: ratings() }),
+    keep: () => ({ ratings: ratings(), loop: app.player.loop }),
   };
 }
 
-// options: [value, label, key] each; the key is shown beside the label.
-function choiceList(name, options, onpick) {
+// options: [value, label, key] each; the key is shown beside the label (not on touch screens).
+function choiceList(name, options, onpick, checked) {
   return el(
     "fieldset",
     { class: "choices" },
@@ -497,8 +723,8 @@ function choiceList(name, options, onpick) {
       el(
         "label",
         { class: "choice" },
-        el("input", { type: "radio", name, value: String(value), id: `${name}-${value}`, onchange: () => onpick(value) }),
-        el("span", { class: "key", text: key }),
+        el("input", { type: "radio", name, value: String(value), id: `${name}-${value}`, checked: value === checked, onchange: () => onpick(value) }),
+        TOUCH_ONLY ? null : el("span", { class: "key", text: key }),
         el("span", { text: label }),
       ),
     ),
@@ -513,16 +739,22 @@ function pick(name, value) {
   }
 }
 
-function mosPage(page) {
-  let score = null;
+function mosPage(page, draft) {
+  let score = draft.score ?? null;
+  const scale = T("scale");
   const body = el(
     "div",
     {},
-    el("div", { class: "buttons" }, playButton("Play", 0, "single"), el("button", { type: "button", class: "stop", text: "Stop", onclick: () => app.player.stop() })),
-    choiceList("score", ACR.map(([v, label]) => [v, `${v} – ${label}`, String(v)]), (v) => {
-      score = v;
-      app.page.refresh();
-    }),
+    el("div", { class: "buttons" }, playButton(T("play"), 0, "single"), stopButton()),
+    choiceList(
+      "score",
+      [5, 4, 3, 2, 1].map((v) => [v, `${v} – ${scale[v - 1]}`, String(v)]),
+      (v) => {
+        score = v;
+        app.page.refresh();
+      },
+      score,
+    ),
   );
   app.page = {
     keys(event) {
@@ -534,24 +766,29 @@ function mosPage(page) {
   };
   return {
     body,
-    ready: () => (!app.player.played.has(0) ? "Listen to the sound." : score === null ? "Choose a rating." : ""),
+    ready: () => (!app.player.played.has(0) ? T("listen_sound") : score === null ? T("choose_rating") : ""),
     answer: () => ({ score }),
+    keep: () => ({ score }),
   };
 }
 
 // AB and ABX pages: play buttons for the sounds (keys a, b, x) and one choice (keys 1, 2, 3).
-function choicePage(labels, options, listenHint) {
-  let choice = null;
-  const stop = el("button", { type: "button", class: "stop", text: "Stop", onclick: () => app.player.stop() });
+function choicePage(labels, options, listenHint, draft) {
+  let choice = draft.choice ?? null;
   const buttons = labels.map((label, i) => playButton(label, i, label === "X" ? "x" : ""));
   const body = el(
     "div",
     {},
-    el("div", { class: "buttons" }, ...buttons, stop),
-    choiceList("choice", options, (v) => {
-      choice = v;
-      app.page.refresh();
-    }),
+    el("div", { class: "buttons" }, ...buttons, stopButton()),
+    choiceList(
+      "choice",
+      options,
+      (v) => {
+        choice = v;
+        app.page.refresh();
+      },
+      choice,
+    ),
   );
   app.page = {
     keys(event) {
@@ -566,57 +803,148 @@ function choicePage(labels, options, listenHint) {
   };
   return {
     body,
-    ready: () => (app.player.played.size < labels.length ? listenHint : choice === null ? "Choose an answer." : ""),
+    ready: () => (app.player.played.size < labels.length ? listenHint : choice === null ? T("choose_answer") : ""),
     answer: () => ({ choice }),
+    keep: () => ({ choice, loop: app.player.loop }),
   };
 }
 
-function abPage() {
+function abPage(page, draft) {
   const options = [
-    ["A", "A is better", "1"],
-    ["none", "No preference", "2"],
-    ["B", "B is better", "3"],
+    ["A", T("ab_a"), "1"],
+    ["none", T("ab_none"), "2"],
+    ["B", T("ab_b"), "3"],
   ];
-  return choicePage(["A", "B"], options, "Listen to A and B.");
+  return choicePage(["A", "B"], options, T("listen_ab"), draft);
 }
 
-function abxPage() {
+function abxPage(page, draft) {
   const options = [
-    ["A", "X is A", "1"],
-    ["B", "X is B", "2"],
+    ["A", T("abx_a"), "1"],
+    ["B", T("abx_b"), "2"],
   ];
-  return choicePage(["A", "B", "X"], options, "Listen to A, B and X.");
+  return choicePage(["A", "B", "X"], options, T("listen_abx"), draft);
+}
+
+// Send an answer until the server has it; a draft is dropped only once the answer is stored.
+async function send(path, body) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await api("POST", path, body);
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      // Network trouble: the same answer is safe to send again (the server stores it once).
+      statusLine(T("retrying", { n: attempt + 1 }), true);
+      await new Promise((r) => setTimeout(r, Math.min(8000, 500 * 2 ** attempt)));
+    }
+  }
 }
 
 async function submit(page, answer, started) {
   if (app.busy) return;
   app.busy = true;
   document.getElementById("next").disabled = true;
-  statusLine("Saving…");
+  statusLine(T("saving"));
   const body = { listener: app.state.listener, page: page.token, elapsed_ms: Math.round(performance.now() - started), ...answer() };
-  for (let attempt = 0; ; attempt++) {
+  let reply;
+  try {
+    reply = await send("/api/answer", body);
+  } catch (err) {
+    // The server refused the answer: show why; reloading shows the page it expects.
+    app.busy = false;
+    statusLine(T("not_saved", { error: err.message }), true);
+    return;
+  }
+  app.busy = false;
+  dropDraft(page.token);
+  app.player.stop();
+  statusLine(T("saved"));
+  app.state = reply.state;
+  setProgress(reply.state);
+  if (reply.state.done) renderDone(reply.state);
+  else if (reply.state.questionnaire) renderQuestionnaire(reply.state);
+  else renderPage(reply.state);
+}
+
+// ---- the questionnaire, after the last page ----------------------------------------------------
+
+function question(q, value, onchange) {
+  const id = `q-${q.id}`;
+  const label = `${q.label}${q.required ? " *" : ""}`;
+  if (q.type === "text" || q.type === "number") {
+    const input =
+      q.type === "text"
+        ? el("textarea", { id, rows: "2", maxlength: "2000" })
+        : el("input", { id, type: "number", inputmode: "decimal", step: "any", min: q.min ?? null, max: q.max ?? null });
+    input.value = value ?? "";
+    input.addEventListener("input", () => onchange(input.value));
+    return el("div", { class: "question-box", "data-question": q.id }, el("label", { class: "question", for: id, text: label }), input);
+  }
+  const options = q.type === "likert" && !q.options.length ? T("likert").map((text, i) => [String(i + 1), text]) : q.options.map((o) => [o, o]);
+  return el(
+    "fieldset",
+    { class: `choices question-box q-${q.type}`, "data-question": q.id },
+    el("legend", { class: "question", text: label }),
+    ...options.map(([v, text], i) =>
+      el(
+        "label",
+        { class: "choice" },
+        el("input", { type: "radio", name: id, value: v, id: `${id}-${i}`, checked: v === value, onchange: () => onchange(v) }),
+        el("span", { text }),
+      ),
+    ),
+  );
+}
+
+function renderQuestionnaire(state) {
+  app.page = null;
+  app.player.stop();
+  const key = "questionnaire";
+  const answers = loadDraft(key) || {};
+  const questions = app.config.questionnaire;
+  const hint = el("p", { class: "hint", id: "hint" });
+  const submitButton = el("button", { class: "primary", id: "next", type: "button", text: T("questionnaire_submit") });
+  submitButton.addEventListener("click", async () => {
+    const missing = questions.filter((q) => q.required && (answers[q.id] ?? "") === "").map((q) => q.label);
+    const bad = questions.find((q) => q.type === "number" && (answers[q.id] ?? "") !== "" && !Number.isFinite(Number(answers[q.id])));
+    if (missing.length || bad) {
+      hint.textContent = missing.length ? T("required_missing", { names: missing.join(", ") }) : T("number_invalid", { name: bad.label });
+      return;
+    }
+    const body = {};
+    for (const q of questions) {
+      const v = answers[q.id] ?? "";
+      body[q.id] = q.type === "number" && v !== "" ? Number(v) : v;
+    }
+    submitButton.disabled = true;
+    statusLine(T("saving"));
     try {
-      const reply = await api("POST", "/api/answer", body);
-      app.busy = false;
-      app.player.stop();
-      statusLine("Saved.");
+      const reply = await send("/api/questionnaire", { listener: state.listener, answers: body });
+      dropDraft(key);
+      statusLine(T("saved"));
       app.state = reply.state;
       setProgress(reply.state);
-      if (reply.state.done) renderDone(reply.state);
-      else renderPage(reply.state);
-      return;
+      renderDone(reply.state);
     } catch (err) {
-      if (err instanceof ApiError) {
-        // The server refused the answer: show why; reloading shows the page it expects.
-        app.busy = false;
-        statusLine(`Your answer was not saved: ${err.message}. Reload the page to continue.`, true);
-        return;
-      }
-      // Network trouble: the same answer is safe to send again (the server stores it once).
-      statusLine(`Could not reach the server; trying again (${attempt + 1})…`, true);
-      await new Promise((r) => setTimeout(r, Math.min(8000, 500 * 2 ** attempt)));
+      submitButton.disabled = false;
+      statusLine(T("not_saved", { error: err.message }), true);
     }
-  }
+  });
+  view().replaceChildren(
+    card(
+      "questionnaire",
+      el("h2", { text: T("questionnaire_title") }),
+      el("p", { text: T("questionnaire_body") }),
+      ...questions.map((q) =>
+        question(q, answers[q.id], (v) => {
+          answers[q.id] = v;
+          hint.textContent = "";
+          saveDraft(key, answers);
+        }),
+      ),
+      el("div", { class: "actions" }, hint, submitButton),
+    ),
+  );
 }
 
 function renderDone(state) {
@@ -624,13 +952,13 @@ function renderDone(state) {
   app.player.stop();
   statusLine("");
   view().replaceChildren(
-    el(
-      "section",
-      { class: "card", id: "done" },
-      el("h2", { text: "Thank you!" }),
-      el("p", { text: "The test is complete and all your answers are saved." }),
-      el("p", { text: "Your completion code:" }),
+    card(
+      "done",
+      el("h2", { text: T("thanks") }),
+      el("p", { text: T("complete") }),
+      el("p", { text: T("code_label") }),
       el("p", { class: "code", id: "completion-code", text: state.code }),
+      state.return_url ? el("a", { class: "button primary", id: "return", href: state.return_url, text: T("return_link") }) : null,
     ),
   );
 }
@@ -638,6 +966,7 @@ function renderDone(state) {
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   const tag = event.target && event.target.tagName;
+  if (tag === "TEXTAREA" || (tag === "INPUT" && event.target.type !== "range" && event.target.type !== "radio")) return;
   if (event.key === "Enter") {
     const next = document.getElementById("next");
     if (next && !next.disabled) {
@@ -659,10 +988,20 @@ document.addEventListener("keydown", (event) => {
 
 async function main() {
   try {
-    show(await startSession());
+    app.config = await api("GET", "/api/config");
+    WORDS = app.config.texts;
+    document.documentElement.lang = app.config.language;
+    document.title = T("title");
+    document.getElementById("title").textContent = T("title");
+    const listener = listenerFromUrl() || storedListener();
+    // With a consent page, nobody is registered before agreeing: ask the server whether it knows
+    // this listener already. Without one, registering is the same as asking.
+    const state = app.config.consent ? await knownState(listener) : await register(listener, false);
+    if (!state) return renderConsent(listener);
+    show(state);
   } catch (err) {
-    statusLine(`Could not start the test: ${err.message}`, true);
-    view().replaceChildren(el("section", { class: "card" }, el("p", { text: "The test could not be started. Check the address you were given." })));
+    statusLine(WORDS.start_failed ? T("start_failed", { error: err.message }) : `Could not start the test: ${err.message}`, true);
+    view().replaceChildren(card("failed", el("p", { text: WORDS.start_failed_body || "The test could not be started." })));
   }
 }
 

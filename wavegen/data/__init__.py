@@ -1,0 +1,1 @@
+"""Corpora -> feature cache: the corpus readers and the preprocessor."""
