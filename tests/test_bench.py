@@ -53,6 +53,10 @@ def test_bench_prints_one_json_object(tmp_path, capsys):
                 "16",
                 "--train-steps",
                 "1",
+                "--big-config",
+                str(recipe),
+                "--big-seconds",
+                "0.02",
             ]
         )
     assert not exit_info.value.code
@@ -78,7 +82,8 @@ def test_bench_prints_one_json_object(tmp_path, capsys):
     assert set(result["baseline_generate_samples_per_s"]) == {"1"}
     # Every CPU kernel that runs here is measured in the same run; auto's pick is the headline.
     by_backend = result["generate_samples_per_s_by_backend"]
-    assert result["backend"] in ("cpp", "numba") and by_backend[result["backend"]] == speeds
+    assert result["backend"] in ("cpp", "numba", "cpp-bf16") and by_backend[result["backend"]] == speeds
+    assert result["precision"] == ("bf16" if result["backend"] == "cpp-bf16" else "fp32")
     assert "numba" in by_backend and set(by_backend["numba"]) == {"1", "2"}
     assert result["kernels"]["numba"]["prepare_s"] >= 0
     if "cpp" in by_backend:
@@ -86,6 +91,28 @@ def test_bench_prints_one_json_object(tmp_path, capsys):
         assert ratio == pytest.approx(by_backend["numba"]["2"] / by_backend["cpp"]["2"], abs=1e-3)
     else:
         assert "error" in result["kernels"]["cpp"]
+    # The reduced-precision kernel in the same run, its threading at batch 1, and the big model.
+    if "cpp-bf16" in by_backend:
+        fp32 = "cpp" if "cpp" in by_backend else "numba"
+        assert result["bf16_vs_fp32"]["1"] == pytest.approx(
+            by_backend["cpp-bf16"]["1"] / by_backend[fp32]["1"], abs=1e-3
+        )
+        assert result["bf16_cpu_level"] in ("scalar", "avx2", "avx512")
+        threads = result["bf16_threads"]
+        assert threads["barrier_us"] > 0 and 0 <= threads["batch1_team_barrier_share"] < 1
+        assert set(threads["batch1_samples_per_s"]) == {"1 thread", "team of 2"}
+        assert set(threads["batch8_samples_per_s"]) == {"row split", "team of 2"}
+        big = result["big_model"]
+        assert set(big["samples_per_s_by_backend"]) == {fp32, "cpp-bf16"}
+        for backend, rates in big["samples_per_s_by_backend"].items():
+            assert set(rates) == {"1", "32"} and all(v > 0 for v in rates.values())
+            assert big["realtime_factor_by_backend"][backend]["32"] == pytest.approx(
+                rates["32"] / rate, rel=1e-2
+            )
+    for backend, rates in by_backend.items():
+        assert result["realtime_factor_by_backend"][backend]["1"] == pytest.approx(
+            rates["1"] / rate, rel=1e-2, abs=1e-3
+        )
     assert result["torch_step_samples_per_s"] > 0
     assert result["torch_step_slowdown"] == pytest.approx(
         speeds["1"] / result["torch_step_samples_per_s"], rel=0.01

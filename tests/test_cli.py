@@ -383,11 +383,13 @@ def test_warmup_prepares_the_kernel_and_says_which():
     r = run("warmup", "--json")
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
-    assert result["backend"] == backends.cpu_backend() and result["backend"] in ("cpp", "numba")
+    assert result["backend"] == backends.cpu_backend("auto") and result["backend"] in backends.KERNEL_NAMES
+    assert result["precision"] == backends.default_precision()
     assert result["seconds"] >= 0 and isinstance(result["from_cache"], bool)
     assert backends.get_kernel(result["backend"]).cache_dir == Path(result["cache_dir"])
     r = run("warmup")
-    assert r.returncode == 0 and r.stdout.startswith(f"backend: {result['backend']}, ready in ")
+    said = f"backend: {result['backend']} (precision {result['precision']}), ready in "
+    assert r.returncode == 0 and r.stdout.startswith(said)
 
 
 def test_readme_shows_a_repeatable_option_repeated():

@@ -269,6 +269,20 @@ def test_cli_compress_verify_then_decompress_codes(files):
         assert key in header
 
 
+def test_the_codec_stays_on_the_fp32_kernels(model):
+    """Generation prefers the bf16 kernel where the CPU has it; the codec does not: "auto" codes
+    with an exact fp32 kernel (recorded as "kernel") and round-trips bit for bit, cpp-bf16 is
+    refused when compressing, and a file that claims it when decompressing."""
+    _backend_or_skip("cpp")
+    codes = mulaw_encode(np.sin(np.arange(2000) * 0.05).astype(np.float32) * 0.5)
+    data, header = round_trip(model, codes, 700)
+    assert header["setup"]["backend"] == "kernel" and header["setup"]["kernel"] in backends.CPU_KERNELS
+    with pytest.raises(WavegenError, match="the codec runs on the fp32 kernels"):
+        compress(model, codes, SR, backend="cpp-bf16")
+    with pytest.raises(WavegenError, match="claims the sampler backend 'cpp-bf16'"):
+        decompress(model, _forge(data, setup={"backend": "cpp-bf16"}), SR)
+
+
 def _forge(data: bytes, **changes) -> bytes:
     """The same file with header fields changed (and its header digest recomputed)."""
     c = parse(data)

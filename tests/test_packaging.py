@@ -68,6 +68,7 @@ def test_wheel_carries_the_recipes_and_the_kernel_source(installed):
         assert f"wavegen/recipes/{name}" in names, name
     assert "wavegen/recipes/demo/config.yaml" in names
     assert "wavegen/generation/sampler.cpp" in names
+    assert "wavegen/generation/sampler_bf16.cpp" in names
     assert (target / "wavegen" / "recipes" / "ljspeech" / "run.sh").is_file()
 
 

@@ -86,6 +86,29 @@ def test_chunked_scoring_equals_the_whole_utterance_forward(cin, speakers):
     assert expected.std() > 0.1  # the samples differ: a trace, not a constant
 
 
+@pytest.mark.parametrize("cin,speakers", [(0, 3), (8, 0)])
+def test_scoring_through_a_sampler_kernel(cin, speakers):
+    """precision fp32 scores with the fp32 kernel's teacher-forced logits: the forward's bits up
+    to float rounding. bf16 scores with the cpp-bf16 kernel's: close (its weights move by at
+    most 2^-8 of themselves), not equal, and never the forward's bits by accident."""
+    from wavegen.generation import backends
+
+    if backends.get_kernel("cpp-bf16") is None:
+        pytest.skip("no C++ compiler builds the cpp-bf16 kernel here")
+    model = small_model(cin, speakers)
+    wav = speechlike(3001)
+    mel = np.random.default_rng(1).normal(-4, 1, (cin, 3001 // 8)).astype(np.float32) if cin else None
+    speaker = 2 if speakers else None
+    expected = reference_bits(model, wav, mel, speaker)
+    fp32 = wavegen.score(model, wav, mel, speaker, chunk_samples=700, precision="fp32")
+    assert np.abs(fp32.trace - expected).max() < 2e-5
+    bf16 = wavegen.score(model, wav, mel, speaker, chunk_samples=700, precision="bf16")
+    delta = np.abs(bf16.trace - expected)
+    assert 1e-5 < delta.max() < 0.05 and abs(bf16.bits_per_sample - fp32.bits_per_sample) < 0.01
+    with pytest.raises(WavegenError, match="precision must be one of forward, fp32, bf16"):
+        wavegen.score(model, wav, mel, speaker, precision="int8")
+
+
 def test_files_are_batched_together_with_the_same_result():
     model = small_model(speakers=3)
     waves = [speechlike(n, seed=n) for n in (700, 2100, 50)]

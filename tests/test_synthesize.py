@@ -20,6 +20,7 @@ from wavegen.artifacts.workdir import load_manifest
 from wavegen.core.config import Recipe, load_recipe
 from wavegen.core.features import get_preset, mel_spectrogram
 from wavegen.data.preprocess import preprocess
+from wavegen.generation import backends
 from wavegen.inference.synthesize import Item, synthesize
 from wavegen.model import WaveNet
 from wavegen.training import train
@@ -123,6 +124,9 @@ def test_ljspeech_model_synthesizes_wavs_mels_and_the_test_split(ljspeech, tmp_p
     summary = synth(run_dir, tmp_path / "wav", "--wav", str(clip))
     assert summary["synthesized"] == 1
     assert_exact_length(tmp_path / "wav" / "LJ001-0008.wav", 1 + sf.info(clip).frames // 256, 256, 22050)
+    assert summary["precision"] == backends.default_precision()  # the log and the summary say which
+    exact = synth(run_dir, tmp_path / "fp32", "--wav", str(clip), "--precision", "fp32")
+    assert (exact["precision"], exact["backend"]) == ("fp32", backends.cpu_backend("fp32"))
 
     # A TTS mel through the exported model; the speaker it was trained on is accepted (ignored).
     wav, _ = wavegen.read_audio(SHARED / "ljspeech-mini" / "wavs" / "LJ001-0002.wav", sample_rate=22050)

@@ -95,9 +95,13 @@ def test_load_vocoder_properties(tmp_path, source):
     }[source]()
     voc = wavegen.load_vocoder(path)
     assert (voc.sample_rate, voc.hop_length, voc.mel_preset, voc.speakers) == (22050, 256, "tacotron2", [])
-    # The sampler kernel is ready before the first request, and the repr says which one runs.
-    assert voc.backend in ("cpp", "numba") and f"backend={voc.backend!r}" in repr(voc)
+    # The sampler kernel is ready before the first request, and the repr says which one runs:
+    # precision auto is the bf16 kernel where the CPU has a vector path for it.
+    assert voc.backend in backends.KERNEL_NAMES and f"backend={voc.backend!r}" in repr(voc)
     assert backends.get_kernel(voc.backend) is not None
+    assert voc.precision == backends.default_precision() and f"precision={voc.precision!r}" in repr(voc)
+    exact = wavegen.load_vocoder(path, precision="fp32")
+    assert exact.backend in backends.CPU_KERNELS and exact.precision == "fp32"
     # EMA weights are what the vocoder uses, whichever form it was loaded from.
     ema = torch.load(run / "checkpoints" / "step_00000010.pt", weights_only=True)["ema"]
     torch.testing.assert_close(voc.model.embed.weight, ema["embed.weight"])

@@ -16,7 +16,11 @@ process: on the CPU the C++ and the numba kernel (``generate_samples_per_s_by_ba
 ratio ``numba_vs_cpp``, and what preparing each took in ``kernels``), and the pure-torch step
 at batch 1 for ``baseline_samples`` samples (``torch_step_slowdown``: how much slower the
 fallback is); on a GPU the CUDA graph. ``generate_samples_per_s`` is the backend ``auto`` picks
-(``backend``).
+at ``precision`` (``backend``, ``precision``). The reduced-precision kernel ``cpp-bf16`` is
+measured beside the fp32 ones (``bf16_vs_fp32``: its speed over the fp32 headline kernel's,
+``bf16_cpu_level``: the instruction set it ran with), with its threading at batch 1
+(``bf16_threads``) and the LJSpeech recipe's model at batch 1 and 32 (``big_model``), see
+:mod:`wavegen.bench.precision`.
 """
 
 from __future__ import annotations
@@ -168,7 +172,7 @@ def generation_backends(device: torch.device) -> list[str]:
     the CUDA graph."""
     if device.type == "cuda":
         return ["cuda-graph"]
-    return [name for name in backends.CPU_KERNELS if backends.get_kernel(name) is not None] or ["torch"]
+    return [name for name in backends.KERNEL_NAMES if backends.get_kernel(name) is not None] or ["torch"]
 
 
 def stream_first_chunk_ms(model: WaveNet, device, chunk_samples: int = 4096) -> float:
@@ -224,6 +228,10 @@ def run_bench(
     log=None,
     codec: str | None = None,
     codec_audio: list[str] | None = None,
+    precision: str = "auto",
+    big_config: str | None = "ljspeech",
+    big_batches: list[int] | None = None,
+    big_seconds: float = 0.05,
 ) -> dict:
     """Run the benchmark and return its result (see the module docstring for definitions).
 
@@ -238,6 +246,10 @@ def run_bench(
         log: optional callable taking a progress line.
         codec: a codec model (checkpoint, run dir or export; cin_channels 0): adds a "codec"
             section measured on ``codec_audio`` (see :mod:`wavegen.bench.codec`).
+        precision: which kernel is the headline (``backend``): "auto", "fp32" or "bf16"; every
+            kernel that runs here is measured whatever it is.
+        big_config: the big model measured at ``big_batches`` (default 1 and 32) for
+            ``big_seconds`` per row, fp32 and bf16 (a recipe as for ``config``; None skips it).
     """
     # Every argument is checked (and the codec model and audio loaded) before any measuring.
     batches = batches or [1, 8, 32]
@@ -250,6 +262,9 @@ def run_bench(
         raise WavegenError(f"--seconds {seconds:g}: expected a positive number of seconds")
     if train_steps < 1:
         raise WavegenError(f"--train-steps must be at least 1, got {train_steps}")
+    backends.check_precision(precision)
+    if big_seconds <= 0:
+        raise WavegenError(f"--big-seconds must be positive, got {big_seconds}")
     if baseline_samples < 0:
         raise WavegenError(f"--baseline-samples {baseline_samples}: expected 0 (skip the peer) or more")
     if codec is not None and not codec_audio:
@@ -273,8 +288,22 @@ def run_bench(
     torch.set_flush_denormal(True)
     try:
         result = _run(
-            name, model_config, sample_rate, dev, batches, seconds, baseline_samples, train_steps, log
+            name,
+            model_config,
+            sample_rate,
+            dev,
+            batches,
+            seconds,
+            baseline_samples,
+            train_steps,
+            log,
+            precision,
         )
+        if dev.type == "cpu" and big_config is not None and backends.get_kernel("cpp-bf16"):
+            from .precision import big_model
+
+            big_name, big, big_rate = resolve_config(big_config)
+            result["big_model"] = big_model(big, big_name, big_rate, big_batches or [1, 32], big_seconds, log)
         if codec_run is not None:
             result["codec"] = codec_run.measure(log=log)
         return result
@@ -282,11 +311,16 @@ def run_bench(
         torch.set_flush_denormal(False)  # torch's default
 
 
-def _run(name, model_config, sample_rate, dev, batches, seconds, baseline_samples, train_steps, log) -> dict:
+def _run(
+    name, model_config, sample_rate, dev, batches, seconds, baseline_samples, train_steps, log, precision
+) -> dict:
     torch.manual_seed(0)
     model = WaveNet(model_config).to(dev).eval()
     probe = Sampler(
-        model, *_random_inputs(model.config, 1, 1, dev, torch.Generator()), num_samples=model.hop_length
+        model,
+        *_random_inputs(model.config, 1, 1, dev, torch.Generator()),
+        num_samples=model.hop_length,
+        precision=precision,
     )
     result: dict = {
         "config": name,
@@ -295,6 +329,7 @@ def _run(name, model_config, sample_rate, dev, batches, seconds, baseline_sample
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "backend": probe.backend,
+        "precision": probe.precision,
         "sample_rate": sample_rate,
         "seconds_per_row": seconds,
     }
@@ -311,7 +346,19 @@ def _run(name, model_config, sample_rate, dev, batches, seconds, baseline_sample
     if {"cpp", "numba"} <= set(by_backend):
         cpp, numba = by_backend["cpp"], by_backend["numba"]
         result["numba_vs_cpp"] = {b: round(numba[b] / cpp[b], 3) for b in cpp}
-    kernels = {name: backends.get_kernel(name) for name in backends.CPU_KERNELS} if dev.type == "cpu" else {}
+    result["realtime_factor_by_backend"] = {
+        backend: {b: round(v / sample_rate, 3) for b, v in rates.items()}
+        for backend, rates in by_backend.items()
+    }
+    fp32 = next((k for k in backends.CPU_KERNELS if k in by_backend), None)
+    if "cpp-bf16" in by_backend and fp32 is not None:
+        bf16 = by_backend["cpp-bf16"]
+        result["bf16_vs_fp32"] = {b: round(bf16[b] / by_backend[fp32][b], 3) for b in bf16}
+        from .precision import bf16_threads, cpu_level_name
+
+        result["bf16_cpu_level"] = cpu_level_name()
+        result["bf16_threads"] = bf16_threads(model, seconds, sample_rate, log)
+    kernels = {name: backends.get_kernel(name) for name in backends.KERNEL_NAMES} if dev.type == "cpu" else {}
     result["kernels"] = {
         name: {"prepare_s": round(k.seconds, 3), "from_cache": k.cached}
         if k

@@ -43,6 +43,19 @@ def bench(
     ),
     codec: str = typer.Option(None, "--codec", help="Also measure this codec model (run dir or export)."),
     codec_audio: list[str] = typer.Option([], "--codec-audio", help="Audio file for --codec (repeatable)."),
+    precision: str = typer.Option(
+        "auto",
+        "--precision",
+        help="Headline CPU kernel: auto, fp32 or bf16 (every kernel that runs here is measured).",
+    ),
+    big_config: str = typer.Option(
+        "ljspeech",
+        "--big-config",
+        help="Big model measured at batch 1 and 32 in fp32 and bf16 (a recipe; 'none' skips it).",
+    ),
+    big_seconds: float = typer.Option(
+        0.05, "--big-seconds", help="Seconds of audio per row for --big-config."
+    ),
     compact: bool = typer.Option(
         False, "--json", help="Print the JSON on one line and no progress messages."
     ),
@@ -52,6 +65,17 @@ def bench(
 
     log = None if compact else (lambda line: typer.echo(f"wavegen bench: {line}", err=True))
     result = run_bench(
-        config, device, _parse_batches(batch), seconds, baseline_samples, train_steps, log, codec, codec_audio
+        config,
+        device,
+        _parse_batches(batch),
+        seconds,
+        baseline_samples,
+        train_steps,
+        log,
+        codec,
+        codec_audio,
+        precision=precision,
+        big_config=None if big_config.lower() == "none" else big_config,
+        big_seconds=big_seconds,
     )
     typer.echo(json.dumps(result) if compact else json.dumps(result, indent=2))

@@ -27,6 +27,12 @@ def score(
     chunk: int = typer.Option(16384, "--chunk", min=1, help="Samples scored per window."),
     device: str = device_option(),
     as_json: bool = json_option(),
+    precision: str = typer.Option(
+        "forward",
+        "--precision",
+        help="forward (the fp32 forward pass), or the teacher-forced logits of a CPU sampler kernel: "
+        "fp32 or bf16 (what the reduced-precision kernel costs in bits).",
+    ),
 ) -> None:
     """Teacher-forced −log2 P of each file's μ-law stream, in bits per sample."""
     import numpy as np
@@ -48,7 +54,9 @@ def score(
             except WavegenError as err:
                 raise WavegenError(f"{f}: {err}") from None
     speaker_id = speaker_value(vocoder.speakers, speaker)
-    results = run(vocoder, waves, mel=mels, speaker=speaker_id, chunk_samples=chunk, batch=batch)
+    results = run(
+        vocoder, waves, mel=mels, speaker=speaker_id, chunk_samples=chunk, batch=batch, precision=precision
+    )
     conditional = results[0].conditional
     entries, offset = [], 0
     for f, r in zip(files, results):
@@ -73,6 +81,7 @@ def score(
             else "-log2 P(x) per sample of the mu-law stream"
         ),
         "sample_rate": vocoder.sample_rate,
+        "precision": precision,
     }
     if trace is not None:
         write_npy(trace, np.concatenate([r.trace for r in results]).astype(np.float32))

@@ -31,6 +31,12 @@ def synthesize(
     seed: int = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate WAVs that already exist."),
     as_json: bool = json_option("End with one JSON summary line."),
+    precision: str = typer.Option(
+        "auto",
+        "--precision",
+        help="CPU kernel arithmetic: fp32 (exact), bf16 (bf16 weights, fp32 sums: faster) or auto "
+        "(bf16 where the CPU has AVX2/AVX-512 for it).",
+    ),
 ) -> None:
     """Vocode --wav files (copy-synthesis), --mel files from a TTS model, or a --split.
 
@@ -55,7 +61,7 @@ def synthesize(
         raise WavegenError("give exactly one of --wav, --mel or --split")
     check_temperature(temperature)
     check_seed(seed)
-    vocoder = load_vocoder(checkpoint, device=device)
+    vocoder = load_vocoder(checkpoint, device=device, precision=precision)
     try:
         vocoder.require_mel_conditioning()
     except WavegenError as err:
@@ -72,6 +78,7 @@ def synthesize(
             raise WavegenError("--split needs --workdir (the preprocessed feature cache)")
         items = items_from_split(vocoder, workdir, split, speaker)
     check_output_names(items, output)  # across all ranks' shares, before any work
+    typer.echo(f"sampler: backend {vocoder.backend}, precision {vocoder.precision}", err=True)
     summary = run(
         vocoder,
         shard(items),

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ..core.audio import atomic_path, audio_writer, npy_writer, read_audio, refuse_overwriting, write_files
 from ..core.errors import WavegenError
 from ..core.mulaw import mulaw_decode, mulaw_encode
+from ..generation.backends import REDUCED_KERNELS
 from ..model import WaveNet
 from ..model.identity import model_sha256
 from . import coder, identity
@@ -69,6 +70,10 @@ def compress(
         threads: CPU threads for the kernel (default: torch's).
     """
     _check_model(model)
+    if backend in REDUCED_KERNELS:  # the codec codes with the exact fp32 arithmetic only
+        raise WavegenError(
+            f"--backend {backend}: the codec runs on the fp32 kernels (auto, kernel, cpp, numba)"
+        )
     codes = np.asarray(codes)
     Q = model.config.quantize_channels
     if codes.ndim != 1 or len(codes) < 1 or not np.issubdtype(codes.dtype, np.integer):

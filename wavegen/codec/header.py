@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core.errors import WavegenError
 from ..generation import BACKENDS
+from ..generation.backends import REDUCED_KERNELS
 from ..model import WaveNet
 from ..model.identity import model_sha256
 from . import coder, identity
@@ -58,6 +59,10 @@ def validate(
     if not isinstance(header.get("setup"), dict):
         raise damaged("setup", "an object naming the encoder's setup")
     backend = header["setup"].get("backend")
+    if backend in REDUCED_KERNELS:
+        raise WavegenError(
+            f"{name}: claims the sampler backend {backend!r}; the codec runs on the fp32 kernels only"
+        )
     if backend not in BACKENDS or backend == "auto":
         raise WavegenError(
             f"{name}: compressed with the sampler backend {backend!r}, which this wavegen lacks"

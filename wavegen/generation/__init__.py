@@ -8,6 +8,7 @@ step.py          StepState: static buffers and the one-sample step in plain torc
 backends.py      which CPU kernel runs (cpp, numba, or the torch step) and preparing it
 kernel_cpp.py    the same loop in C++ (sampler.cpp, shipped in the package), called via ctypes
 kernel_numba.py  the same loop compiled by numba: no C++ compiler needed
+kernel_bf16.py   cpp-bf16, reduced precision (sampler_bf16.cpp): bf16 weights, fp32 fused sums
 cuda_graph.py    the torch step captured in a CUDA graph
 """
 

@@ -4,11 +4,15 @@
     numba  the same loop compiled by numba (``kernel_numba.py``): needs no compiler
     torch  :meth:`StepState.step` from Python, the reference: many times slower, so falling back
            to it is a loud warning that says how much slower and how to fix it
+    cpp-bf16  reduced precision (``kernel_bf16.py``): bf16 weights, fp32 fused sums, AVX-512 /
+           AVX2 / scalar chosen at run time; close to the others, not bit-exact with them
 
-Both kernels compute the same samples bit for bit; ``cpp`` is tried first because it is the
-faster of the two (see ``wavegen bench``). ``$WAVEGEN_KERNEL`` restricts the choice to one of
-:data:`KERNEL_CHOICES`: a kernel's name, ``auto`` (the default), or ``torch`` (``0``) for none;
-any other value is an error naming those. Builds and compiled code are cached in
+The two fp32 kernels compute the same samples bit for bit; ``cpp`` is tried first because it is
+the faster of the two (see ``wavegen bench``). Precision ``auto`` (:func:`default_precision`)
+is bf16 where ``cpp-bf16`` builds and the CPU has a vector path for it (AVX2+FMA or AVX-512),
+else fp32. ``$WAVEGEN_KERNEL`` restricts the choice to one of :data:`KERNEL_CHOICES`: a kernel's
+name, ``auto`` (the default), or ``torch`` (``0``) for none; any other value is an error naming
+those. Builds and compiled code are cached in
 ``$WAVEGEN_CACHE`` (default ``~/.cache/wavegen``), or in a temporary directory when that is not
 writable, so only the first process on a machine pays for them.
 """
@@ -27,11 +31,13 @@ from pathlib import Path
 from ..core.device import resolve_device
 from ..core.errors import WavegenError
 
-CPU_KERNELS = ("cpp", "numba")
-# What $WAVEGEN_KERNEL may say: "auto" (the default: the first of CPU_KERNELS that runs), one
-# kernel's name (only it), or "torch" (none). A new kernel's name goes here (and in CPU_KERNELS
-# if auto may pick it).
-KERNEL_CHOICES = ("auto", *CPU_KERNELS, "torch")
+CPU_KERNELS = ("cpp", "numba")  # the fp32 kernels, bit-exact with each other (the codec's)
+REDUCED_KERNELS = ("cpp-bf16",)  # reduced precision, chosen by precision "bf16"
+KERNEL_NAMES = CPU_KERNELS + REDUCED_KERNELS  # every compiled CPU kernel
+PRECISIONS = ("auto", "fp32", "bf16")
+# What $WAVEGEN_KERNEL may say: "auto" (the default: any kernel, the precision picks among them),
+# one kernel's name (only it), or "torch" (none). A new kernel's name goes in KERNEL_NAMES.
+KERNEL_CHOICES = ("auto", *KERNEL_NAMES, "torch")
 _NO_KERNEL = ("torch", "0", "none")  # "0" and "none": older spellings of "torch"
 # How many times slower the torch step is than the kernels at batch 1 (bench config, 2 threads,
 # 2-core AMD EPYC, same process): 14-16x best of three runs, 9.5-13x in `wavegen bench`'s
@@ -86,12 +92,24 @@ def allowed_kernels() -> tuple[str, ...]:
         raise WavegenError(
             f"WAVEGEN_KERNEL={value!r}: expected one of {', '.join(KERNEL_CHOICES)} (or unset)"
         )
-    return CPU_KERNELS if choice == "auto" else (choice,)
+    return KERNEL_NAMES if choice == "auto" else (choice,)
 
 
 def _prepare(name: str) -> Kernel:
     root = cache_root()
     start = time.perf_counter()
+    if name == "cpp-bf16":
+        from . import kernel_bf16, kernel_cpp
+
+        cache_dir = root / "kernels"
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        compiler = kernel_cpp.find_compiler()
+        path = compiler and kernel_cpp.library_path(
+            cache_dir, compiler, kernel_bf16.SOURCE, kernel_bf16.FLAGS, "wavegen_sampler_bf16"
+        )
+        cached = bool(path) and path.exists()
+        handle = kernel_bf16.load(cache_dir)
+        return Kernel(name, handle, time.perf_counter() - start, cached, cache_dir)
     if name == "cpp":
         from . import kernel_cpp
 
@@ -111,7 +129,7 @@ def _prepare(name: str) -> Kernel:
 
 
 def get_kernel(name: str) -> Kernel | None:
-    """The prepared kernel ``name`` ("cpp" or "numba"), or None if it cannot run here.
+    """The prepared kernel ``name`` (one of :data:`KERNEL_NAMES`), or None if it cannot run here.
 
     Prepared at most once per process; why it failed is kept in :func:`kernel_error`.
     """
@@ -133,18 +151,20 @@ def kernel_error(name: str) -> str | None:
 def _warn_if_broken(name: str, error: str) -> None:
     """A compiler that exists but fails deserves a warning with its output; no compiler at all
     is the normal case the numba kernel is for, so that is quiet."""
-    if name == "cpp" and not error.startswith("no C++ compiler"):
+    if name in ("cpp", "cpp-bf16") and not error.startswith("no C++ compiler"):
+        instead = "the numba kernel if it works" if name == "cpp" else "an fp32 kernel"
         warnings.warn(
-            f"wavegen: the C++ sampler kernel could not be built; using the numba kernel if it "
-            f"works. {error}",
+            f"wavegen: the C++ sampler kernel {name} could not be built; using {instead}. {error}",
             RuntimeWarning,
             stacklevel=4,
         )
 
 
 def best_cpu_kernel() -> Kernel | None:
-    """The fastest CPU kernel that runs here (cpp, else numba), or None with a loud warning."""
+    """The fastest fp32 CPU kernel that runs here (cpp, else numba), or None with a loud warning."""
     for name in allowed_kernels():
+        if name not in CPU_KERNELS:
+            continue
         kernel = get_kernel(name)
         if kernel is not None:
             return kernel
@@ -170,16 +190,56 @@ def _warn_torch_fallback() -> None:
     )
 
 
-def cpu_backend() -> str:
-    """What ``backend="auto"`` runs on the CPU here: "cpp", "numba" or "torch"."""
+def bf16_level() -> int | None:
+    """The instruction-set level ``cpp-bf16`` runs at here (0 scalar, 1 AVX2+FMA, 2 AVX-512F,
+    capped by $WAVEGEN_CPU_LEVEL), or None if it is not allowed or does not build."""
+    if "cpp-bf16" not in allowed_kernels():
+        return None
+    kernel = get_kernel("cpp-bf16")
+    if kernel is None:
+        return None
+    from .kernel_bf16 import cpu_level
+
+    return cpu_level(kernel.handle)
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise WavegenError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def default_precision() -> str:
+    """What precision "auto" means on this CPU: "bf16" where ``cpp-bf16`` has a vector path
+    (the scalar emulation is slower than the fp32 kernel), else "fp32"."""
+    level = bf16_level()
+    return "bf16" if level is not None and level >= 1 else "fp32"
+
+
+def cpu_backend(precision: str = "fp32") -> str:
+    """What ``backend="auto"`` runs on the CPU here: "cpp-bf16" (precision bf16, or auto where
+    :func:`default_precision` says so), else "cpp", "numba" or "torch"."""
+    if check_precision(precision) == "auto":
+        precision = default_precision()
+    if precision == "bf16":
+        if get_kernel("cpp-bf16") is None:
+            raise WavegenError(
+                f"precision bf16: the cpp-bf16 kernel could not be built ({kernel_error('cpp-bf16')})"
+            )
+        return "cpp-bf16"
     kernel = best_cpu_kernel()
     return "torch" if kernel is None else kernel.name
 
 
-def backend_for(device) -> str:
-    """What ``backend="auto"`` runs for a float32 model on ``device`` (prepares the kernel).
+def backend_for(device, precision: str = "fp32") -> str:
+    """What ``backend="auto"`` runs for a float32 model on ``device`` at ``precision``
+    (prepares the kernel).
 
     Raises:
         WavegenError: ``device`` does not exist here (see :func:`wavegen.device.resolve_device`).
     """
-    return "cuda-graph" if resolve_device(device).type == "cuda" else cpu_backend()
+    if resolve_device(device).type == "cuda":
+        if check_precision(precision) == "bf16":
+            raise WavegenError("precision bf16 is a CPU kernel; on CUDA pass dtype=torch.bfloat16")
+        return "cuda-graph"
+    return cpu_backend(precision)

@@ -48,6 +48,7 @@ def stream(
     backend: str = "auto",
     threads: int | None = None,
     dtype: torch.dtype = torch.float32,
+    precision: str = "auto",
 ) -> Iterator[torch.Tensor]:
     """Yield the waveform in pieces as it is generated.
 
@@ -65,10 +66,12 @@ def stream(
         num_samples: length for a model without mel conditioning.
         chunk_samples: samples per yielded piece (the last may be shorter).
         backend: "auto", "kernel" (the compiled CPU loop: cpp, else numba), "cpp", "numba",
-            "cuda-graph" or "torch".
+            "cuda-graph", "torch" or "cpp-bf16" (the same as precision "bf16").
         threads: CPU threads for the kernel (rows are split between them).
         dtype: weights and state dtype; torch.bfloat16 / float16 for the CUDA graph (the CPU
             kernels are float32 only). Logits and sampling stay float32.
+        precision: CPU kernel arithmetic: "fp32" (exact), "bf16" (the ``cpp-bf16`` kernel:
+            bf16 weights, fp32 sums) or "auto" (bf16 where the CPU has a vector path for it).
 
     Yields:
         (B, n) float32 pieces that concatenate to what :func:`generate` returns.
@@ -89,6 +92,7 @@ def stream(
         backend=backend,
         threads=threads,
         dtype=dtype,
+        precision=precision,
     )
     while sampler.remaining:
         audio, _ = sampler.run(chunk_samples)
@@ -106,6 +110,7 @@ def generate(
     backend: str = "auto",
     threads: int | None = None,
     dtype: torch.dtype = torch.float32,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Generate a batch of waveforms: (B, T) float32 in [-1, 1], T = F·hop.
 
@@ -124,6 +129,7 @@ def generate(
             backend=backend,
             threads=threads,
             dtype=dtype,
+            precision=precision,
         )
     )
     return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)  # no copy of the output
@@ -138,6 +144,8 @@ def teacher_forced_logits(
     lengths: torch.Tensor | None = None,
     backend: str = "auto",
     chunk: int | None = None,
+    precision: str = "fp32",
+    threads: int | None = None,
 ) -> torch.Tensor:
     """Run the incremental sampler fed the given classes instead of its own samples.
 
@@ -149,6 +157,9 @@ def teacher_forced_logits(
         mel, speaker, lengths, backend: as for :func:`stream`.
         chunk: steps per conditioning chunk, and samples of mel upsampled at a time (small
             values exercise the chunk boundaries).
+        precision: "fp32" (default: equals the forward pass up to rounding) or "bf16" (the
+            ``cpp-bf16`` kernel's logits, for measuring what its rounding costs).
+        threads: CPU threads for the kernel.
 
     Returns:
         (B, Q, T) logits; column t is the distribution of audio[:, t] given audio[:, :t].
@@ -166,6 +177,8 @@ def teacher_forced_logits(
         backend=backend,
         chunk=chunk,
         span=chunk,
+        precision=precision,
+        threads=threads,
     )
     _, logits = sampler.run(sampler.remaining)
     return logits.transpose(1, 2)

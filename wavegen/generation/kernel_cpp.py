@@ -85,7 +85,12 @@ class WGRun(ctypes.Structure):
     ]
 
 
-_POINTER_TYPES = {torch.float32: _f32p, torch.int64: _i64p, torch.int32: _i32p}
+_POINTER_TYPES = {
+    torch.float32: _f32p,
+    torch.int64: _i64p,
+    torch.int32: _i32p,
+    torch.float64: ctypes.POINTER(ctypes.c_double),
+}
 
 
 def ptr(tensor: torch.Tensor | None, offset: int = 0):
@@ -111,11 +116,17 @@ def find_compiler() -> str | None:
     return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
 
 
-def library_path(cache_dir: Path, compiler: str) -> Path:
+def library_path(
+    cache_dir: Path,
+    compiler: str,
+    source: Path = SOURCE,
+    flags: list[str] = FLAGS,
+    stem: str = "wavegen_sampler",
+) -> Path:
     """Where the library for this source, compiler, flags and CPU is cached."""
-    key = "\n".join([SOURCE.read_text(), compiler, " ".join(FLAGS), _cpu_signature()])
+    key = "\n".join([source.read_text(), compiler, " ".join(flags), _cpu_signature()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir / f"wavegen_sampler_{digest}.so"
+    return cache_dir / f"{stem}_{digest}.so"
 
 
 @contextlib.contextmanager
@@ -134,10 +145,10 @@ def _file_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _build(compiler: str, target: Path) -> None:
+def _build(compiler: str, target: Path, source: Path, flags: list[str]) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out = Path(tmp) / target.name
-        command = [compiler, *FLAGS, str(SOURCE), "-o", str(out)]
+        command = [compiler, *flags, str(source), "-o", str(out)]
         try:
             proc = subprocess.run(command, capture_output=True, text=True)
         except OSError as err:
@@ -148,6 +159,39 @@ def _build(compiler: str, target: Path) -> None:
         os.replace(out, target)  # atomic: a reader never sees half a library
 
 
+def build_and_open(cache_dir: Path, source: Path, flags: list[str], stem: str) -> ctypes.CDLL:
+    """Build ``source`` into a cached library if needed (once, under a lock) and open it.
+
+    Raises:
+        KernelUnavailable: no compiler, a failed build (with the compiler's whole output), or a
+            library that does not load.
+    """
+    compiler = find_compiler()
+    if compiler is None:
+        raise KernelUnavailable("no C++ compiler found (set CXX, or install g++ or clang)")
+    target = library_path(cache_dir, compiler, source, flags, stem)
+    if not target.exists():
+        with _file_lock(cache_dir / "build.lock"):
+            if not target.exists():  # another process may have built it while we waited
+                _build(compiler, target, source, flags)
+    try:
+        return ctypes.CDLL(str(target))
+    except OSError as err:
+        raise KernelUnavailable(f"{target} does not load: {err}") from None
+
+
+def check_struct_sizes(lib, target: str, pairs) -> None:
+    """Refuse a library whose structs differ from their ctypes mirrors: ((C function, Structure), …)."""
+    for name, struct in pairs:
+        size = getattr(lib, name)
+        size.restype = ctypes.c_int64
+        if size() != ctypes.sizeof(struct):
+            raise KernelUnavailable(
+                f"{target}: sizeof({struct.__name__}) is {size()} in C++ but {ctypes.sizeof(struct)} "
+                "in Python; the two struct definitions differ"
+            )
+
+
 def load(cache_dir: Path):
     """Build the library if needed (once, under a lock) and load it -> the ctypes library.
 
@@ -155,26 +199,8 @@ def load(cache_dir: Path):
         KernelUnavailable: no compiler, a failed build (with the compiler's whole output), or a
             library whose structs differ from the ctypes mirrors.
     """
-    compiler = find_compiler()
-    if compiler is None:
-        raise KernelUnavailable("no C++ compiler found (set CXX, or install g++ or clang)")
-    target = library_path(cache_dir, compiler)
-    if not target.exists():
-        with _file_lock(cache_dir / "build.lock"):
-            if not target.exists():  # another process may have built it while we waited
-                _build(compiler, target)
-    try:
-        lib = ctypes.CDLL(str(target))
-    except OSError as err:
-        raise KernelUnavailable(f"{target} does not load: {err}") from None
-    for name, struct in (("wg_sizeof_model", WGModel), ("wg_sizeof_run", WGRun)):
-        size = getattr(lib, name)
-        size.restype = ctypes.c_int64
-        if size() != ctypes.sizeof(struct):
-            raise KernelUnavailable(
-                f"{target}: sizeof({struct.__name__}) is {size()} in C++ but {ctypes.sizeof(struct)} "
-                "in kernel_cpp.py; the two struct definitions differ"
-            )
+    lib = build_and_open(cache_dir, SOURCE, FLAGS, "wavegen_sampler")
+    check_struct_sizes(lib, lib._name, (("wg_sizeof_model", WGModel), ("wg_sizeof_run", WGRun)))
     lib.wg_run.argtypes = [ctypes.POINTER(WGModel), ctypes.POINTER(WGRun)]
     lib.wg_run.restype = ctypes.c_int
     return lib

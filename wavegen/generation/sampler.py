@@ -6,6 +6,8 @@
                 a C++ compiler; it computes the same samples bit for bit.
     cuda-graph  CUDA: ``StepState.step`` captured in a CUDA graph (``cuda_graph.py``).
     torch       anywhere: ``StepState.step`` called from Python (the reference).
+    cpp-bf16    CPU, reduced precision (``kernel_bf16.py``): bf16 weights, fp32 fused sums;
+                precision "bf16" picks it (and "auto" where the CPU has a vector path for it).
 
 ``backend="kernel"`` asks for the best CPU kernel (cpp, else numba); ``"auto"`` also falls back
 to torch, with a loud warning (``backends.py``). All of them read and write the same
@@ -31,7 +33,7 @@ import torch
 
 from ..core.errors import WavegenError
 from ..model import WaveNet
-from . import backends
+from . import backends, kernel_bf16
 from .conditioning import Conditioner
 from .step import StepState
 from .weights import StepWeights
@@ -41,8 +43,9 @@ COND_BUDGET_BYTES = 32 * 2**20
 # At most this many samples of mel are upsampled at a time. Longer spans measured no faster, and
 # the upsampler's intermediates (several times the span) are most of generation's working memory.
 SPAN_MAX = 1 << 13
-BACKENDS = ("auto", "kernel", "cpp", "numba", "cuda-graph", "torch")
+BACKENDS = ("auto", "kernel", "cpp", "numba", "cuda-graph", "torch", "cpp-bf16")
 CPU_KERNELS = backends.CPU_KERNELS
+KERNEL_NAMES = backends.KERNEL_NAMES
 
 
 def check_seed(seed) -> int | None:
@@ -73,8 +76,8 @@ class Sampler:
         seed: seed of the sampling random numbers (None: nondeterministic).
         forced: (B, T) int64 classes to feed instead of sampling (teacher forcing), or None.
         keep_logits: also return each step's logits from :meth:`run`.
-        backend: "auto", "kernel" (cpp, else numba), "cpp", "numba", "cuda-graph" or "torch";
-            :attr:`backend` says which one runs.
+        backend: "auto", "kernel" (cpp, else numba), "cpp", "numba", "cuda-graph", "torch" or
+            "cpp-bf16" (the same as precision "bf16"); :attr:`backend` says which one runs.
         chunk: steps per conditioning chunk (default from :data:`COND_BUDGET_BYTES`).
         threads: CPU threads for the kernel (default ``torch.get_num_threads()``).
         span: samples of mel upsampled at a time (default from the same budget, ≥ chunk, and at
@@ -82,6 +85,9 @@ class Sampler:
         dtype: dtype of the weights and buffers (the CPU kernels need float32).
         compact: drop rows from the computation once they have ended (default: for the CPU
             kernels only, see the module doc).
+        precision: "fp32" (default: the exact kernels), "bf16" (the ``cpp-bf16`` kernel) or
+            "auto" (bf16 where :func:`backends.default_precision` says so, for backend "auto" or
+            "kernel" on the CPU); :attr:`precision` says which one runs.
     """
 
     def __init__(
@@ -101,7 +107,9 @@ class Sampler:
         span: int | None = None,
         dtype: torch.dtype = torch.float32,
         compact: bool | None = None,
+        precision: str = "fp32",
     ):
+        backends.check_precision(precision)
         if backend not in BACKENDS:
             raise WavegenError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.device = device = model.embed.weight.device
@@ -164,8 +172,12 @@ class Sampler:
         else:
             self.generator.manual_seed(int(seed) % 2**64)  # torch's range; seed + offset may pass it
         self.threads = threads or torch.get_num_threads()
+        self.precision = precision  # as asked; _pick_backend resolves it
+        self.model_config = model.config
         self.backend = self._pick_backend(backend, dtype)
-        self.compact = self.backend in CPU_KERNELS if compact is None else bool(compact)
+        self.precision = "bf16" if self.backend == "cpp-bf16" else "fp32"
+        # cpp-bf16 also computes a row the same whatever rows share the call.
+        self.compact = self.backend in KERNEL_NAMES if compact is None else bool(compact)
         self.t = 0  # host copy of state.t
         self.chunk_start = self.chunk_end = 0
         self._runner = None
@@ -173,6 +185,21 @@ class Sampler:
     def _pick_backend(self, backend: str, dtype: torch.dtype) -> str:
         cuda = self.device.type == "cuda"
         cpu_float32 = self.device.type == "cpu" and dtype == torch.float32
+        precision = self.precision
+        if precision == "auto":
+            auto_cpu = backend in ("auto", "kernel") and cpu_float32 and kernel_bf16.fits(self.model_config)
+            precision = backends.default_precision() if auto_cpu else "fp32"
+        if precision == "bf16" or backend == "cpp-bf16":
+            if backend not in ("auto", "kernel", "cpp-bf16") or not cpu_float32:
+                raise WavegenError(
+                    f"precision bf16 runs on the CPU kernel cpp-bf16 with a float32 model, not on "
+                    f"backend {backend!r} with a {dtype} model on {self.device}"
+                )
+            if backends.get_kernel("cpp-bf16") is None:
+                why = backends.kernel_error("cpp-bf16")
+                raise WavegenError(f"precision bf16: the cpp-bf16 kernel could not be built ({why})")
+            kernel_bf16.check_shapes(self.weights)
+            return "cpp-bf16"
         if backend == "auto":
             if cuda:
                 return "cuda-graph"
@@ -300,7 +327,7 @@ class Sampler:
         if self.state.batch == 0:  # every row has ended; the rest of the audio is zeros
             self.state.i.add_(steps)
             self.state.t.add_(steps)
-        elif self.backend in CPU_KERNELS:
+        elif self.backend in KERNEL_NAMES:
             if self._runner is None:
                 self._runner = self._cpu_runner()
             self._runner.run(self.state, self.t, i0, steps, self.threads)
@@ -319,6 +346,8 @@ class Sampler:
 
     def _cpu_runner(self):
         kernel = backends.get_kernel(self.backend)
+        if self.backend == "cpp-bf16":
+            return kernel_bf16.Bf16Runner(kernel.handle, self.weights)
         if self.backend == "cpp":
             from .kernel_cpp import CppRunner
 

@@ -31,6 +31,7 @@ from ..model import WaveNet
 
 CHUNK_SAMPLES = 16384  # scored samples per window (plus a receptive field of context)
 BATCH = 4  # windows per forward pass: logits are batch × (chunk + context) × classes floats
+SCORE_PRECISIONS = ("forward", "fp32", "bf16")  # the forward pass, or a sampler kernel's logits
 
 
 @dataclass
@@ -50,6 +51,7 @@ class _Utterance:
     codes: torch.Tensor  # (T,) int64
     speaker: int | None
     conditioner: object | None  # wavegen.generation.conditioning.Conditioner for mel models
+    mel: torch.Tensor | None = None  # (1, C, frames) raw mel of a mel model
 
 
 def _as_model(model) -> tuple[WaveNet, object | None]:
@@ -103,7 +105,9 @@ def _prepare(model: WaveNet, vocoder, audio, mel, speaker) -> _Utterance:
         weights = StepWeights.from_model(model)
         spk = None if speaker_id is None else torch.tensor([speaker_id], device=model.embed.weight.device)
         device = model.embed.weight.device
-        conditioner = Conditioner(model, weights, mel[None, :, :frames].to(device), None, spk, 1)
+        mel = mel[None, :, :frames].to(device)
+        conditioner = Conditioner(model, weights, mel, None, spk, 1)
+        return _Utterance(codes, speaker_id, conditioner, mel)
     return _Utterance(codes, speaker_id, conditioner)
 
 
@@ -142,6 +146,31 @@ def _score_windows(model: WaveNet, utts: list[_Utterance], chunk: int, batch: in
     return traces
 
 
+@torch.no_grad()
+def _score_kernel(model: WaveNet, utts: list[_Utterance], chunk: int, precision: str) -> list[np.ndarray]:
+    """Per-sample bits from the incremental sampler's teacher-forced logits on the CPU kernel of
+    ``precision``, one utterance at a time, ``chunk`` samples of logits at a time."""
+    from ..generation import Sampler
+
+    traces = []
+    for u in utts:
+        T = len(u.codes)
+        speaker = None if u.speaker is None else torch.tensor([u.speaker])
+        sampler = Sampler(
+            model, u.mel, speaker, num_samples=T, temperature=0.0, forced=u.codes[None], keep_logits=True,
+            precision=precision,
+        )  # fmt: skip
+        bits, done = np.zeros(T, dtype=np.float32), 0
+        while sampler.remaining:
+            _, logits = sampler.run(chunk)  # (1, n, Q)
+            n = logits.shape[1]
+            logp = F.log_softmax(logits[0], dim=-1).gather(1, u.codes[done : done + n, None])[:, 0]
+            bits[done : done + n] = (-logp / math.log(2)).numpy()
+            done += n
+        traces.append(bits)
+    return traces
+
+
 def score(
     model,
     audio,
@@ -149,6 +178,7 @@ def score(
     speaker=None,
     chunk_samples: int = CHUNK_SAMPLES,
     batch: int = BATCH,
+    precision: str = "forward",
 ) -> Score | list[Score]:
     """Teacher-forced −log2 P of audio's μ-law stream under the model.
 
@@ -162,11 +192,19 @@ def score(
         speaker: speaker name or id for a multi-speaker model (one for all, or a list).
         chunk_samples: samples scored per window; memory is bounded by it, not by T.
         batch: windows per forward pass.
+        precision: "forward" (default: the fp32 forward pass, batched windows) or a sampler
+            precision, "fp32" or "bf16": the teacher-forced logits of that CPU kernel, one
+            utterance at a time (``bf16`` measures what the reduced-precision kernel costs in
+            bits; ``fp32`` equals "forward" up to float rounding).
 
     Returns:
         A :class:`Score` per waveform (a list for a list).
     """
     net, vocoder = _as_model(model)
+    if precision not in SCORE_PRECISIONS:
+        raise WavegenError(f"precision must be one of {', '.join(SCORE_PRECISIONS)}, got {precision!r}")
+    if precision != "forward" and net.embed.weight.device.type != "cpu":
+        raise WavegenError(f"precision {precision} scores with a CPU kernel; use --device cpu")
     if chunk_samples < 1 or batch < 1:
         raise WavegenError(f"chunk_samples and batch must be at least 1, got {chunk_samples}, {batch}")
     many = isinstance(audio, (list, tuple))
@@ -179,7 +217,10 @@ def score(
     net.eval()
     try:
         utts = [_prepare(net, vocoder, a, m, s) for a, m, s in zip(audios, mels, speakers)]
-        traces = _score_windows(net, utts, chunk_samples, batch)
+        if precision == "forward":
+            traces = _score_windows(net, utts, chunk_samples, batch)
+        else:
+            traces = _score_kernel(net, utts, chunk_samples, precision)
     finally:
         net.train(was_training)
     conditional = net.upsampler is not None

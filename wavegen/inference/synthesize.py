@@ -216,4 +216,6 @@ def synthesize(
         "seconds": round(wall, 3),
         "realtime_factor": round(done_audio / wall, 4) if wall > 0 and written else None,
         "outdir": str(outdir),
+        "backend": vocoder.backend,
+        "precision": vocoder.precision,
     }

@@ -32,6 +32,7 @@ from ..core.errors import WavegenError
 from ..core.features import MelPreset, mel_spectrogram
 from ..core.mel_scale import judge_scale
 from ..generation.backends import backend_for
+from ..generation.kernel_bf16 import fits
 
 
 class Vocoder:
@@ -43,6 +44,7 @@ class Vocoder:
         preset: MelPreset,
         speakers: Sequence[str] = (),
         device: str | torch.device = "cpu",
+        precision: str = "auto",
     ):
         device = resolve_device(device)  # a one-line error for tpu, cuda without a GPU, ...
         self.model = model.to(device).eval()
@@ -52,7 +54,11 @@ class Vocoder:
         self.speakers = list(speakers)
         self.device = device
         # Build or load the sampler kernel now, so the first request does not pay for it.
-        self.backend = backend_for(self.device)
+        # precision "auto" is bf16 (the cpp-bf16 kernel) where the CPU has a vector path for it.
+        if precision == "auto" and not fits(self.model.config):
+            precision = "fp32"  # an odd shape the bf16 packing does not take
+        self.backend = backend_for(self.device, precision)
+        self.precision = "bf16" if self.backend == "cpp-bf16" else "fp32"
 
     @property
     def sample_rate(self) -> int:
@@ -88,7 +94,7 @@ class Vocoder:
         return (
             f"Vocoder(preset={self.mel_preset!r}, sample_rate={self.sample_rate}, "
             f"hop_length={self.hop_length}, speakers={len(self.speakers)}, device={self.device}, "
-            f"backend={self.backend!r})"
+            f"backend={self.backend!r}, precision={self.precision!r})"
         )
 
     # ---- front-end ---------------------------------------------------------------------------
@@ -221,6 +227,7 @@ class Vocoder:
         batched = getattr(mel, "ndim", 0) == 3
         m = self.prepare_mel(mel, check)
         spk = self.speaker_ids(speaker, m.shape[0])
+        kwargs.setdefault("precision", self.precision)
         wav = generate(self.model, m, speaker=spk, temperature=temperature, seed=seed, **kwargs)
         return wav if batched else wav[0]
 
@@ -255,6 +262,7 @@ class Vocoder:
         for i, m in enumerate(prepared):  # the generator edge-pads each row at its own length
             padded[i, :, : m.shape[-1]] = m
         spk = self.speaker_ids(speakers, len(prepared))
+        kwargs.setdefault("precision", self.precision)
         wav = generate(
             self.model, padded, speaker=spk, temperature=temperature, seed=seed, lengths=lengths, **kwargs
         )
@@ -277,14 +285,16 @@ class Vocoder:
         batched = getattr(mel, "ndim", 0) == 3
         m = self.prepare_mel(mel, check)
         spk = self.speaker_ids(speaker, m.shape[0])
+        kwargs.setdefault("precision", self.precision)
         for chunk in stream(self.model, m, speaker=spk, temperature=temperature, seed=seed, **kwargs):
             yield chunk if batched else chunk[0]
 
 
-def load_vocoder(path: str | Path, device: str | torch.device = "cpu") -> Vocoder:
+def load_vocoder(path: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> Vocoder:
     """Load a vocoder from an exported folder (model.safetensors + config.json), a training run
     dir (its newest valid checkpoint, EMA weights) or a checkpoint file. Nothing is unpickled;
-    see :func:`wavegen.artifacts.loader.load_model`."""
+    see :func:`wavegen.artifacts.loader.load_model`. ``precision``: the CPU kernel's arithmetic,
+    "auto", "fp32" or "bf16" (see :class:`Vocoder`)."""
     device = resolve_device(device)  # before any loading
     loaded = load_model(path, device)
-    return Vocoder(loaded.model, loaded.preset, loaded.speakers, device)
+    return Vocoder(loaded.model, loaded.preset, loaded.speakers, device, precision)
