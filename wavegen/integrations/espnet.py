@@ -19,7 +19,7 @@ import torch
 
 from ..core.errors import WavegenError
 from ..inference.vocoder import Vocoder
-from .frontend import check_settings, vocode_natural_log
+from .frontend import as_mels, check_settings, vocode_natural_log
 
 _NAMES = {  # preset field -> ESPnet's feats_extract_conf key
     "sample_rate": "fs",
@@ -78,14 +78,16 @@ class ESPnetVocoder:
 
     @torch.inference_mode()
     def __call__(self, feats) -> torch.Tensor:
-        feats = torch.as_tensor(feats).float()
+        feats = as_mels(feats, "ESPnet feats")
         batched = feats.dim() == 3
         feats = feats if batched else feats[None]  # (B, T, n_mels)
-        if feats.shape[-1] != self.vocoder.n_mels:
+        if feats.dim() < 3 or feats.shape[-1] != self.vocoder.n_mels:
             raise WavegenError(
                 f"ESPnet feats: expected (T, {self.vocoder.n_mels}) as Text2Speech passes them, got shape "
                 f"{tuple(feats.shape if batched else feats.shape[1:])}"
             )
+        if feats.shape[0] == 0:
+            raise WavegenError("ESPnet feats: an empty batch (no mels)")
         waves = vocode_natural_log(self.vocoder, self.natural_log(feats).transpose(1, 2), **self.options)
         return torch.stack(waves) if batched else waves[0]
 
