@@ -3,6 +3,7 @@ speakers matched by name, and the one-line refusals of a model that does not fit
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -217,3 +218,21 @@ def test_a_fine_tune_killed_with_sigkill_resumes_to_the_same_weights(base, tmp_p
     for key in ("model", "ema"):
         for name in a[key]:
             assert torch.equal(a[key][name], b[key][name]), (key, name)
+
+
+def test_init_from_into_a_run_dir_of_a_run_trained_from_scratch_is_refused(base, tmp_path):
+    """`train --init-from M --run-dir R` where R holds a run trained from scratch silently continued
+    that run: the weights asked for were never used and nothing said so."""
+    shutil.copytree(base["run"], tmp_path / "run")
+    with pytest.raises(WavegenError) as err:
+        train(
+            recipe(tmp_path, train={"max_steps": 3}),
+            base["root"] / "old",
+            tmp_path / "run",
+            progress=False,
+            init_from=base["run"],
+        )
+    assert str(err.value) == (
+        f"{tmp_path / 'run'}: holds a run trained from scratch (step 3), not a fine-tune: --init-from "
+        f"{base['run']} would be ignored; pick another --run-dir, or drop --init-from to continue it"
+    )
