@@ -39,7 +39,8 @@ def train(
         None,
         "--init-from",
         help="Fine-tune: start from this trained model (run dir, checkpoint or export folder); a "
-        "fresh optimiser, schedule and step. Ignored when the run dir already has checkpoints.",
+        "fresh optimiser, schedule and step. A run dir with checkpoints continues its own fine-tune "
+        "(one trained from scratch is refused).",
     ),
     map_speakers: list[str] = typer.Option(
         None,
