@@ -223,7 +223,7 @@ def check_answers(exp: Experiment, answers, likert_points: int) -> dict[str, str
                 raise ValueError(f"{q.id}: expected text of at most {MAX_ANSWER} characters")
             out[q.id] = value
         elif q.type == "number":
-            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"{q.id}: expected a number")
             if (q.min is not None and value < q.min) or (q.max is not None and value > q.max):
                 raise ValueError(f"{q.id}: expected a number from {q.min} to {q.max}")
