@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import make_feature_cache, write_recipe
+from tests.helpers import make_feature_cache, save_model_run, write_recipe
 from wavegen.artifacts import checkpoint as ck
 from wavegen.artifacts.export import export_model
-from wavegen.core.config import load_recipe
+from wavegen.core.config import ModelConfig, load_recipe
 from wavegen.core.errors import WavegenError
+from wavegen.model import WaveNet
 from wavegen.training import train
+from wavegen.training.init_from import load_init_source
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # every test here trains
@@ -236,3 +238,20 @@ def test_init_from_into_a_run_dir_of_a_run_trained_from_scratch_is_refused(base,
         f"{tmp_path / 'run'}: holds a run trained from scratch (step 3), not a fine-tune: --init-from "
         f"{base['run']} would be ignored; pick another --run-dir, or drop --init-from to continue it"
     )
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "export"])
+def test_a_model_with_non_finite_weights_is_refused_naming_the_tensor(tmp_path, kind):
+    """A forged or damaged model with NaN weights trained one step, then said "training diverged at
+    step 1 ...; lower train.lr and resume": the model was broken, not the learning rate."""
+    torch.manual_seed(0)
+    model = WaveNet(ModelConfig(layers=2, stacks=1, residual_channels=4, gate_channels=8, skip_channels=4))
+    with torch.no_grad():
+        model.layers[1].conv.weight[0, 0, 0] = float("nan")
+    source = save_model_run(tmp_path / "run", model)
+    if kind == "export":
+        source = export_model(source, tmp_path / "export")
+    with pytest.raises(WavegenError) as err:
+        load_init_source(source)
+    message = ": layers.1.conv.weight holds NaN or infinite values; not a usable trained model"
+    assert str(err.value).endswith(message) and "\n" not in str(err.value)

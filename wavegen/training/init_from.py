@@ -68,8 +68,20 @@ class InitReport:
 
 
 def load_init_source(path: str | Path) -> InitSource:
-    """Read a run dir (newest valid checkpoint), a checkpoint file or an exported folder."""
-    path = Path(path)
+    """Read a run dir (newest valid checkpoint), a checkpoint file or an exported folder; its
+    weights (and EMA weights) must be finite."""
+    source = _read_source(Path(path))
+    for what, state in (("", source.weights), ("EMA weights: ", source.ema or {})):
+        for name, value in state.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise WavegenError(
+                    f"--init-from {source.path} ({source.file}): {what}{name} holds NaN or infinite values; "
+                    "not a usable trained model"
+                )
+    return source
+
+
+def _read_source(path: Path) -> InitSource:
     folder = path.parent if path.is_file() and path.suffix == ".safetensors" else path
     if folder.is_dir() and (folder / CONFIG).is_file():
         model, config = load_exported(folder)
