@@ -253,3 +253,24 @@ def test_a_mel_convention_without_the_mels_folder_is_refused(corpus, tmp_path):
         str(err.value)
         == "data.tts_mels_convention is set (log10), but data.tts_mels (the mels' folder) is not"
     )
+
+
+def test_a_mel_whose_header_claims_more_data_than_the_file_holds_is_refused_unread(tmp_path):
+    """A .npy header saying (80, 10**12) float32 was "internal error: MemoryError: Unable to
+    allocate 291. TiB": the header is checked against the file's size before anything is read."""
+    from numpy.lib import format as npy_format
+
+    from wavegen.data.tts_mels import read_mel
+
+    path = tmp_path / "LJ001-0002.npy"
+    with open(path, "wb") as f:
+        npy_format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (80, 10**12)})
+        f.write(bytes(64))
+    with pytest.raises(WavegenError) as err:
+        read_mel(path)
+    assert str(err.value) == (
+        f"{path}: not a readable .npy array (its header says shape (80, 1000000000000) of float32, "
+        "320000000000000 bytes; the file holds 64)"
+    )
+    np.save(path, np.zeros((80, 7), dtype=np.float32))
+    assert read_mel(path).shape == (80, 7)
