@@ -252,3 +252,22 @@ def test_speechbrain_mel_lens_that_do_not_fit_the_batch_are_one_line(clip, lens,
     with pytest.raises(WavegenError) as err:
         SpeechBrainVocoder(tiny_vocoder()).decode_batch(torch.stack([mel, mel]), torch.tensor(lens))
     assert str(err.value) == f"SpeechBrain spectrogram: {expected}"
+
+
+@pytest.mark.parametrize(
+    "conf, message",
+    [
+        ({"fs": "abc"}, "ESPnet feats_extract_conf: fs is 'abc'; expected a number"),
+        ({"n_fft": [1024]}, "ESPnet feats_extract_conf: n_fft is [1024]; expected a number"),
+        ({"log_base": float("nan")}, "ESPnet log_base must be positive and not 1, got nan"),
+        ([("fs", 22050)], "ESPnet feats_extract_conf: expected a mapping of LogMelFbank settings, got list"),
+    ],
+)
+def test_espnet_settings_that_are_not_numbers_are_one_line(conf, message):
+    """A string or list setting was a ValueError/TypeError from float(), a NaN log base was
+    accepted (and vocoded NaN mels), a list of pairs a TypeError from dict.update."""
+    base = {"fs": 22050, "n_fft": 1024, "hop_length": 256, "n_mels": 80, "fmin": 80, "fmax": 7600}
+    conf = {**base, **conf} if isinstance(conf, dict) else conf
+    with pytest.raises(WavegenError) as err:
+        ESPnetVocoder.from_config(tiny_vocoder("espnet"), conf)
+    assert str(err.value) == message

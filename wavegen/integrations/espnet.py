@@ -14,6 +14,7 @@ n_fft, hop_length, win_length, n_mels, fmin and fmax are checked against the voc
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 
@@ -37,7 +38,9 @@ class ESPnetVocoder:
 
     def __init__(self, vocoder: Vocoder, log_base: float | None = 10.0, **vocode_options):
         vocoder.require_mel_conditioning()
-        if log_base is not None and (log_base <= 0 or log_base == 1):
+        number = isinstance(log_base, int | float) and not isinstance(log_base, bool)
+        usable = number and math.isfinite(log_base) and log_base > 0 and log_base != 1
+        if log_base is not None and not usable:
             raise WavegenError(f"ESPnet log_base must be positive and not 1, got {log_base}")
         self.vocoder, self.log_base, self.options = vocoder, log_base, vocode_options
 
@@ -46,6 +49,11 @@ class ESPnetVocoder:
         """From an ESPnet model's ``feats_extract_conf`` (its config.yaml); LogMelFbank's defaults
         (fs 16000, n_fft 1024, hop 256, win_length = n_fft, fmin 80, fmax 7600, log_base 10)
         for the keys it leaves out."""
+        if feats_extract_conf is not None and not isinstance(feats_extract_conf, Mapping):
+            raise WavegenError(
+                "ESPnet feats_extract_conf: expected a mapping of LogMelFbank settings, "
+                f"got {type(feats_extract_conf).__name__}"
+            )
         conf = {"fs": 16000, "n_fft": 1024, "hop_length": 256, "n_mels": 80, "fmin": 80, "fmax": 7600}
         conf.update(feats_extract_conf or {})
         conf["win_length"] = conf.get("win_length") or conf["n_fft"]

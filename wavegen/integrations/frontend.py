@@ -31,6 +31,8 @@ def check_settings(vocoder: Vocoder, settings: dict, where: str, names: dict[str
         if value is None:
             continue
         want = getattr(preset, key)
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise WavegenError(f"{where}: {names.get(key, key)} is {value!r}; expected a number")
         if not math.isclose(float(value), float(want), rel_tol=1e-6, abs_tol=1e-6):
             raise WavegenError(
                 f"{where}: {names.get(key, key)} is {value!r}, but the vocoder's {preset.name} preset has "
