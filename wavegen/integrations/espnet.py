@@ -14,6 +14,7 @@ n_fft, hop_length, win_length, n_mels, fmin and fmax are checked against the voc
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 
 import torch
@@ -38,7 +39,7 @@ class ESPnetVocoder:
 
     def __init__(self, vocoder: Vocoder, log_base: float | None = 10.0, **vocode_options):
         vocoder.require_mel_conditioning()
-        number = isinstance(log_base, int | float) and not isinstance(log_base, bool)
+        number = isinstance(log_base, numbers.Real) and not isinstance(log_base, bool)
         usable = number and math.isfinite(log_base) and log_base > 0 and log_base != 1
         if log_base is not None and not usable:
             raise WavegenError(f"ESPnet log_base must be positive and not 1, got {log_base}")

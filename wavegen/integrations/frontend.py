@@ -4,6 +4,7 @@ preset, and vocoding a batch of (n_mels, T) natural-log mels."""
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ def check_settings(vocoder: Vocoder, settings: dict, where: str, names: dict[str
         if value is None:
             continue
         want = getattr(preset, key)
-        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise WavegenError(f"{where}: {names.get(key, key)} is {value!r}; expected a number")
         if not math.isclose(float(value), float(want), rel_tol=1e-6, abs_tol=1e-6):
             raise WavegenError(
