@@ -255,3 +255,26 @@ def test_a_model_with_non_finite_weights_is_refused_naming_the_tensor(tmp_path, 
         load_init_source(source)
     message = ": layers.1.conv.weight holds NaN or infinite values; not a usable trained model"
     assert str(err.value).endswith(message) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "speakers, message",
+    [
+        (["a", "b", "c"], "speakers: 3 names for a speaker table of 2 rows"),
+        (["b", "b"], "speakers: 'b' is listed twice"),
+    ],
+)
+def test_a_speaker_list_that_does_not_fit_the_table_is_refused(tmp_path, speakers, message):
+    """A damaged or forged model listing 3 speakers for a 2-row table was "internal error:
+    IndexError" when a new run's speaker matched the third; a name listed twice silently took the
+    first row."""
+    torch.manual_seed(0)
+    shape = {"layers": 2, "stacks": 1, "residual_channels": 4, "gate_channels": 8, "skip_channels": 4}
+    config = ModelConfig(**shape, n_speakers=2, gin_channels=4)
+    source = save_model_run(tmp_path / "run", WaveNet(config), speakers=tuple(speakers))
+    with pytest.raises(WavegenError) as err:
+        load_init_source(source)
+    assert str(err.value).endswith(message) and str(err.value).startswith(f"--init-from {source}")
+    # A model without a speaker table keeps the name of the voice it was trained on: fine.
+    single = save_model_run(tmp_path / "single", WaveNet(ModelConfig(**shape)), speakers=("LJ",))
+    assert load_init_source(single).speakers == ["LJ"]
