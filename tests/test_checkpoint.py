@@ -156,7 +156,7 @@ def test_model_from_checkpoint_prefers_ema(tmp_path):
 
 def test_foreign_files_are_clear_errors(tmp_path):
     bad = tmp_path / "x.pt"
-    bad.write_bytes(b"not a checkpoint")
+    bad.write_bytes(b"\x80\x02not a checkpoint")  # binary junk (text is named as such: below)
     with pytest.raises(WavegenError, match="not a readable wavegen checkpoint"):
         ck.load_checkpoint(bad, verify=False)
     torch.save({"weights": torch.zeros(2)}, bad)
@@ -225,3 +225,33 @@ def test_checkpoints_honour_the_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert stat.S_IMODE(path.with_name(path.name + ".sha256").stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize(
+    "content, kind",
+    [
+        (b"", "an empty file"),
+        (b"name: tiny\nmodel:\n  layers: 4\n", "a text file"),
+        (b"ab" * 32 + b"  step_00000002.pt\n", "a text file"),
+    ],
+)
+def test_an_empty_or_text_file_is_named_in_one_line_without_checksum_warning(tmp_path, caplog, content, kind):
+    """A recipe YAML or a .sha256 sidecar given as the model said "no checksum file ...; loading it
+    unverified" and then "not a readable wavegen checkpoint (pop from empty list)"."""
+    path = tmp_path / "given.yaml"
+    path.write_bytes(content)
+    with caplog.at_level(logging.WARNING), pytest.raises(WavegenError) as err:
+        ck.load_checkpoint(path)
+    assert str(err.value).startswith(f"{path}: {kind}, not a wavegen checkpoint;")
+    assert caplog.records == []
+
+
+def test_an_unreadable_binary_file_never_suggests_turning_weights_only_off(tmp_path):
+    """torch's weights_only error advises re-running torch.load with weights_only=False ("will
+    likely succeed, but it can result in arbitrary code execution"): not advice to pass on."""
+    path = tmp_path / "x.pt"
+    path.write_bytes(b"\x80\x02garbage\xff\xfe" * 8)
+    with pytest.raises(WavegenError) as err:
+        ck.load_checkpoint(path, verify=False)
+    assert "weights_only" not in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"{path}: not a readable wavegen checkpoint")

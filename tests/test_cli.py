@@ -405,3 +405,13 @@ def test_readme_shows_a_repeatable_option_repeated():
         for m in re.finditer(r"(--[\w-]+) ([^\s\[\]|()]+) ?\.\.\.", code):
             repeated = code[: m.start()].endswith("[") and f"{m.group(1)} {m.group(2)} [" in code
             assert repeated, f"{code!r}: {m.group(0)!r} reads as several values after one {m.group(1)}"
+
+
+def test_a_speaker_mapped_twice_is_refused_before_any_work(tmp_path, capsys):
+    """--map-speaker c=a --map-speaker c=b once fine-tuned c from b, silently dropping c=a."""
+    recipe = write_recipe(tmp_path / "tiny.yaml")
+    args = ["train", str(recipe), "--workdir", str(tmp_path / "missing"), "--init-from", str(tmp_path)]
+    code, err = in_process(capsys, *args, "--map-speaker", "c=a", "--map-speaker", " c=b")
+    assert code == 1 and err.strip().splitlines() == [
+        "wavegen: error: --map-speaker: speaker 'c' is mapped twice (c=a, c=b); give one known speaker for it"
+    ]

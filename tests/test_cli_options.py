@@ -60,3 +60,14 @@ def test_device_is_checked_the_same_way_by_score_and_warmup(tmp_path, capsys):
         assert run_cli([*args, "--device", "tpu"]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("wavegen: error: --device 'tpu'"), err
+
+
+def test_only_ascii_digits_are_a_speaker_index():
+    """ "²" passed str.isdigit and then int() failed ("internal error: ValueError"); "١" (an
+    Arabic-Indic one) silently chose speaker 1. Either is a name, refused if the model has none."""
+    from wavegen.cli.options import speaker_value
+
+    assert speaker_value(["anna", "bert"], "1") == 1 and speaker_value(["anna", "bert"], "01") == 1
+    for text in ("²", "١", "1\u0301"):
+        assert speaker_value(["anna", "bert"], text) == text
+    assert speaker_value(["²"], "²") == "²"

@@ -3,6 +3,7 @@ speakers matched by name, and the one-line refusals of a model that does not fit
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -11,12 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import make_feature_cache, write_recipe
+from tests.helpers import make_feature_cache, save_model_run, write_recipe
 from wavegen.artifacts import checkpoint as ck
 from wavegen.artifacts.export import export_model
-from wavegen.core.config import load_recipe
+from wavegen.core.config import ModelConfig, load_recipe
 from wavegen.core.errors import WavegenError
+from wavegen.model import WaveNet
 from wavegen.training import train
+from wavegen.training.init_from import load_init_source
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # every test here trains
@@ -217,3 +220,61 @@ def test_a_fine_tune_killed_with_sigkill_resumes_to_the_same_weights(base, tmp_p
     for key in ("model", "ema"):
         for name in a[key]:
             assert torch.equal(a[key][name], b[key][name]), (key, name)
+
+
+def test_init_from_into_a_run_dir_of_a_run_trained_from_scratch_is_refused(base, tmp_path):
+    """`train --init-from M --run-dir R` where R holds a run trained from scratch silently continued
+    that run: the weights asked for were never used and nothing said so."""
+    shutil.copytree(base["run"], tmp_path / "run")
+    with pytest.raises(WavegenError) as err:
+        train(
+            recipe(tmp_path, train={"max_steps": 3}),
+            base["root"] / "old",
+            tmp_path / "run",
+            progress=False,
+            init_from=base["run"],
+        )
+    assert str(err.value) == (
+        f"{tmp_path / 'run'}: holds a run trained from scratch (step 3), not a fine-tune: --init-from "
+        f"{base['run']} would be ignored; pick another --run-dir, or drop --init-from to continue it"
+    )
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "export"])
+def test_a_model_with_non_finite_weights_is_refused_naming_the_tensor(tmp_path, kind):
+    """A forged or damaged model with NaN weights trained one step, then said "training diverged at
+    step 1 ...; lower train.lr and resume": the model was broken, not the learning rate."""
+    torch.manual_seed(0)
+    model = WaveNet(ModelConfig(layers=2, stacks=1, residual_channels=4, gate_channels=8, skip_channels=4))
+    with torch.no_grad():
+        model.layers[1].conv.weight[0, 0, 0] = float("nan")
+    source = save_model_run(tmp_path / "run", model)
+    if kind == "export":
+        source = export_model(source, tmp_path / "export")
+    with pytest.raises(WavegenError) as err:
+        load_init_source(source)
+    message = ": layers.1.conv.weight holds NaN or infinite values; not a usable trained model"
+    assert str(err.value).endswith(message) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "speakers, message",
+    [
+        (["a", "b", "c"], "speakers: 3 names for a speaker table of 2 rows"),
+        (["b", "b"], "speakers: 'b' is listed twice"),
+    ],
+)
+def test_a_speaker_list_that_does_not_fit_the_table_is_refused(tmp_path, speakers, message):
+    """A damaged or forged model listing 3 speakers for a 2-row table was "internal error:
+    IndexError" when a new run's speaker matched the third; a name listed twice silently took the
+    first row."""
+    torch.manual_seed(0)
+    shape = {"layers": 2, "stacks": 1, "residual_channels": 4, "gate_channels": 8, "skip_channels": 4}
+    config = ModelConfig(**shape, n_speakers=2, gin_channels=4)
+    source = save_model_run(tmp_path / "run", WaveNet(config), speakers=tuple(speakers))
+    with pytest.raises(WavegenError) as err:
+        load_init_source(source)
+    assert str(err.value).endswith(message) and str(err.value).startswith(f"--init-from {source}")
+    # A model without a speaker table keeps the name of the voice it was trained on: fine.
+    single = save_model_run(tmp_path / "single", WaveNet(ModelConfig(**shape)), speakers=("LJ",))
+    assert load_init_source(single).speakers == ["LJ"]

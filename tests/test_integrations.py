@@ -193,3 +193,81 @@ def test_nemo_convert_spectrogram_removes_the_log_guard(clip):
     assert audio.shape == (1, 25 * 256) and bool(torch.isfinite(audio).all())
     with pytest.raises(WavegenError, match="log_zero_guard_type must be add or clamp"):
         NeMoVocoder(tiny_vocoder(), log_zero_guard_type="mul")
+
+
+def coqui_adapter(vocoder):
+    audio = {"sample_rate": 22050, "fft_size": 1024, "hop_length": 256, "win_length": 1024}
+    return CoquiVocoder(vocoder, {**audio, "num_mels": 80, "mel_fmin": 0, "mel_fmax": 8000})
+
+
+@pytest.mark.parametrize("framework", ["speechbrain", "nemo", "coqui", "espnet"])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (np.array([[1, "a"]], dtype=object), "expected a float tensor or array of mels, got dtype object"),
+        ("mel.npy", "expected a float tensor or array of mels, got dtype <U7"),
+        (None, "expected a float tensor or array of mels, got dtype object"),
+        (torch.zeros(1, 80, 4, dtype=torch.complex64), "expected a float tensor or array of mels, got dtype"),
+        (torch.zeros(0, 80, 4), "an empty batch (no mels)"),
+    ],
+)
+def test_an_input_that_is_no_batch_of_mels_is_one_line_in_every_adapter(framework, value, expected):
+    """An object array, a string, None or a complex tensor was a TypeError (or a silent cast that
+    dropped the imaginary part), an empty batch "max() arg is an empty sequence" or "stack expects
+    a non-empty TensorList"."""
+    vocoder = tiny_vocoder()
+    call = {
+        "speechbrain": SpeechBrainVocoder(vocoder).decode_batch,
+        "nemo": lambda x: NeMoVocoder(vocoder).convert_spectrogram_to_audio(spec=x),
+        "coqui": coqui_adapter(vocoder).inference,
+        "espnet": ESPnetVocoder(vocoder),
+    }[framework]
+    if framework == "espnet" and isinstance(value, torch.Tensor):
+        value = value.transpose(1, 2)  # ESPnet passes (T, n_mels)
+    with pytest.raises(WavegenError) as err:
+        call(value)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_espnet_feats_of_one_dimension_are_one_line():
+    with pytest.raises(WavegenError, match=r"ESPnet feats: expected \(T, 80\) as Text2Speech passes them"):
+        ESPnetVocoder(tiny_vocoder())(torch.zeros(80))
+
+
+@pytest.mark.parametrize(
+    "lens, expected",
+    [
+        ([31, 20], "mel_lens[0] is 31, longer than the batch's 30 frames"),
+        ([-2, 20], "mel_lens[0] is -2; expected 1 to 30 frames"),
+        ([0, 20], "mel_lens[0] is 0; expected 1 to 30 frames"),
+        ([2.7, 20.0], "mel_lens[0] is 2.7; expected a whole number of frames"),
+        ([30], "mel_lens has 1 lengths for a batch of 2"),
+        ([[30, 20]], "mel_lens has 1 lengths for a batch of 2"),
+    ],
+)
+def test_speechbrain_mel_lens_that_do_not_fit_the_batch_are_one_line(clip, lens, expected):
+    """A length beyond T was cut to T, a negative one cut frames from the end (mel[:, :-2]), 2.7
+    became 2, a wrong count was an IndexError: every one silently vocoded something else."""
+    mel = torch.from_numpy(mel_spectrogram(clip, "tacotron2"))[:, :30]
+    with pytest.raises(WavegenError) as err:
+        SpeechBrainVocoder(tiny_vocoder()).decode_batch(torch.stack([mel, mel]), torch.tensor(lens))
+    assert str(err.value) == f"SpeechBrain spectrogram: {expected}"
+
+
+@pytest.mark.parametrize(
+    "conf, message",
+    [
+        ({"fs": "abc"}, "ESPnet feats_extract_conf: fs is 'abc'; expected a number"),
+        ({"n_fft": [1024]}, "ESPnet feats_extract_conf: n_fft is [1024]; expected a number"),
+        ({"log_base": float("nan")}, "ESPnet log_base must be positive and not 1, got nan"),
+        ([("fs", 22050)], "ESPnet feats_extract_conf: expected a mapping of LogMelFbank settings, got list"),
+    ],
+)
+def test_espnet_settings_that_are_not_numbers_are_one_line(conf, message):
+    """A string or list setting was a ValueError/TypeError from float(), a NaN log base was
+    accepted (and vocoded NaN mels), a list of pairs a TypeError from dict.update."""
+    base = {"fs": 22050, "n_fft": 1024, "hop_length": 256, "n_mels": 80, "fmin": 80, "fmax": 7600}
+    conf = {**base, **conf} if isinstance(conf, dict) else conf
+    with pytest.raises(WavegenError) as err:
+        ESPnetVocoder.from_config(tiny_vocoder("espnet"), conf)
+    assert str(err.value) == message

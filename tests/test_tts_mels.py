@@ -5,6 +5,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,12 @@ from wavegen.core.config import load_recipe
 from wavegen.core.errors import WavegenError
 from wavegen.core.features import mel_spectrogram
 from wavegen.data.preprocess import preprocess
-from wavegen.data.tts_mels import coqui_db_to_natural_log, natural_log_to_coqui_db
+from wavegen.data.tts_mels import (
+    coqui_db_to_natural_log,
+    coqui_settings,
+    natural_log_to_coqui_db,
+    read_statistics,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 LJ = REPO.parent / "shared" / "corpora" / "ljspeech-mini"
@@ -204,3 +210,67 @@ def test_cli_mels_option_and_a_one_line_error(corpus, tmp_path):
     wrong = cli("--workdir", "w3", "--mels", str(folder), "--mels-convention", "ln")
     assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1
     assert "data.tts_mels_convention must be one of" in wrong.stderr
+
+
+@pytest.mark.parametrize("key", ["max_norm", "ref_level_db", "min_level_db", "spec_gain"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_coqui_setting_that_is_not_finite_is_refused(key, value):
+    """JSON's NaN (Python's json reads it) as max_norm passed every check and cached all-NaN mels."""
+    with pytest.raises(WavegenError, match=f"audio.{key} must be a finite number"):
+        coqui_settings({key: value})
+
+
+@pytest.mark.parametrize(
+    "stats",
+    [
+        {"mean": [0.0] * 80, "std": [1.0] * 79 + [float("inf")]},
+        {"mean": [float("nan")] * 80, "std": [1.0] * 80},
+    ],
+)
+def test_statistics_that_are_not_finite_are_refused(tmp_path, stats):
+    """An infinite std or a NaN mean was diagnosed as 'mels that look dB (min -inf ... std nan)'."""
+    path = tmp_path / "stats.json"
+    path.write_text(json.dumps(stats))
+    with pytest.raises(WavegenError) as err:
+        read_statistics(path, 80)
+    assert str(err.value) == f"data.tts_mels_params: {path}: expected 80 finite means and 80 finite stds > 0"
+
+
+def test_feats_stats_with_a_count_of_0_is_one_line_without_a_numpy_warning(tmp_path):
+    path = tmp_path / "feats_stats.npz"
+    np.savez(path, count=0, sum=np.zeros(80), sum_square=np.zeros(80))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's divide warning reached the terminal
+        with pytest.raises(WavegenError, match="count is 0"):
+            read_statistics(path, 80)
+
+
+def test_a_mel_convention_without_the_mels_folder_is_refused(corpus, tmp_path):
+    """`preprocess --mels-convention log10` without --mels made a cache from the audio's mels."""
+    with pytest.raises(WavegenError) as err:
+        recipe(tmp_path, corpus[0], tts_mels_convention="log10")
+    assert (
+        str(err.value)
+        == "data.tts_mels_convention is set (log10), but data.tts_mels (the mels' folder) is not"
+    )
+
+
+def test_a_mel_whose_header_claims_more_data_than_the_file_holds_is_refused_unread(tmp_path):
+    """A .npy header saying (80, 10**12) float32 was "internal error: MemoryError: Unable to
+    allocate 291. TiB": the header is checked against the file's size before anything is read."""
+    from numpy.lib import format as npy_format
+
+    from wavegen.data.tts_mels import read_mel
+
+    path = tmp_path / "LJ001-0002.npy"
+    with open(path, "wb") as f:
+        npy_format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (80, 10**12)})
+        f.write(bytes(64))
+    with pytest.raises(WavegenError) as err:
+        read_mel(path)
+    assert str(err.value) == (
+        f"{path}: not a readable .npy array (its header says shape (80, 1000000000000) of float32, "
+        "320000000000000 bytes; the file holds 64)"
+    )
+    np.save(path, np.zeros((80, 7), dtype=np.float32))
+    assert read_mel(path).shape == (80, 7)

@@ -145,6 +145,8 @@ def load_checkpoint(path: str | Path, verify: bool = True) -> dict:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, foreign pickle, ...: all mean "not our checkpoint"
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if msg.startswith("Weights only load failed"):  # torch's advice to turn weights_only off: never
+            msg = "not a file of plain tensors and values; wavegen never unpickles other objects"
         raise WavegenError(f"{path}: not a readable wavegen checkpoint ({msg})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise WavegenError(f"{path}: not a wavegen checkpoint (expected format {FORMAT!r})")
@@ -166,10 +168,27 @@ def _foreign_kind(path: Path) -> str | None:
     """What ``path`` is, if its first bytes say it is a known file that is not a checkpoint."""
     try:
         with open(path, "rb") as f:
-            head = f.read(16)
+            head = f.read(512)
     except OSError:
         return None  # torch.load's own error below says why it cannot be read
-    return next((kind for magic, kind in _FOREIGN if head.startswith(magic)), None)
+    if not head:
+        return "an empty file"
+    kind = next((kind for magic, kind in _FOREIGN if head.startswith(magic)), None)
+    if kind is None and _is_text(head):  # a recipe YAML, a .sha256 sidecar, a JSON config, ...
+        return "a text file"
+    return kind
+
+
+def _is_text(head: bytes) -> bool:
+    """Whether the first bytes of a file are printable UTF-8 text (a torch file starts with a zip
+    header or a pickle opcode, never with text)."""
+    for cut in range(4):  # the 512-byte read may end inside a multi-byte character
+        try:
+            text = head[: len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return bool(text) and all(ch.isprintable() or ch in "\t\r\n" for ch in text)
+    return False
 
 
 def resolve_checkpoint(source: str | Path) -> Path:

@@ -15,8 +15,9 @@ def speaker_option():
 
 
 def speaker_value(speakers: list[str], speaker: str | None) -> str | int | None:
-    """--speaker as the library takes it: a name of the model's speakers, else digits as an index."""
-    if speaker is None or speaker in speakers or not speaker.isdigit():
+    """--speaker as the library takes it: a name of the model's speakers, else ASCII digits as an
+    index (str.isdigit alone takes "²", which int() refuses, and "١", which it reads as 1)."""
+    if speaker is None or speaker in speakers or not (speaker.isascii() and speaker.isdigit()):
         return speaker
     return int(speaker)
 

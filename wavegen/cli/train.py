@@ -39,7 +39,8 @@ def train(
         None,
         "--init-from",
         help="Fine-tune: start from this trained model (run dir, checkpoint or export folder); a "
-        "fresh optimiser, schedule and step. Ignored when the run dir already has checkpoints.",
+        "fresh optimiser, schedule and step. A run dir with checkpoints continues its own fine-tune "
+        "(one trained from scratch is refused).",
     ),
     map_speakers: list[str] = typer.Option(
         None,
@@ -62,7 +63,13 @@ def train(
         new, sep, known = item.partition("=")
         if not (sep and new.strip() and known.strip()):
             raise WavegenError(f"--map-speaker {item!r}: expected NEW=KNOWN, e.g. p999=p225")
-        speaker_map[new.strip()] = known.strip()
+        new, known = new.strip(), known.strip()
+        if speaker_map.get(new, known) != known:  # the last one would silently win
+            raise WavegenError(
+                f"--map-speaker: speaker {new!r} is mapped twice ({new}={speaker_map[new]}, {new}={known}); "
+                "give one known speaker for it"
+            )
+        speaker_map[new] = known
     if speaker_map and init_from is None:
         raise WavegenError("--map-speaker needs --init-from (it maps speakers onto a trained model's)")
     result = run_training(

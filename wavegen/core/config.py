@@ -390,6 +390,11 @@ def validate_data(d: DataConfig, hop_length: int) -> None:
     _at_least("data.tts_mels_max_frame_diff", d.tts_mels_max_frame_diff, 0)
     if d.tts_mels_params and not d.tts_mels:
         raise WavegenError("data.tts_mels_params is set, but data.tts_mels (the mels' folder) is not")
+    if d.tts_mels_convention != "auto" and not d.tts_mels:
+        raise WavegenError(
+            f"data.tts_mels_convention is set ({d.tts_mels_convention}), "
+            "but data.tts_mels (the mels' folder) is not"
+        )
     _at_least("data.num_workers", d.num_workers, 0)
 
 

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.lib import format as npy_format
 
 from ..core.errors import WavegenError
 from ..core.features import MelPreset
@@ -111,7 +113,7 @@ def open_source(data, preset: MelPreset, ids: list[str]) -> MelSource:
             raise WavegenError(
                 "data.tts_mels_convention standardised needs data.tts_mels_params (the statistics file)"
             )
-        mean, std = _statistics(params, preset.n_mels)
+        mean, std = read_statistics(params, preset.n_mels)
         extra.update(mean=tuple(mean), std=tuple(std))
         logs = [m * std[:, None] + mean[:, None] for m in samples]
         extra["base"] = {"natural-log": "e", "log10": "10"}[
@@ -131,6 +133,9 @@ def open_source(data, preset: MelPreset, ids: list[str]) -> MelSource:
 def read_mel(path: Path) -> np.ndarray:
     """A 2-D float .npy (never unpickled), or a WavegenError naming the file."""
     try:
+        problem = _npy_size_problem(path)
+        if problem:
+            raise WavegenError(f"{path}: not a readable .npy array ({problem})")
         mel = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise WavegenError(f"{path}: not a readable .npy array ({str(err).splitlines()[0]})") from None
@@ -139,6 +144,24 @@ def read_mel(path: Path) -> np.ndarray:
     if not np.isfinite(mel).all():
         raise WavegenError(f"{path}: contains NaN or infinite values")
     return mel.astype(np.float32)
+
+
+def _npy_size_problem(path: Path) -> str | None:
+    """Why a .npy's header does not fit the file's size (a forged or truncated file), before
+    np.load allocates what the header claims; None if it fits. ValueError: not a .npy."""
+    with open(path, "rb") as f:
+        version = npy_format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            return None  # np.load says what it makes of other versions
+        read = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}[version]
+        shape, _, dtype = read(f, max_header_size=10_000)
+        if dtype.hasobject:
+            return None  # np.load refuses it (allow_pickle=False)
+        expected = math.prod(shape) * dtype.itemsize
+        held = os.fstat(f.fileno()).st_size - f.tell()
+    if expected != held:
+        return f"its header says shape {shape} of {dtype}, {expected} bytes; the file holds {held}"
+    return None
 
 
 def _layout(mels: list[np.ndarray], n_mels: int, folder: Path) -> bool:
@@ -204,19 +227,25 @@ def coqui_settings(audio) -> dict:
                 raise WavegenError(f"audio.log_func must be np.log10 or np.log, got {value!r}")
         elif isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, (int, float)):
             raise WavegenError(f"audio.{key} must be like {default!r}, got {value!r}")
+        elif not math.isfinite(value):  # JSON's NaN and Infinity read as floats
+            raise WavegenError(f"audio.{key} must be a finite number, got {value!r}")
         settings[key] = value
     if settings["max_norm"] <= 0 or settings["min_level_db"] >= 0 or settings["spec_gain"] <= 0:
         raise WavegenError("a Coqui audio config needs max_norm > 0, min_level_db < 0 and spec_gain > 0")
     return settings
 
 
-def _statistics(params: Path, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
+def read_statistics(params: Path, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) per bin from ESPnet's feats_stats.npz or a JSON {"mean", "std"}."""
     try:
         if params.suffix == ".npz":
             with np.load(params, allow_pickle=False) as stats:
                 if {"count", "sum", "sum_square"} <= set(stats.files):
                     count = float(stats["count"])
+                    if not count > 0:
+                        raise WavegenError(
+                            f"data.tts_mels_params: {params}: count is {count:g}; expected > 0"
+                        )
                     mean = stats["sum"] / count
                     std = np.sqrt(np.maximum(stats["sum_square"] / count - mean**2, 1e-20))
                 else:
@@ -230,8 +259,11 @@ def _statistics(params: Path, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
             f"mean/std ({type(err).__name__}: {err})"
         ) from None
     mean, std = np.asarray(mean, dtype=np.float64).reshape(-1), np.asarray(std, dtype=np.float64).reshape(-1)
-    if mean.shape != (n_mels,) or std.shape != (n_mels,) or not (std > 0).all():
-        raise WavegenError(f"data.tts_mels_params: {params}: expected {n_mels} means and {n_mels} stds > 0")
+    finite = np.isfinite(mean).all() and np.isfinite(std).all()
+    if mean.shape != (n_mels,) or std.shape != (n_mels,) or not finite or not (std > 0).all():
+        raise WavegenError(
+            f"data.tts_mels_params: {params}: expected {n_mels} finite means and {n_mels} finite stds > 0"
+        )
     return mean, std
 
 

@@ -14,12 +14,14 @@ n_fft, hop_length, win_length, n_mels, fmin and fmax are checked against the voc
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 
 import torch
 
 from ..core.errors import WavegenError
 from ..inference.vocoder import Vocoder
-from .frontend import check_settings, vocode_natural_log
+from .frontend import as_mels, check_settings, vocode_natural_log
 
 _NAMES = {  # preset field -> ESPnet's feats_extract_conf key
     "sample_rate": "fs",
@@ -37,7 +39,9 @@ class ESPnetVocoder:
 
     def __init__(self, vocoder: Vocoder, log_base: float | None = 10.0, **vocode_options):
         vocoder.require_mel_conditioning()
-        if log_base is not None and (log_base <= 0 or log_base == 1):
+        number = isinstance(log_base, numbers.Real) and not isinstance(log_base, bool)
+        usable = number and math.isfinite(log_base) and log_base > 0 and log_base != 1
+        if log_base is not None and not usable:
             raise WavegenError(f"ESPnet log_base must be positive and not 1, got {log_base}")
         self.vocoder, self.log_base, self.options = vocoder, log_base, vocode_options
 
@@ -46,6 +50,11 @@ class ESPnetVocoder:
         """From an ESPnet model's ``feats_extract_conf`` (its config.yaml); LogMelFbank's defaults
         (fs 16000, n_fft 1024, hop 256, win_length = n_fft, fmin 80, fmax 7600, log_base 10)
         for the keys it leaves out."""
+        if feats_extract_conf is not None and not isinstance(feats_extract_conf, Mapping):
+            raise WavegenError(
+                "ESPnet feats_extract_conf: expected a mapping of LogMelFbank settings, "
+                f"got {type(feats_extract_conf).__name__}"
+            )
         conf = {"fs": 16000, "n_fft": 1024, "hop_length": 256, "n_mels": 80, "fmin": 80, "fmax": 7600}
         conf.update(feats_extract_conf or {})
         conf["win_length"] = conf.get("win_length") or conf["n_fft"]
@@ -78,14 +87,16 @@ class ESPnetVocoder:
 
     @torch.inference_mode()
     def __call__(self, feats) -> torch.Tensor:
-        feats = torch.as_tensor(feats).float()
+        feats = as_mels(feats, "ESPnet feats")
         batched = feats.dim() == 3
         feats = feats if batched else feats[None]  # (B, T, n_mels)
-        if feats.shape[-1] != self.vocoder.n_mels:
+        if feats.dim() < 3 or feats.shape[-1] != self.vocoder.n_mels:
             raise WavegenError(
                 f"ESPnet feats: expected (T, {self.vocoder.n_mels}) as Text2Speech passes them, got shape "
                 f"{tuple(feats.shape if batched else feats.shape[1:])}"
             )
+        if feats.shape[0] == 0:
+            raise WavegenError("ESPnet feats: an empty batch (no mels)")
         waves = vocode_natural_log(self.vocoder, self.natural_log(feats).transpose(1, 2), **self.options)
         return torch.stack(waves) if batched else waves[0]
 

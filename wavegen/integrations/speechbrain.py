@@ -19,7 +19,7 @@ import torch
 
 from ..core.errors import WavegenError
 from ..inference.vocoder import Vocoder
-from .frontend import batch_of, pad_batch, vocode_natural_log
+from .frontend import batch_of, check_lengths, pad_batch, vocode_natural_log
 
 
 class SpeechBrainVocoder:
@@ -40,7 +40,10 @@ class SpeechBrainVocoder:
         (zeros after it), as SpeechBrain's HIFIGAN masks them. ``hop_len``: must be the vocoder's."""
         if hop_len is not None and hop_len != self.vocoder.hop_length:
             raise WavegenError(f"hop_len is {hop_len}, the vocoder's hop is {self.vocoder.hop_length}")
-        mel = batch_of(spectrogram, self.vocoder.n_mels, "SpeechBrain spectrogram")
+        where = "SpeechBrain spectrogram"
+        mel = batch_of(spectrogram, self.vocoder.n_mels, where)
+        if mel_lens is not None:
+            mel_lens = check_lengths(mel_lens, mel.shape[0], mel.shape[2], where, "mel_lens")
         return pad_batch(vocode_natural_log(self.vocoder, mel, lengths=mel_lens, **self.options))
 
     def decode_spectrogram(self, spectrogram) -> torch.Tensor:

@@ -226,12 +226,21 @@ async def json_body(request: Request) -> dict:
         raise BadRequest("expected Content-Type: application/json", 415)
     raw = await request.body()  # at most MAX_BODY bytes: BodyLimit refuses anything longer
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("body: not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("body: expected a JSON object")
+    try:  # "\ud800" is valid JSON but no text: SQLite and the reply cannot encode it
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("body: a string holds an unpaired UTF-16 surrogate") from None
     return body
+
+
+def _not_json(name: str):
+    """NaN, Infinity and -Infinity: Python's json reads them, JSON has no such values."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def api_json(data: dict, status: int = 200) -> Response:

@@ -23,6 +23,7 @@ Every key is optional; an unknown key is an error naming it.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -37,6 +38,8 @@ QUESTION_TYPES = ("text", "number", "choice", "likert")
 QUESTION_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 MAX_TEXT = 4000  # characters of one wording entry, consent text or question label
 MAX_ANSWER = 2000  # characters of one free-text answer or page comment
+MAX_QUESTIONS = 100  # questions in the questionnaire
+MAX_OPTIONS = 100  # options of one choice or likert question
 KEYS = ("language", "texts", "consent", "calibration", "comments", "previous", "questionnaire", "return_url")
 
 
@@ -135,8 +138,8 @@ def parse_experiment(data, where: str) -> Experiment:
             raise WavegenError(f"{where}: {flag}: expected true or false, got {value!r}")
         setattr(exp, flag, value)
     questions = data.get("questionnaire") or []
-    if not isinstance(questions, list):
-        raise WavegenError(f"{where}: questionnaire: expected a list of questions")
+    if not isinstance(questions, list) or len(questions) > MAX_QUESTIONS:
+        raise WavegenError(f"{where}: questionnaire: expected a list of at most {MAX_QUESTIONS} questions")
     seen: set[str] = set()
     for n, raw in enumerate(questions):
         q = _question(raw, f"{where}: questionnaire[{n}]")
@@ -145,7 +148,7 @@ def parse_experiment(data, where: str) -> Experiment:
         seen.add(q.id)
         exp.questionnaire.append(q)
     url = data.get("return_url")
-    if url is not None and (not isinstance(url, str) or not re.match(r"^https?://[^\s<>\"]{1,2000}$", url)):
+    if url is not None and (not isinstance(url, str) or not re.fullmatch(r"https?://[^\s<>\"]{1,2000}", url)):
         raise WavegenError(f"{where}: return_url: expected an http(s) URL ({{code}} is the completion code)")
     exp.return_url = url
     return exp
@@ -171,10 +174,16 @@ def _question(raw, where: str) -> Question:
         raise WavegenError(f"{where}: required: expected true or false")
     options = raw.get("options", [])
     if kind in ("choice", "likert"):
-        if not isinstance(options, list) or not all(isinstance(o, str) and o for o in options):
-            raise WavegenError(f"{where}: options: expected a list of strings")
+        if not isinstance(options, list) or not all(
+            isinstance(o, str) and 0 < len(o) <= MAX_TEXT for o in options
+        ):
+            raise WavegenError(f"{where}: options: expected a list of strings of 1-{MAX_TEXT} characters")
+        if len(options) > MAX_OPTIONS:
+            raise WavegenError(f"{where}: options: at most {MAX_OPTIONS}, got {len(options)}")
         if kind == "choice" and len(options) < 2:
             raise WavegenError(f"{where}: options: a choice needs at least two options")
+        if kind == "likert" and len(options) == 1:  # none: the wording's scale
+            raise WavegenError(f"{where}: options: a likert scale needs at least two points")
         if len(set(options)) != len(options):
             raise WavegenError(f"{where}: options: an option is given twice")
     elif raw.get("options"):
@@ -185,6 +194,8 @@ def _question(raw, where: str) -> Question:
             kind != "number" or isinstance(value, bool) or not isinstance(value, int | float)
         ):
             raise WavegenError(f"{where}: {name}: only a number, for number questions")
+        if value is not None and not math.isfinite(value):  # YAML's .nan and .inf
+            raise WavegenError(f"{where}: {name}: expected a finite number, got {value!r}")
     if low is not None and high is not None and low > high:
         raise WavegenError(f"{where}: min {low} is above max {high}")
     return Question(qid, kind, label, required, list(options), low, high)
@@ -212,7 +223,7 @@ def check_answers(exp: Experiment, answers, likert_points: int) -> dict[str, str
                 raise ValueError(f"{q.id}: expected text of at most {MAX_ANSWER} characters")
             out[q.id] = value
         elif q.type == "number":
-            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"{q.id}: expected a number")
             if (q.min is not None and value < q.min) or (q.max is not None and value > q.max):
                 raise ValueError(f"{q.id}: expected a number from {q.min} to {q.max}")

@@ -196,7 +196,17 @@ def write_answers_csv(results: Results, path: str | Path) -> Path:
         )
         for r in results.ratings:
             score = int(r.score) if float(r.score).is_integer() else r.score
-            writer.writerow([results.test_id, r.listener, r.item, r.system, score, _ms(r.time_ms), r.comment])
+            writer.writerow(
+                [
+                    results.test_id,
+                    r.listener,
+                    r.item,
+                    r.system,
+                    score,
+                    _ms(r.time_ms),
+                    listener_text(r.comment),
+                ]
+            )
     else:
         writer.writerow(
             [
@@ -216,7 +226,16 @@ def write_answers_csv(results: Results, path: str | Path) -> Path:
             else:
                 answer = c.chosen or "none"
             writer.writerow(
-                [results.test_id, c.listener, c.item, c.a, c.b, answer, _ms(c.time_ms), c.comment]
+                [
+                    results.test_id,
+                    c.listener,
+                    c.item,
+                    c.a,
+                    c.b,
+                    answer,
+                    _ms(c.time_ms),
+                    listener_text(c.comment),
+                ]
             )
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -230,11 +249,24 @@ def write_questionnaire_csv(results: Results, path: str | Path) -> Path:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["session_test_id", "listener", *results.questions])
     for listener, answers in sorted(results.questionnaire.items()):
-        writer.writerow([results.test_id, listener, *(answers.get(q, "") for q in results.questions)])
+        row = (listener_text(answers.get(q, "")) for q in results.questions)
+        writer.writerow([results.test_id, listener, *row])
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8")
     return path
+
+
+def listener_text(text: str) -> str:
+    """What a listener typed, safe in a spreadsheet: text that starts like a formula (= + - @, a
+    tab or CR) gets a leading apostrophe (OWASP's CSV-injection advice); a number stays one."""
+    if not text or text[0] not in "=+-@\t\r":
+        return text
+    try:
+        float(text)
+    except ValueError:
+        return "'" + text
+    return text
 
 
 def _ms(value: int | None) -> str:

@@ -68,8 +68,27 @@ class InitReport:
 
 
 def load_init_source(path: str | Path) -> InitSource:
-    """Read a run dir (newest valid checkpoint), a checkpoint file or an exported folder."""
-    path = Path(path)
+    """Read a run dir (newest valid checkpoint), a checkpoint file or an exported folder; its
+    weights (and EMA weights) must be finite."""
+    source = _read_source(Path(path))
+    where = f"--init-from {source.path} ({source.file})"
+    table = source.weights.get(SPEAKER_TABLE)  # None: a model without speakers (its list names the voice)
+    if table is not None and len(source.speakers) > table.shape[0]:
+        count = len(source.speakers)
+        raise WavegenError(f"{where}: speakers: {count} names for a speaker table of {table.shape[0]} rows")
+    twice = next((s for i, s in enumerate(source.speakers) if s in source.speakers[:i]), None)
+    if twice is not None:
+        raise WavegenError(f"{where}: speakers: {twice!r} is listed twice")
+    for what, state in (("", source.weights), ("EMA weights: ", source.ema or {})):
+        for name, value in state.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise WavegenError(
+                    f"{where}: {what}{name} holds NaN or infinite values; not a usable trained model"
+                )
+    return source
+
+
+def _read_source(path: Path) -> InitSource:
     folder = path.parent if path.is_file() and path.suffix == ".safetensors" else path
     if folder.is_dir() and (folder / CONFIG).is_file():
         model, config = load_exported(folder)

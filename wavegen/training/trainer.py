@@ -601,6 +601,25 @@ class stop_signals:
             signal.signal(sig, old)
 
 
+def check_resumed_init(run_dir, init_from, report: dict | None, step: int) -> None:
+    """A run dir with checkpoints continues its own run, whatever ``--init-from`` says: refuse one
+    that was trained from scratch (the model asked for would silently not be used), and say so
+    when the fine-tune it continues started from another model."""
+    if report is None:
+        raise WavegenError(
+            f"{run_dir}: holds a run trained from scratch (step {step}), not a fine-tune: --init-from "
+            f"{init_from} would be ignored; pick another --run-dir, or drop --init-from to continue it"
+        )
+    if Path(report["source"]).resolve() != Path(init_from).resolve():
+        log.warning(
+            "%s: continues its fine-tune from %s; --init-from %s is ignored (pick another --run-dir "
+            "to start one from it)",
+            run_dir,
+            report["source"],
+            init_from,
+        )
+
+
 def train(
     recipe: Recipe,
     workdir: str | Path,
@@ -646,6 +665,8 @@ def train(
             trainer.build()
             if latest is not None:
                 trainer.resume(latest)
+                if init_from is not None:
+                    check_resumed_init(run_dir, init_from, trainer.init_report, trainer.step)
             return trainer.fit()
     finally:
         if flush:
