@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegen.core.audio import atomic_path, read_audio, resample, write_audio, write_npy
+from wavegen.core.audio import atomic_path, read_audio, read_npy, resample, write_audio, write_npy
 from wavegen.core.errors import WavegenError
 
 
@@ -264,3 +264,35 @@ def test_a_device_or_fifo_as_output_is_refused_and_left_alone(tmp_path):
         assert str(err.value) == f"{fifo}: not a regular file (a FIFO); expected the name of a file to write"
         assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+def test_a_forged_npy_header_is_refused_before_numpy_allocates_it(tmp_path):
+    """A .npy whose header claims (80, 10**12) float32 (291 TiB) with 12 bytes of data: read_npy
+    (behind synthesize --mel and preprocess --mels) names the file and the mismatch in one line
+    instead of numpy trying the allocation; a real array still reads back exactly."""
+    from numpy.lib import format as npy_format
+
+    forged = tmp_path / "forged.npy"
+    with open(forged, "wb") as f:
+        npy_format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (80, 10**12)})
+        f.write(b"\0" * 12)
+    with pytest.raises(WavegenError) as err:
+        read_npy(forged)
+    message = str(err.value)
+    assert message.startswith(f"{forged}: not a readable .npy array (its header says shape (80, 10000")
+    assert "the file holds 12" in message and "\n" not in message
+    real = np.arange(12, dtype=np.float32).reshape(3, 4)
+    write_npy(tmp_path / "real.npy", real)
+    assert np.array_equal(read_npy(tmp_path / "real.npy"), real)
+
+
+def test_synthesize_reads_mel_files_through_the_checked_reader(tmp_path):
+    from numpy.lib import format as npy_format
+
+    from wavegen.inference.synthesize import load_mel_file
+
+    forged = tmp_path / "tts.npy"
+    with open(forged, "wb") as f:
+        npy_format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (80, 10**12)})
+    with pytest.raises(WavegenError, match="its header says shape"):
+        load_mel_file(forged)

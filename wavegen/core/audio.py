@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import io
+import math
 import os
 import secrets
 import stat
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from numpy.lib import format as npy_format
 
 from .errors import OutputError, WavegenError
 
@@ -115,6 +117,36 @@ def audio_writer(path: str | os.PathLike, wav, sample_rate: int, subtype: str = 
         f.write(buffer.getbuffer())
 
     return write
+
+
+def read_npy(path: str | os.PathLike) -> np.ndarray:
+    """A .npy array, never unpickled, its header checked against the file's size first (a forged
+    header claiming terabytes is refused before numpy allocates them); WavegenError naming the file."""
+    try:
+        problem = _npy_size_problem(Path(path))
+        if problem:
+            raise WavegenError(f"{path}: not a readable .npy array ({problem})")
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise WavegenError(f"{path}: not a readable .npy array ({str(err).splitlines()[0]})") from None
+
+
+def _npy_size_problem(path: Path) -> str | None:
+    """Why a .npy's header does not fit the file's size (a forged or truncated file), before
+    np.load allocates what the header claims; None if it fits. ValueError: not a .npy."""
+    with open(path, "rb") as f:
+        version = npy_format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            return None  # np.load says what it makes of other versions
+        read = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}[version]
+        shape, _, dtype = read(f, max_header_size=10_000)
+        if dtype.hasobject:
+            return None  # np.load refuses it (allow_pickle=False)
+        expected = math.prod(shape) * dtype.itemsize
+        held = os.fstat(f.fileno()).st_size - f.tell()
+    if expected != held:
+        return f"its header says shape {shape} of {dtype}, {expected} bytes; the file holds {held}"
+    return None
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:

@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from numpy.lib import format as npy_format
 
+from ..core.audio import read_npy
 from ..core.errors import WavegenError
 from ..core.features import MelPreset
 from ..core.mel_scale import judge_scale
@@ -132,36 +131,12 @@ def open_source(data, preset: MelPreset, ids: list[str]) -> MelSource:
 
 def read_mel(path: Path) -> np.ndarray:
     """A 2-D float .npy (never unpickled), or a WavegenError naming the file."""
-    try:
-        problem = _npy_size_problem(path)
-        if problem:
-            raise WavegenError(f"{path}: not a readable .npy array ({problem})")
-        mel = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise WavegenError(f"{path}: not a readable .npy array ({str(err).splitlines()[0]})") from None
+    mel = read_npy(path)
     if mel.ndim != 2 or mel.dtype.kind != "f":
         raise WavegenError(f"{path}: expected a 2-D float mel, got shape {mel.shape} dtype {mel.dtype}")
     if not np.isfinite(mel).all():
         raise WavegenError(f"{path}: contains NaN or infinite values")
     return mel.astype(np.float32)
-
-
-def _npy_size_problem(path: Path) -> str | None:
-    """Why a .npy's header does not fit the file's size (a forged or truncated file), before
-    np.load allocates what the header claims; None if it fits. ValueError: not a .npy."""
-    with open(path, "rb") as f:
-        version = npy_format.read_magic(f)
-        if version not in ((1, 0), (2, 0)):
-            return None  # np.load says what it makes of other versions
-        read = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}[version]
-        shape, _, dtype = read(f, max_header_size=10_000)
-        if dtype.hasobject:
-            return None  # np.load refuses it (allow_pickle=False)
-        expected = math.prod(shape) * dtype.itemsize
-        held = os.fstat(f.fileno()).st_size - f.tell()
-    if expected != held:
-        return f"its header says shape {shape} of {dtype}, {expected} bytes; the file holds {held}"
-    return None
 
 
 def _layout(mels: list[np.ndarray], n_mels: int, folder: Path) -> bool:

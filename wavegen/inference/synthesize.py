@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..artifacts.workdir import load_features_info, load_manifest
-from ..core.audio import AUDIO_SUFFIXES, read_audio, write_audio
+from ..core.audio import AUDIO_SUFFIXES, read_audio, read_npy, write_audio
 from ..core.errors import WavegenError
 from ..generation.generate import check_temperature
 from ..generation.sampler import check_seed
@@ -66,7 +66,7 @@ def load_mel_file(path: Path) -> torch.Tensor:
     """A TTS mel file: .npy (no pickle) or .pt (weights_only) holding one 2-D array."""
     try:
         if path.suffix == ".npy":
-            data = torch.from_numpy(np.load(path, allow_pickle=False))
+            data = torch.from_numpy(read_npy(path))
         elif path.suffix == ".pt":
             data = torch.load(path, map_location="cpu", weights_only=True)
         else:
