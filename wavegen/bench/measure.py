@@ -40,12 +40,14 @@ from ..core.config import ModelConfig
 from ..core.device import resolve_device
 from ..core.errors import WavegenError
 from ..core.features import get_preset
-from ..generation import Sampler, backends, generate
+from ..generation import Sampler, backends
 from ..model import WaveNet
 from ..training import optimization_step
 from ..training.ema import EMA
 from ..training.precision import compute_dtype, resolve_precision
 from .peer import PeerEMA, PeerWaveNet, naive_generate, peer_train_step
+from .precision import bf16_threads, big_model, cpu_level_name
+from .throughput import generate_throughput, random_inputs, sync
 
 # The reference model: the recipe defaults (wavegen.core.config) at a CPU-friendly size: 24 layers in
 # 4 stacks (dilations 1 … 32), residual 64, gate 128, skip 64 channels; kernel 3, 256 μ-law
@@ -77,31 +79,15 @@ def resolve_config(name_or_recipe: str) -> tuple[str, ModelConfig, int]:
     return recipe.name, model, get_preset(recipe.audio.preset).sample_rate
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _random_inputs(c: ModelConfig, batch: int, frames: int, device, gen: torch.Generator):
-    """Log-mel-like conditioning (B, C, frames) and speaker ids (B,) or None."""
-    mel = (
-        (torch.randn(batch, c.cin_channels, frames, generator=gen) - 5.0).to(device)
-        if c.cin_channels
-        else None
-    )
-    speaker = torch.zeros(batch, dtype=torch.int64, device=device) if c.n_speakers else None
-    return mel, speaker
-
-
 def _step_rate(step, steps: int, samples: int, device: torch.device) -> float:
     """samples / the median wall time of ``steps`` calls of ``step`` (after one warm-up call)."""
     step()
     times = []
     for _ in range(steps):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         step()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     return samples / statistics.median(times)
 
@@ -111,7 +97,7 @@ def _train_batch(config: ModelConfig, device: torch.device):
     gen = torch.Generator().manual_seed(0)
     audio = torch.randint(0, config.quantize_channels, (TRAIN_BATCH, TRAIN_WINDOW), generator=gen)
     frames = TRAIN_WINDOW // math.prod(config.upsample_scales) + 2 * config.cin_pad
-    return (audio.to(device), *_random_inputs(config, TRAIN_BATCH, frames, device, gen))
+    return (audio.to(device), *random_inputs(config, TRAIN_BATCH, frames, device, gen))
 
 
 def train_throughput(model: WaveNet, precision: str, steps: int = 3) -> float:
@@ -149,24 +135,6 @@ def peer_train_throughput(config: ModelConfig, device: torch.device, steps: int 
     )
 
 
-def generate_throughput(
-    model: WaveNet, batch: int, seconds: float, sample_rate: int, backend: str = "auto"
-) -> float:
-    """Aggregate samples/s of :func:`wavegen.generate` for ``seconds`` of audio per row."""
-    device = model.embed.weight.device
-    hop = model.hop_length
-    frames = max(1, round(seconds * sample_rate / hop))
-    gen = torch.Generator().manual_seed(batch)
-    mel, speaker = _random_inputs(model.config, batch, frames, device, gen)
-    warm, _ = _random_inputs(model.config, batch, 1, device, gen)
-    generate(model, warm, speaker, seed=0, num_samples=hop, backend=backend)  # prepare, warm caches
-    _sync(device)
-    start = time.perf_counter()
-    audio = generate(model, mel, speaker, seed=0, num_samples=frames * hop, backend=backend)
-    _sync(device)
-    return audio.numel() / (time.perf_counter() - start)
-
-
 def generation_backends(device: torch.device) -> list[str]:
     """The backends worth measuring here: every CPU kernel that runs (else the torch step), or
     the CUDA graph."""
@@ -180,12 +148,12 @@ def stream_first_chunk_ms(model: WaveNet, device, chunk_samples: int = 4096) -> 
     from ..generation import stream
 
     hop = model.hop_length
-    mel, speaker = _random_inputs(model.config, 1, max(1, 5 * 22050 // hop), device, torch.Generator())
-    _sync(device)
+    mel, speaker = random_inputs(model.config, 1, max(1, 5 * 22050 // hop), device, torch.Generator())
+    sync(device)
     start = time.perf_counter()
     chunks = stream(model, mel, speaker, seed=0, chunk_samples=chunk_samples)
     next(chunks)
-    _sync(device)
+    sync(device)
     elapsed = time.perf_counter() - start
     chunks.close()
     return elapsed * 1000
@@ -194,7 +162,7 @@ def stream_first_chunk_ms(model: WaveNet, device, chunk_samples: int = 4096) -> 
 def torch_step_throughput(model: WaveNet, num_samples: int) -> float:
     """Samples/s of the pure-torch step (the fallback without a compiled kernel) at batch 1."""
     gen = torch.Generator().manual_seed(1)
-    mel, speaker = _random_inputs(model.config, 1, max(1, -(-num_samples // model.hop_length)), "cpu", gen)
+    mel, speaker = random_inputs(model.config, 1, max(1, -(-num_samples // model.hop_length)), "cpu", gen)
     sampler = Sampler(model, mel, speaker, seed=0, num_samples=num_samples, backend="torch")
     start = time.perf_counter()
     sampler.run(num_samples)
@@ -205,7 +173,7 @@ def baseline_throughput(model: WaveNet, batch: int, num_samples: int) -> float:
     """Aggregate samples/s of :func:`naive_generate` (CPU) over ``num_samples`` per row."""
     hop = model.hop_length
     gen = torch.Generator().manual_seed(batch)
-    mel, speaker = _random_inputs(model.config, batch, max(1, -(-num_samples // hop)), "cpu", gen)
+    mel, speaker = random_inputs(model.config, batch, max(1, -(-num_samples // hop)), "cpu", gen)
     start = time.perf_counter()
     naive_generate(model, mel, num_samples, speaker)
     return batch * num_samples / (time.perf_counter() - start)
@@ -300,8 +268,6 @@ def run_bench(
             precision,
         )
         if dev.type == "cpu" and big_config is not None and backends.get_kernel("cpp-bf16"):
-            from .precision import big_model
-
             big_name, big, big_rate = resolve_config(big_config)
             result["big_model"] = big_model(big, big_name, big_rate, big_batches or [1, 32], big_seconds, log)
         if codec_run is not None:
@@ -318,7 +284,7 @@ def _run(
     model = WaveNet(model_config).to(dev).eval()
     probe = Sampler(
         model,
-        *_random_inputs(model.config, 1, 1, dev, torch.Generator()),
+        *random_inputs(model.config, 1, 1, dev, torch.Generator()),
         num_samples=model.hop_length,
         precision=precision,
     )
@@ -354,8 +320,6 @@ def _run(
     if "cpp-bf16" in by_backend and fp32 is not None:
         bf16 = by_backend["cpp-bf16"]
         result["bf16_vs_fp32"] = {b: round(bf16[b] / by_backend[fp32][b], 3) for b in bf16}
-        from .precision import bf16_threads, cpu_level_name
-
         result["bf16_cpu_level"] = cpu_level_name()
         result["bf16_threads"] = bf16_threads(model, seconds, sample_rate, log)
     kernels = {name: backends.get_kernel(name) for name in backends.KERNEL_NAMES} if dev.type == "cpu" else {}

@@ -20,6 +20,7 @@ import torch
 from ..generation import Sampler, backends
 from ..generation.kernel_bf16 import LEVELS, Bf16Runner
 from ..model import WaveNet
+from .throughput import generate_throughput
 
 BARRIER_ROUNDS = 20000
 
@@ -65,8 +66,6 @@ def bf16_threads(model: WaveNet, seconds: float, sample_rate: int, log) -> dict:
 
 def big_model(config, name: str, sample_rate: int, batches, seconds: float, log) -> dict:
     """fp32 kernel and ``cpp-bf16`` on ``config`` (random weights) at each batch size."""
-    from .measure import generate_throughput
-
     torch.manual_seed(0)
     model = WaveNet(config).eval()
     fp32 = backends.cpu_backend("fp32")
